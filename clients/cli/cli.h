@@ -1,0 +1,77 @@
+/*
+ * cli: what the commands of `allot` share: the global options, the RPC call
+ * with its error report, flag scanning, and the commands' entry points.
+ */
+#ifndef ALLOT_CLI_CLI_H
+#define ALLOT_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "allot_client.h"
+
+/* Exit statuses: the spec's contract with scripts. */
+enum {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_FAIL = 1, /* an RPC error, or records rejected */
+	CLI_EXIT_USAGE = 2, /* a bad command line or input file */
+};
+
+enum cli_format {
+	CLI_FORMAT_TABLE,
+	CLI_FORMAT_JSON,
+};
+
+struct cli {
+	struct allot_client_options opts;
+	enum cli_format format;
+	bool dry_run; /* print the requests' JSON instead of sending them */
+	struct allot_client *client; /* created on the first call */
+};
+
+/*
+ * Prints "allot: <message>" and a pointer to `allot <help_cmd> --help` on
+ * stderr. Returns CLI_EXIT_USAGE.
+ */
+int cli_usage_error(const char *help_cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Scans the flag at argv[*i]: "--name value" or "--name=value". Copies the
+ * name without dashes into name (namelen bytes), sets *value (NULL for --help
+ * and -h, and when the command line ends before the value: see cli_has_value)
+ * and moves *i past them. Returns 1 for a flag, 0 when argv[*i] is not one (a
+ * positional argument, "-" included), -1 after printing a usage error for a
+ * name too long.
+ */
+int cli_next_flag(int argc, char **argv, int *i, char *name, size_t namelen, const char **value,
+    const char *help_cmd) __attribute__((warn_unused_result));
+
+/* True when value is set; otherwise prints "flag --name needs a value" as a usage error. */
+bool cli_has_value(const char *help_cmd, const char *name, const char *value)
+    __attribute__((warn_unused_result));
+
+/* Sets cli->format from "table" or "json"; false for anything else. */
+bool cli_set_format(struct cli *cli, const char *value) __attribute__((warn_unused_result));
+
+/*
+ * Calls service_method with request. Returns 0 and a new *response (freed by
+ * the caller with protobuf_c_message_free_unpacked), or -1 after printing
+ * "allot: <code>: <msg>" on stderr.
+ */
+int cli_call(struct cli *cli, const char *service_method, const ProtobufCMessage *request,
+    const ProtobufCMessageDescriptor *response_desc, ProtobufCMessage **response)
+    __attribute__((warn_unused_result));
+
+/* Prints a response in cli's format; returns an exit status. */
+int cli_print(const struct cli *cli, const ProtobufCMessage *msg);
+
+/* `allot admin ...`; argv[0] is "admin". Returns an exit status. */
+int admin_main(struct cli *cli, int argc, char **argv);
+
+/* `allot ingest ...`; argv[0] is "ingest". Returns an exit status. */
+int ingest_main(struct cli *cli, int argc, char **argv);
+
+#endif

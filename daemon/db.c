@@ -1,0 +1,565 @@
+/*
+ * db: asynchronous libpq on the event loop.
+ *
+ * Each connection is a small state machine: DOWN (waiting for its reconnect
+ * timer), CONNECTING (PQconnectPoll steps on socket readiness), IDLE (watching
+ * its socket, so a server that goes away is noticed at once) and BUSY (one query
+ * sent with PQsendQueryParams, flushed and read without blocking). Queries wait
+ * in a FIFO when every connection is busy. This module does not know SQL or
+ * what a result means: callers interpret results and clear nothing themselves.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/event.h>
+
+#include "db.h"
+#include "log.h"
+
+#define DB_QUEUE_MAX 4096
+#define DB_BACKOFF_MIN_MS 100
+
+enum conn_state {
+	CONN_DOWN,
+	CONN_CONNECTING,
+	CONN_IDLE,
+	CONN_BUSY,
+};
+
+struct query {
+	struct query *next;
+	char *sql;
+	int nparams;
+	char **params;
+	db_result_cb cb;
+	void *arg;
+};
+
+struct conn {
+	struct db *db;
+	int index;
+	enum conn_state state;
+	PGconn *pg;
+	struct event *io;	/* on PQsocket(pg); re-created when the socket changes */
+	int io_fd;
+	struct event *retry;	/* reconnect timer */
+	int backoff_ms;
+	struct query *query;	/* BUSY: the query on the wire */
+	PGresult *result;	/* BUSY: its first result, kept until the last is read */
+};
+
+struct db {
+	struct event_base *base;
+	char *conninfo;
+	int nconns;
+	struct conn *conns;
+	struct query *head, *tail;
+	int queued;
+	struct query *failed;	/* answered unavailable on the next loop turn */
+	struct event *deliver;
+	int reconnect_max_ms;
+	unsigned long long queries, failures, reconnects;
+};
+
+static void conn_io_cb(evutil_socket_t fd, short what, void *arg);
+static void conn_connect(struct conn *c);
+static void db_dispatch(struct db *db);
+
+static void
+query_free(struct query *q)
+{
+	if (q == NULL)
+		return;
+	for (int i = 0; i < q->nparams; i++)
+		free(q->params[i]);
+	free(q->params);
+	free(q->sql);
+	free(q);
+}
+
+static void
+query_finish(struct query *q, enum db_status status, PGresult *res, const char *message)
+{
+	struct db_result r = { .status = status, .res = res, .sqlstate = "", .message = "" };
+
+	if (res != NULL && status == DB_ERROR) {
+		const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+		r.sqlstate = s != NULL ? s : "";
+		r.message = m != NULL ? m : PQresultErrorMessage(res);
+	} else if (message != NULL) {
+		r.message = message;
+	}
+	q->cb(&r, q->arg);
+	query_free(q);
+}
+
+/* Watches the connection's socket for the given events, re-creating the event if the socket
+ * changed (libpq may open a new one for each host it tries). */
+static int
+conn_watch(struct conn *c, short what)
+{
+	int fd = PQsocket(c->pg);
+
+	if (fd < 0)
+		return -1;
+	if (c->io != NULL && (c->io_fd != fd || event_get_events(c->io) != (what | EV_PERSIST))) {
+		event_free(c->io);
+		c->io = NULL;
+	}
+	if (c->io == NULL) {
+		c->io = event_new(c->db->base, fd, what | EV_PERSIST, conn_io_cb, c);
+		if (c->io == NULL)
+			return -1;
+		c->io_fd = fd;
+	}
+	return event_add(c->io, NULL);
+}
+
+static void
+conn_schedule_retry(struct conn *c)
+{
+	struct timeval tv;
+
+	tv.tv_sec = c->backoff_ms / 1000;
+	tv.tv_usec = (c->backoff_ms % 1000) * 1000;
+	if (evtimer_add(c->retry, &tv) != 0)
+		log_error("could not schedule reconnection of database connection %d", c->index);
+	c->backoff_ms *= 2;
+	if (c->backoff_ms > c->db->reconnect_max_ms)
+		c->backoff_ms = c->db->reconnect_max_ms;
+}
+
+/* True when no connection is up or on its way up: queries cannot be served soon. */
+static bool
+db_all_down(const struct db *db)
+{
+	for (int i = 0; i < db->nconns; i++)
+		if (db->conns[i].state != CONN_DOWN)
+			return false;
+	return true;
+}
+
+/* Failures are answered from the loop, never from inside the call (db_query) that found them. */
+static void
+db_defer_fail(struct db *db, struct query *q)
+{
+	db->failures++;
+	q->next = db->failed;
+	db->failed = q;
+	event_active(db->deliver, EV_TIMEOUT, 0);
+}
+
+static void
+db_deliver_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct db *db = arg;
+	struct query *q;
+
+	(void)fd;
+	(void)what;
+	while ((q = db->failed) != NULL) {
+		db->failed = q->next;
+		query_finish(q, DB_UNAVAILABLE, NULL, "database is unavailable");
+	}
+}
+
+static void
+db_fail_queue(struct db *db)
+{
+	struct query *q;
+
+	while ((q = db->head) != NULL) {
+		db->head = q->next;
+		db->queued--;
+		db_defer_fail(db, q);
+	}
+	db->tail = NULL;
+}
+
+/* Closes a broken connection, fails its query, and schedules a new attempt. */
+static void
+conn_down(struct conn *c, const char *why)
+{
+	struct db *db = c->db;
+	struct query *q = c->query;
+	bool was_up = c->state == CONN_IDLE || c->state == CONN_BUSY;
+
+	if (was_up)
+		log_warnx("database connection %d lost: %s", c->index, why);
+	else if (c->backoff_ms == DB_BACKOFF_MIN_MS)
+		log_warnx("database connection %d could not connect: %s", c->index, why);
+	else
+		log_debug("database connection %d could not connect: %s", c->index, why);
+	if (c->io != NULL) {
+		event_free(c->io);
+		c->io = NULL;
+	}
+	if (c->result != NULL) {
+		PQclear(c->result);
+		c->result = NULL;
+	}
+	PQfinish(c->pg);
+	c->pg = NULL;
+	c->state = CONN_DOWN;
+	c->query = NULL;
+	if (was_up)
+		c->backoff_ms = DB_BACKOFF_MIN_MS;
+	conn_schedule_retry(c);
+	if (q != NULL)
+		db_defer_fail(db, q);
+	if (db_all_down(db))
+		db_fail_queue(db);
+}
+
+static void
+conn_copy_error(struct conn *c, char *buf, size_t len)
+{
+	const char *m = c->pg != NULL ? PQerrorMessage(c->pg) : "out of memory";
+	size_t n;
+
+	snprintf(buf, len, "%s", m);
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+}
+
+static void
+conn_fail(struct conn *c)
+{
+	char why[512];
+
+	conn_copy_error(c, why, sizeof(why));
+	conn_down(c, why);
+}
+
+static void
+conn_poll_connect(struct conn *c)
+{
+	switch (PQconnectPoll(c->pg)) {
+	case PGRES_POLLING_READING:
+		if (conn_watch(c, EV_READ) != 0)
+			conn_fail(c);
+		return;
+	case PGRES_POLLING_WRITING:
+		if (conn_watch(c, EV_WRITE) != 0)
+			conn_fail(c);
+		return;
+	case PGRES_POLLING_OK:
+		if (PQsetnonblocking(c->pg, 1) != 0 || conn_watch(c, EV_READ) != 0) {
+			conn_fail(c);
+			return;
+		}
+		c->state = CONN_IDLE;
+		c->backoff_ms = DB_BACKOFF_MIN_MS;
+		log_info("database connection %d ready", c->index);
+		db_dispatch(c->db);
+		return;
+	default:
+		conn_fail(c);
+		return;
+	}
+}
+
+static void
+conn_connect(struct conn *c)
+{
+	static const char *const keys[] = { "dbname", "options", "application_name", NULL };
+	const char *values[] = { c->db->conninfo, "-c TimeZone=UTC", "allotd", NULL };
+
+	c->pg = PQconnectStartParams(keys, values, 1);
+	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {
+		conn_fail(c);
+		return;
+	}
+	c->state = CONN_CONNECTING;
+	conn_poll_connect(c);
+}
+
+static void
+conn_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->db->reconnects++;
+	conn_connect(c);
+}
+
+/* Reads what the server sent; finishes the query once its last result is in. */
+static void
+conn_read(struct conn *c)
+{
+	PGresult *res;
+
+	if (!PQconsumeInput(c->pg)) {
+		conn_fail(c);
+		return;
+	}
+	if (c->state == CONN_IDLE) {
+		/* Nothing is expected on an idle connection but notices or the server's goodbye. */
+		if (PQstatus(c->pg) == CONNECTION_BAD)
+			conn_fail(c);
+		while (c->state == CONN_IDLE && !PQisBusy(c->pg) && (res = PQgetResult(c->pg)) != NULL)
+			PQclear(res);
+		return;
+	}
+	while (!PQisBusy(c->pg)) {
+		res = PQgetResult(c->pg);
+		if (res == NULL) {
+			struct query *q = c->query;
+			PGresult *r = c->result;
+			enum db_status st;
+
+			c->query = NULL;
+			c->result = NULL;
+			c->state = CONN_IDLE;
+			if (r == NULL) {
+				st = DB_UNAVAILABLE;
+				c->db->failures++;
+			} else {
+				ExecStatusType es = PQresultStatus(r);
+
+				st = es == PGRES_TUPLES_OK || es == PGRES_COMMAND_OK ? DB_OK : DB_ERROR;
+			}
+			if (conn_watch(c, EV_READ) != 0) {
+				query_finish(q, st, r, "database connection lost");
+				PQclear(r);
+				conn_fail(c);
+				return;
+			}
+			query_finish(q, st, r, "no result from the database");
+			PQclear(r);
+			db_dispatch(c->db);
+			return;
+		}
+		if (c->result == NULL)
+			c->result = res;
+		else
+			PQclear(res);
+	}
+	if (PQstatus(c->pg) == CONNECTION_BAD)
+		conn_fail(c);
+}
+
+static void
+conn_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	int rc;
+
+	(void)fd;
+	switch (c->state) {
+	case CONN_CONNECTING:
+		conn_poll_connect(c);
+		return;
+	case CONN_BUSY:
+		if (what & EV_WRITE) {
+			rc = PQflush(c->pg);
+			if (rc < 0) {
+				conn_fail(c);
+				return;
+			}
+			if (rc == 0 && conn_watch(c, EV_READ) != 0) {
+				conn_fail(c);
+				return;
+			}
+		}
+		if (what & EV_READ)
+			conn_read(c);
+		return;
+	case CONN_IDLE:
+		conn_read(c);
+		return;
+	case CONN_DOWN:
+		return;
+	}
+}
+
+static void
+conn_send(struct conn *c, struct query *q)
+{
+	int rc;
+
+	c->query = q;
+	c->state = CONN_BUSY;
+	if (!PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, (const char *const *)q->params,
+		NULL, NULL, 0)) {
+		conn_fail(c);
+		return;
+	}
+	rc = PQflush(c->pg);
+	if (rc < 0 || conn_watch(c, rc == 1 ? EV_READ | EV_WRITE : EV_READ) != 0)
+		conn_fail(c);
+}
+
+static void
+db_dispatch(struct db *db)
+{
+	for (int i = 0; i < db->nconns && db->head != NULL; i++) {
+		struct conn *c = &db->conns[i];
+		struct query *q;
+
+		if (c->state != CONN_IDLE)
+			continue;
+		q = db->head;
+		db->head = q->next;
+		if (db->head == NULL)
+			db->tail = NULL;
+		db->queued--;
+		q->next = NULL;
+		conn_send(c, q);
+	}
+}
+
+struct db *
+db_new(struct event_base *base, const char *conninfo, int pool_size)
+{
+	struct db *db;
+
+	if (pool_size < 1)
+		return NULL;
+	if ((db = calloc(1, sizeof(*db))) == NULL)
+		return NULL;
+	db->base = base;
+	db->nconns = pool_size;
+	db->reconnect_max_ms = 10000;
+	db->conninfo = strdup(conninfo);
+	db->conns = calloc((size_t)pool_size, sizeof(*db->conns));
+	if (db->conninfo == NULL || db->conns == NULL)
+		goto fail;
+	for (int i = 0; i < pool_size; i++) {
+		struct conn *c = &db->conns[i];
+
+		c->db = db;
+		c->index = i;
+		c->state = CONN_DOWN;
+		c->io_fd = -1;
+		c->backoff_ms = DB_BACKOFF_MIN_MS;
+		if ((c->retry = evtimer_new(base, conn_retry_cb, c)) == NULL)
+			goto fail;
+	}
+	if ((db->deliver = event_new(base, -1, 0, db_deliver_cb, db)) == NULL)
+		goto fail;
+	return db;
+fail:
+	db_free(db);
+	return NULL;
+}
+
+void
+db_free(struct db *db)
+{
+	if (db == NULL)
+		return;
+	for (int i = 0; db->conns != NULL && i < db->nconns; i++) {
+		struct conn *c = &db->conns[i];
+
+		if (c->io != NULL)
+			event_free(c->io);
+		if (c->retry != NULL)
+			event_free(c->retry);
+		if (c->result != NULL)
+			PQclear(c->result);
+		if (c->pg != NULL)
+			PQfinish(c->pg);
+		query_free(c->query);
+	}
+	while (db->head != NULL) {
+		struct query *q = db->head;
+
+		db->head = q->next;
+		query_free(q);
+	}
+	while (db->failed != NULL) {
+		struct query *q = db->failed;
+
+		db->failed = q->next;
+		query_free(q);
+	}
+	if (db->deliver != NULL)
+		event_free(db->deliver);
+	free(db->conns);
+	free(db->conninfo);
+	free(db);
+}
+
+int
+db_start(struct db *db)
+{
+	for (int i = 0; i < db->nconns; i++)
+		conn_connect(&db->conns[i]);
+	return 0;
+}
+
+void
+db_set_reconnect_max(struct db *db, int seconds)
+{
+	db->reconnect_max_ms = seconds * 1000;
+	if (db->reconnect_max_ms < DB_BACKOFF_MIN_MS)
+		db->reconnect_max_ms = DB_BACKOFF_MIN_MS;
+}
+
+int
+db_query(struct db *db, const char *sql, int nparams, const char *const *params, db_result_cb cb,
+    void *arg)
+{
+	struct query *q;
+
+	if (db_all_down(db) || db->queued >= DB_QUEUE_MAX) {
+		db->failures++;
+		return -1;
+	}
+	if ((q = calloc(1, sizeof(*q))) == NULL)
+		return -1;
+	q->cb = cb;
+	q->arg = arg;
+	q->nparams = nparams;
+	if ((q->sql = strdup(sql)) == NULL)
+		goto fail;
+	if (nparams > 0 && (q->params = calloc((size_t)nparams, sizeof(char *))) == NULL)
+		goto fail;
+	for (int i = 0; i < nparams; i++)
+		if (params[i] != NULL && (q->params[i] = strdup(params[i])) == NULL)
+			goto fail;
+	db->queries++;
+	if (db->tail != NULL)
+		db->tail->next = q;
+	else
+		db->head = q;
+	db->tail = q;
+	db->queued++;
+	db_dispatch(db);
+	return 0;
+fail:
+	query_free(q);
+	return -1;
+}
+
+bool
+db_is_up(const struct db *db)
+{
+	for (int i = 0; i < db->nconns; i++)
+		if (db->conns[i].state == CONN_IDLE || db->conns[i].state == CONN_BUSY)
+			return true;
+	return false;
+}
+
+void
+db_get_stats(const struct db *db, struct db_stats *stats)
+{
+	memset(stats, 0, sizeof(*stats));
+	stats->connections = db->nconns;
+	for (int i = 0; i < db->nconns; i++) {
+		if (db->conns[i].state == CONN_IDLE || db->conns[i].state == CONN_BUSY)
+			stats->connected++;
+		if (db->conns[i].state == CONN_BUSY)
+			stats->busy++;
+	}
+	stats->queued = db->queued;
+	stats->queries = db->queries;
+	stats->failures = db->failures;
+	stats->reconnects = db->reconnects;
+}

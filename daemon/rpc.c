@@ -1,0 +1,51 @@
+/*
+ * rpc: the one route table. Each line names the method, the roles allowed
+ * (admin may call everything), which request field a scoped principal must
+ * match, and what serves it: a SQL function of the allot schema taking and
+ * returning proto3 JSON (sql/README.md), or a handler of the daemon's own. New
+ * methods are a line here and a function in a migration.
+ */
+#include "allot/v1/admin.pb-c.h"
+#include "allot/v1/ledger.pb-c.h"
+#include "allot/v1/usage.pb-c.h"
+
+#include "ingest.h"
+#include "rpc.h"
+
+#define ADMIN ROLE_BIT(ROLE_ADMIN)
+#define READERS (ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_AUDITOR))
+#define COLLECTORS (ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_COLLECTOR))
+#define BALANCE_READERS \
+	(ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_AUDITOR) | ROLE_BIT(ROLE_PROJECT) | \
+	    ROLE_BIT(ROLE_SCHEDULER))
+
+#define ADMIN_SQL(method, roles, fn) { &allot__v1__admin__descriptor, method, roles, NULL, NULL, fn, NULL }
+
+static const struct twirp_route routes[] = {
+	ADMIN_SQL("CreateProgram", ADMIN, "rpc_create_program"),
+	ADMIN_SQL("ListPrograms", READERS, "rpc_list_programs"),
+	ADMIN_SQL("CreateOrganization", ADMIN, "rpc_create_organization"),
+	ADMIN_SQL("ListOrganizations", READERS, "rpc_list_organizations"),
+	ADMIN_SQL("CreateProject", ADMIN, "rpc_create_project"),
+	ADMIN_SQL("AddProjectUser", ADMIN, "rpc_add_project_user"),
+	ADMIN_SQL("ListProjects", READERS, "rpc_list_projects"),
+	ADMIN_SQL("CreateSite", ADMIN, "rpc_create_site"),
+	ADMIN_SQL("ListSites", READERS, "rpc_list_sites"),
+	ADMIN_SQL("CreateResource", ADMIN, "rpc_create_resource"),
+	ADMIN_SQL("SetResourceWeight", ADMIN, "rpc_set_resource_weight"),
+	ADMIN_SQL("ListResources", READERS, "rpc_list_resources"),
+	ADMIN_SQL("CreateAllocation", ADMIN, "rpc_create_allocation"),
+	ADMIN_SQL("ListAllocations", READERS, "rpc_list_allocations"),
+	ADMIN_SQL("CreatePrincipal", ADMIN, "rpc_create_principal"),
+	ADMIN_SQL("ListPrincipals", READERS, "rpc_list_principals"),
+	{ &allot__v1__usage__descriptor, "Ingest", COLLECTORS, "site", NULL, NULL, ingest_handle },
+	{ &allot__v1__ledger__descriptor, "GetBalance", BALANCE_READERS, NULL, "project",
+	    "rpc_get_balance", NULL },
+};
+
+const struct twirp_route *
+rpc_routes(size_t *n)
+{
+	*n = sizeof(routes) / sizeof(routes[0]);
+	return routes;
+}

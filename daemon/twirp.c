@@ -1,0 +1,522 @@
+/*
+ * twirp: the RPC layer. It matches a request to its route, authenticates the
+ * caller, checks role and scope, decodes the body and hands the call to a
+ * handler; it encodes answers and errors. It knows nothing of the domain: the
+ * route table (rpc.c) says who may call what, and the generic routes are one
+ * SQL function each, taking and returning proto3 JSON.
+ */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/http.h>
+#include <jansson.h>
+
+#include "db.h"
+#include "log.h"
+#include "metrics.h"
+#include "pbjson.h"
+#include "strbuf.h"
+#include "tls.h"
+#include "twirp.h"
+
+#define TWIRP_PREFIX "/twirp/"
+
+struct resolved_route {
+	char path[160];
+	const ProtobufCMethodDescriptor *md;
+};
+
+struct twirp {
+	struct db *db;
+	struct metrics *metrics;
+	const struct twirp_route *routes;
+	size_t nroutes;
+	struct resolved_route *resolved;
+	const char **names;
+	int inflight;
+	void (*idle_cb)(void *);
+	void *idle_arg;
+};
+
+uint64_t
+twirp_now_usec(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+struct twirp *
+twirp_new(struct db *db, const struct twirp_route *routes, size_t nroutes, char *err, size_t errlen)
+{
+	struct twirp *tw;
+
+	if ((tw = calloc(1, sizeof(*tw))) == NULL)
+		goto nomem;
+	tw->db = db;
+	tw->routes = routes;
+	tw->nroutes = nroutes;
+	tw->resolved = calloc(nroutes, sizeof(*tw->resolved));
+	tw->names = calloc(nroutes, sizeof(*tw->names));
+	if (tw->resolved == NULL || tw->names == NULL)
+		goto nomem;
+	for (size_t i = 0; i < nroutes; i++) {
+		const struct twirp_route *r = &routes[i];
+		struct resolved_route *rr = &tw->resolved[i];
+
+		rr->md = protobuf_c_service_descriptor_get_method_by_name(r->service, r->method);
+		if (rr->md == NULL) {
+			snprintf(err, errlen, "route %s/%s: no such method", r->service->name,
+			    r->method);
+			twirp_free(tw);
+			return NULL;
+		}
+		if ((r->sql_function == NULL) == (r->handle == NULL)) {
+			snprintf(err, errlen, "route %s/%s: needs exactly one of sql_function, handle",
+			    r->service->name, r->method);
+			twirp_free(tw);
+			return NULL;
+		}
+		snprintf(rr->path, sizeof(rr->path), TWIRP_PREFIX "%s/%s", r->service->name,
+		    r->method);
+		tw->names[i] = rr->path;
+	}
+	if ((tw->metrics = metrics_new(nroutes, tw->names)) == NULL)
+		goto nomem;
+	return tw;
+nomem:
+	snprintf(err, errlen, "out of memory");
+	twirp_free(tw);
+	return NULL;
+}
+
+void
+twirp_free(struct twirp *tw)
+{
+	if (tw == NULL)
+		return;
+	metrics_free(tw->metrics);
+	free(tw->resolved);
+	free(tw->names);
+	free(tw);
+}
+
+struct metrics *
+twirp_metrics(const struct twirp *tw)
+{
+	return tw->metrics;
+}
+
+struct db *
+twirp_db(const struct twirp *tw)
+{
+	return tw->db;
+}
+
+int
+twirp_inflight(const struct twirp *tw)
+{
+	return tw->inflight;
+}
+
+void
+twirp_set_idle_cb(struct twirp *tw, void (*cb)(void *), void *arg)
+{
+	tw->idle_cb = cb;
+	tw->idle_arg = arg;
+}
+
+static const char *
+call_name(const struct twirp_call *call)
+{
+	return call->route_index >= 0 ? call->tw->names[call->route_index] : "(no route)";
+}
+
+/* Sends status and whatever the output buffer holds, counts the call and frees it. */
+static void
+twirp_finish(struct twirp_call *call, int status, const char *code)
+{
+	struct twirp *tw = call->tw;
+	struct evhttp_connection *evcon = evhttp_request_get_connection(call->req);
+	double seconds = (double)(twirp_now_usec() - call->start_usec) / 1e6;
+
+	/*
+	 * Without TCP_NODELAY, Nagle's algorithm holds the last TLS record of a reply until
+	 * the peer's delayed ACK, about 40 ms. The listener sets it too (Linux copies it to
+	 * accepted sockets); this covers every other case for one cheap system call.
+	 */
+	if (evcon != NULL) {
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+		int one = 1;
+		evutil_socket_t fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+
+		if (fd >= 0)
+			(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	evhttp_send_reply(call->req, status, status == 200 ? "OK" : "Error", NULL);
+	metrics_observe_request(tw->metrics, call->route_index, code, seconds);
+	log_debug("%s %s: %s in %.3f ms", call->principal.subject[0] != '\0' ?
+		call->principal.subject : "(anonymous)", call_name(call), code, seconds * 1e3);
+	if (call->request != NULL)
+		protobuf_c_message_free_unpacked(call->request, NULL);
+	free(call);
+	if (--tw->inflight == 0 && tw->idle_cb != NULL)
+		tw->idle_cb(tw->idle_arg);
+}
+
+static void
+twirp_reply_error_meta(struct twirp_call *call, enum twirp_code code, const char *meta_key,
+    const char *meta_value, const char *msg)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(call->req);
+	json_t *body;
+	char *text = NULL;
+
+	body = json_pack("{s:s, s:s, s:{}}", "code", twirp_code_name(code), "msg", msg, "meta");
+	if (body != NULL && meta_key != NULL)
+		json_object_set_new(json_object_get(body, "meta"), meta_key, json_string(meta_value));
+	if (body != NULL)
+		text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	evbuffer_drain(out, evbuffer_get_length(out));
+	if (text != NULL)
+		evbuffer_add(out, text, strlen(text));
+	else
+		evbuffer_add_printf(out, "{\"code\":\"internal\",\"msg\":\"out of memory\",\"meta\":{}}");
+	free(text);
+	evhttp_add_header(evhttp_request_get_output_headers(call->req), "Content-Type",
+	    "application/json");
+	twirp_finish(call, twirp_code_status(code), twirp_code_name(code));
+}
+
+void
+twirp_reply_error(struct twirp_call *call, enum twirp_code code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	twirp_reply_error_meta(call, code, NULL, NULL, msg);
+}
+
+void
+twirp_reply(struct twirp_call *call, const ProtobufCMessage *response)
+{
+	struct evbuffer *out = evhttp_request_get_output_buffer(call->req);
+	const char *type;
+
+	if (call->json) {
+		struct strbuf sb;
+
+		strbuf_init(&sb);
+		if (!pbjson_encode(response, &sb)) {
+			strbuf_cleanup(&sb);
+			log_error("%s: could not encode the answer as JSON", call_name(call));
+			twirp_reply_error(call, TWIRP_INTERNAL, "could not encode the answer");
+			return;
+		}
+		evbuffer_add(out, sb.data, sb.len);
+		strbuf_cleanup(&sb);
+		type = "application/json";
+	} else {
+		size_t len = protobuf_c_message_get_packed_size(response);
+		uint8_t *buf = malloc(len > 0 ? len : 1);
+
+		if (buf == NULL) {
+			twirp_reply_error(call, TWIRP_INTERNAL, "out of memory");
+			return;
+		}
+		protobuf_c_message_pack(response, buf);
+		evbuffer_add(out, buf, len);
+		free(buf);
+		type = "application/protobuf";
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(call->req), "Content-Type", type);
+	twirp_finish(call, 200, "ok");
+}
+
+static const struct {
+	const char *sqlstate;
+	enum twirp_code code;
+} sqlstate_codes[] = {
+	{ "P0002", TWIRP_NOT_FOUND },		 /* no_data_found: raised for unknown names */
+	{ "23505", TWIRP_ALREADY_EXISTS },	 /* unique_violation, reused ids */
+	{ "23503", TWIRP_NOT_FOUND },		 /* foreign_key_violation */
+	{ "22023", TWIRP_INVALID_ARGUMENT },	 /* invalid_parameter_value */
+	{ "23514", TWIRP_INVALID_ARGUMENT },	 /* check_violation */
+	{ "23502", TWIRP_INVALID_ARGUMENT },	 /* not_null_violation */
+	{ "22003", TWIRP_INVALID_ARGUMENT },	 /* numeric_value_out_of_range */
+	{ "22007", TWIRP_INVALID_ARGUMENT },	 /* invalid_datetime_format */
+	{ "22008", TWIRP_INVALID_ARGUMENT },	 /* datetime_field_overflow */
+	{ "22P02", TWIRP_INVALID_ARGUMENT },	 /* invalid_text_representation */
+	{ "22001", TWIRP_INVALID_ARGUMENT },	 /* string_data_right_truncation */
+	{ "42501", TWIRP_PERMISSION_DENIED },	 /* insufficient_privilege */
+	{ "40001", TWIRP_ABORTED },		 /* serialization_failure: retry */
+	{ "40P01", TWIRP_ABORTED },		 /* deadlock_detected: retry */
+	{ "57P01", TWIRP_UNAVAILABLE },		 /* admin_shutdown */
+	{ "57P02", TWIRP_UNAVAILABLE },		 /* crash_shutdown */
+	{ "57P03", TWIRP_UNAVAILABLE },		 /* cannot_connect_now */
+};
+
+void
+twirp_reply_db_error(struct twirp_call *call, const struct db_result *r)
+{
+	if (r->status == DB_UNAVAILABLE) {
+		twirp_reply_error(call, TWIRP_UNAVAILABLE, "database is unavailable");
+		return;
+	}
+	for (size_t i = 0; i < sizeof(sqlstate_codes) / sizeof(sqlstate_codes[0]); i++) {
+		if (strcmp(r->sqlstate, sqlstate_codes[i].sqlstate) == 0) {
+			twirp_reply_error(call, sqlstate_codes[i].code, "%s", r->message);
+			return;
+		}
+	}
+	if (strncmp(r->sqlstate, "08", 2) == 0) {
+		twirp_reply_error(call, TWIRP_UNAVAILABLE, "database is unavailable");
+		return;
+	}
+	log_error("%s by \"%s\" failed in the database: %s (SQLSTATE %s)", call_name(call),
+	    call->principal.subject, r->message, r->sqlstate);
+	twirp_reply_error(call, TWIRP_INTERNAL, "internal error");
+}
+
+void
+twirp_reply_db_json(struct twirp_call *call, const struct db_result *r)
+{
+	ProtobufCMessage *msg;
+	char err[256];
+
+	if (PQntuples(r->res) != 1 || PQnfields(r->res) < 1 || PQgetisnull(r->res, 0, 0)) {
+		log_error("%s: the database returned no answer", call_name(call));
+		twirp_reply_error(call, TWIRP_INTERNAL, "internal error");
+		return;
+	}
+	msg = pbjson_decode(call->md->output, PQgetvalue(r->res, 0, 0),
+	    (size_t)PQgetlength(r->res, 0, 0), err, sizeof(err));
+	if (msg == NULL) {
+		log_error("%s: could not decode the database's answer: %s", call_name(call), err);
+		twirp_reply_error(call, TWIRP_INTERNAL, "internal error");
+		return;
+	}
+	twirp_reply(call, msg);
+	protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+static void
+twirp_sql_done_cb(const struct db_result *r, void *arg)
+{
+	struct twirp_call *call = arg;
+
+	if (r->status != DB_OK)
+		twirp_reply_db_error(call, r);
+	else
+		twirp_reply_db_json(call, r);
+}
+
+static void
+twirp_sql_call(struct twirp_call *call)
+{
+	struct strbuf json;
+	char sql[160];
+	const char *params[2];
+
+	strbuf_init(&json);
+	if (!pbjson_encode(call->request, &json)) {
+		strbuf_cleanup(&json);
+		twirp_reply_error(call, TWIRP_INTERNAL, "could not encode the request");
+		return;
+	}
+	snprintf(sql, sizeof(sql), "SELECT allot.%s($1::jsonb, $2::text)",
+	    call->route->sql_function);
+	params[0] = json.data;
+	params[1] = call->principal.subject;
+	if (db_query(call->tw->db, sql, 2, params, twirp_sql_done_cb, call) != 0)
+		twirp_reply_error(call, TWIRP_UNAVAILABLE, "database is unavailable");
+	strbuf_cleanup(&json);
+}
+
+/* The string value of the request's field name, or NULL when it has none. */
+static const char *
+request_string_field(const ProtobufCMessage *msg, const char *name)
+{
+	const ProtobufCFieldDescriptor *f;
+
+	f = protobuf_c_message_descriptor_get_field_by_name(msg->descriptor, name);
+	if (f == NULL || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
+		return NULL;
+	return *(const char *const *)(const void *)((const char *)msg + f->offset);
+}
+
+/* Applies the principal's scope: a site for collectors and schedulers, a project for projects. */
+static bool
+scope_allows(const struct twirp_call *call, char *why, size_t whylen)
+{
+	const struct principal *p = &call->principal;
+	const char *field = NULL, *value;
+
+	if (p->role == ROLE_COLLECTOR || p->role == ROLE_SCHEDULER)
+		field = call->route->site_field;
+	else if (p->role == ROLE_PROJECT)
+		field = call->route->project_field;
+	if (field == NULL)
+		return true;
+	value = request_string_field(call->request, field);
+	if (value != NULL && strcmp(value, p->scope) == 0)
+		return true;
+	snprintf(why, whylen, "principal \"%.200s\" (%s of %s) may not act for %s \"%.200s\"", p->subject,
+	    auth_role_name(p->role), p->scope, field, value != NULL ? value : "");
+	return false;
+}
+
+static void
+twirp_auth_cb(enum auth_status status, const struct principal *p, void *arg)
+{
+	struct twirp_call *call = arg;
+	struct evbuffer *body;
+	char err[512];
+
+	switch (status) {
+	case AUTH_UNAVAILABLE:
+		twirp_reply_error(call, TWIRP_UNAVAILABLE, "database is unavailable");
+		return;
+	case AUTH_FAILED:
+		twirp_reply_error(call, TWIRP_INTERNAL, "internal error");
+		return;
+	case AUTH_UNKNOWN:
+		twirp_reply_error(call, TWIRP_UNAUTHENTICATED,
+		    "certificate subject \"%s\" is not a known principal", call->principal.subject);
+		return;
+	case AUTH_FOUND:
+		break;
+	}
+	call->principal = *p;
+	if ((call->route->roles & ROLE_BIT(p->role)) == 0) {
+		twirp_reply_error(call, TWIRP_PERMISSION_DENIED,
+		    "principal \"%s\" (%s) may not call %s", p->subject, auth_role_name(p->role),
+		    call_name(call) + strlen(TWIRP_PREFIX));
+		return;
+	}
+	body = evhttp_request_get_input_buffer(call->req);
+	{
+		size_t len = evbuffer_get_length(body);
+		const uint8_t *data = evbuffer_pullup(body, -1);
+
+		if (call->json)
+			call->request = pbjson_decode(call->md->input, (const char *)data, len, err,
+			    sizeof(err));
+		else
+			call->request = protobuf_c_message_unpack(call->md->input, NULL, len, data);
+	}
+	if (call->request == NULL) {
+		if (call->json)
+			twirp_reply_error(call, TWIRP_MALFORMED,
+			    "the JSON body is not a valid %s: %s", call->md->input->name, err);
+		else
+			twirp_reply_error(call, TWIRP_MALFORMED,
+			    "the protobuf body is not a valid %s", call->md->input->name);
+		return;
+	}
+	if (!scope_allows(call, err, sizeof(err))) {
+		twirp_reply_error(call, TWIRP_PERMISSION_DENIED, "%s", err);
+		return;
+	}
+	if (call->route->handle != NULL)
+		call->route->handle(call);
+	else
+		twirp_sql_call(call);
+}
+
+static SSL *
+request_ssl(struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct bufferevent *bev;
+
+	if (evcon == NULL || (bev = evhttp_connection_get_bufferevent(evcon)) == NULL)
+		return NULL;
+	return bufferevent_openssl_get_ssl(bev);
+}
+
+static bool
+content_type_is(const char *value, const char *want)
+{
+	size_t n = strlen(want);
+
+	/* Parameters such as "; charset=utf-8" may follow the media type. */
+	return strncasecmp(value, want, n) == 0 &&
+	    (value[n] == '\0' || value[n] == ';' || value[n] == ' ');
+}
+
+void
+twirp_handle(struct twirp *tw, struct evhttp_request *req)
+{
+	struct twirp_call *call;
+	const char *path, *type;
+	char why[256], route_meta[256];
+
+	if ((call = calloc(1, sizeof(*call))) == NULL) {
+		evhttp_send_error(req, 500, "out of memory");
+		return;
+	}
+	call->tw = tw;
+	call->req = req;
+	call->route_index = -1;
+	call->start_usec = twirp_now_usec();
+	tw->inflight++;
+
+	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	if (path == NULL)
+		path = "";
+	for (size_t i = 0; i < tw->nroutes; i++) {
+		if (strcmp(path, tw->resolved[i].path) == 0) {
+			call->route_index = (int)i;
+			call->route = &tw->routes[i];
+			call->md = tw->resolved[i].md;
+			break;
+		}
+	}
+	snprintf(route_meta, sizeof(route_meta), "%s %s",
+	    evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET", path);
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		twirp_reply_error_meta(call, TWIRP_BAD_ROUTE, "twirp_invalid_route", route_meta,
+		    "unsupported method (only POST is allowed)");
+		return;
+	}
+	if (call->route == NULL) {
+		snprintf(why, sizeof(why), "no handler for path \"%.150s\"", path);
+		twirp_reply_error_meta(call, TWIRP_BAD_ROUTE, "twirp_invalid_route", route_meta,
+		    why);
+		return;
+	}
+	type = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
+	if (type != NULL && content_type_is(type, "application/json")) {
+		call->json = true;
+	} else if (type == NULL || !content_type_is(type, "application/protobuf")) {
+		snprintf(why, sizeof(why), "unexpected Content-Type: \"%.100s\"",
+		    type != NULL ? type : "");
+		twirp_reply_error_meta(call, TWIRP_BAD_ROUTE, "twirp_invalid_route", route_meta,
+		    why);
+		return;
+	}
+	if (tls_peer_subject(request_ssl(req), call->principal.subject,
+		sizeof(call->principal.subject), why, sizeof(why)) != 0) {
+		call->principal.subject[0] = '\0';
+		twirp_reply_error(call, TWIRP_UNAUTHENTICATED, "%s", why);
+		return;
+	}
+	if (auth_lookup(tw->db, call->principal.subject, twirp_auth_cb, call) != 0)
+		twirp_reply_error(call, TWIRP_UNAVAILABLE, "database is unavailable");
+}

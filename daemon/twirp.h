@@ -1,0 +1,84 @@
+/*
+ * twirp: Twirp v7 over evhttp. One table of routes; for each request, in this
+ * order and once: route, method, content type, client certificate, principal,
+ * role, body decoding, scope. Only then does a handler run. Errors are Twirp's
+ * JSON body with its fixed HTTP status.
+ */
+#ifndef ALLOT_TWIRP_H
+#define ALLOT_TWIRP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "auth.h"
+#include "twirp_codes.h"
+
+struct evhttp_request;
+struct db;
+struct db_result;
+struct metrics;
+struct twirp;
+struct twirp_call;
+
+typedef void (*twirp_handler)(struct twirp_call *call);
+
+struct twirp_route {
+	const ProtobufCServiceDescriptor *service;
+	const char *method;	  /* as in the .proto: "CreateSite" */
+	unsigned roles;		  /* ROLE_BIT()s allowed to call it */
+	const char *site_field;	  /* request field a collector's or scheduler's site must equal */
+	const char *project_field; /* request field a project principal's project must equal */
+	const char *sql_function; /* generic: SELECT allot.<fn>(request JSON, subject) */
+	twirp_handler handle;	  /* or a handler of its own when sql_function is NULL */
+};
+
+/* One request, from receipt to reply. Handlers read it; twirp owns and frees it. */
+struct twirp_call {
+	struct twirp *tw;
+	struct evhttp_request *req;
+	int route_index;	/* -1 until a route matched */
+	const struct twirp_route *route;
+	const ProtobufCMethodDescriptor *md;
+	bool json;		/* application/json on the wire, else application/protobuf */
+	struct principal principal;
+	ProtobufCMessage *request; /* decoded; freed with the call */
+	uint64_t start_usec;
+};
+
+/*
+ * Returns a new dispatcher for routes (kept: the table must outlive it), whose
+ * methods are checked against their service descriptors, or NULL with the
+ * reason in err. db is used for principals and the generic SQL routes.
+ */
+struct twirp *twirp_new(struct db *db, const struct twirp_route *routes, size_t nroutes, char *err,
+    size_t errlen);
+void twirp_free(struct twirp *tw);
+
+struct metrics *twirp_metrics(const struct twirp *tw);
+struct db *twirp_db(const struct twirp *tw);
+int twirp_inflight(const struct twirp *tw);
+/* cb(arg) runs each time the number of calls in flight drops to zero. */
+void twirp_set_idle_cb(struct twirp *tw, void (*cb)(void *), void *arg);
+
+/* Takes a request whose path starts with "/twirp/"; always ends in a reply. */
+void twirp_handle(struct twirp *tw, struct evhttp_request *req);
+
+/* Answer a call; the call is freed and must not be used after. */
+void twirp_reply(struct twirp_call *call, const ProtobufCMessage *response);
+void twirp_reply_error(struct twirp_call *call, enum twirp_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Maps a failed query to a Twirp error (SQLSTATE table in twirp.c) and answers. */
+void twirp_reply_db_error(struct twirp_call *call, const struct db_result *r);
+/*
+ * Answers with the response the database returned as proto3 JSON in the first
+ * column of the first row of r (r must be DB_OK), or an internal error.
+ */
+void twirp_reply_db_json(struct twirp_call *call, const struct db_result *r);
+
+/* Microseconds on the monotonic clock. */
+uint64_t twirp_now_usec(void);
+
+#endif
