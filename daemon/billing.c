@@ -41,9 +41,10 @@ billing_compute(const struct billing_resource *r, const struct billing_usage *u,
 		snprintf(err, errlen, "elapsed_s %lld is more than a year", (long long)u->elapsed_s);
 		return -1;
 	}
-	if (r->gpus_per_node <= 0 || r->cores_per_gpu <= 0 || r->threads_per_core <= 0 ||
-	    r->mem_per_gpu_mb < 0 || r->native_milli_per_gpu_hour < 0 ||
-	    r->weight_per_mille <= 0 || r->weight_per_mille > BILLING_MAX_WEIGHT) {
+	if (r->gpus_per_node <= 0 || r->mem_per_gpu_mb < 0 || r->native_milli_per_gpu_hour < 0 ||
+	    r->weight_per_mille <= 0 || r->weight_per_mille > BILLING_MAX_WEIGHT ||
+	    (r->rule == BILLING_RULE_GPU_SHARE &&
+		(r->cores_per_gpu <= 0 || r->threads_per_core <= 0))) {
 		snprintf(err, errlen, "the resource's billing parameters are out of range");
 		return -1;
 	}

@@ -219,10 +219,19 @@ conn_copy_error(struct conn *c, char *buf, size_t len)
 	const char *m = c->pg != NULL ? PQerrorMessage(c->pg) : "out of memory";
 	size_t n;
 
-	snprintf(buf, len, "%s", m);
-	n = strlen(buf);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
+	/* libpq's messages span lines ("...\n\tIs the server running..."): keep one line. */
+	n = 0;
+	for (; *m != '\0' && n + 1 < len; m++) {
+		if (*m == '\n' || *m == '\t') {
+			if (n > 0 && buf[n - 1] != ' ')
+				buf[n++] = ' ';
+			continue;
+		}
+		buf[n++] = *m;
+	}
+	while (n > 0 && buf[n - 1] == ' ')
+		n--;
+	buf[n] = '\0';
 }
 
 static void

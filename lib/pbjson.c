@@ -136,7 +136,16 @@ put_string(struct strbuf *out, const char *s)
 			strbuf_putc(out, '\\');
 			strbuf_putc(out, (char)*p++);
 		} else if (*p < 0x20) {
-			strbuf_printf(out, "\\u%04x", *p++);
+			static const char short_escapes[] = "\bb\ff\nn\rr\tt";
+			const char *e = memchr(short_escapes, *p, sizeof(short_escapes) - 1);
+
+			if (e != NULL && (e - short_escapes) % 2 == 0) {
+				strbuf_putc(out, '\\');
+				strbuf_putc(out, e[1]);
+			} else {
+				strbuf_printf(out, "\\u%04x", *p);
+			}
+			p++;
 		} else if ((n = utf8_seq(p)) == 0) {
 			return false; /* proto3 strings are UTF-8; JSON cannot carry anything else */
 		} else {
@@ -155,6 +164,8 @@ put_double(struct strbuf *out, double v, bool is_float)
 		strbuf_puts(out, "\"NaN\"");
 	else if (isinf(v))
 		strbuf_puts(out, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
+	else if (v == 0 && signbit(v))
+		strbuf_puts(out, "-0.0"); /* "-0" would read back as the integer 0 */
 	else
 		strbuf_printf(out, is_float ? "%.9g" : "%.17g", v);
 }
@@ -214,19 +225,14 @@ encode_value(const ProtobufCFieldDescriptor *f, const void *p, struct strbuf *ou
 	}
 	case PROTOBUF_C_TYPE_MESSAGE: {
 		const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)p;
-		const ProtobufCMessageDescriptor *d = f->descriptor;
-		ProtobufCMessage *empty;
-		bool ok;
 
-		if (sub != NULL)
-			return encode_message(sub, out, depth + 1);
-		/* An unset message is written with its defaults, like every other field. */
-		if ((empty = malloc(d->sizeof_message)) == NULL)
-			return false;
-		d->message_init(empty);
-		ok = encode_message(empty, out, depth + 1);
-		free(empty);
-		return ok;
+		/* An unset message field is null: its presence is information, and a type may
+		 * contain itself. */
+		if (sub == NULL) {
+			strbuf_puts(out, "null");
+			return true;
+		}
+		return encode_message(sub, out, depth + 1);
 	}
 	}
 	return false;
@@ -649,7 +655,7 @@ pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *json, size_t l
 	json_t *root;
 	ProtobufCMessage *msg;
 
-	root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
+	root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
 	if (root == NULL) {
 		snprintf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
 		    je.text);

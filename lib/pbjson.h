@@ -5,10 +5,11 @@
  * lowerCamelCase and read in lowerCamelCase or as in the .proto file; 64-bit
  * integers are written as JSON strings and read from strings or numbers; enums
  * are written by name and read by name or number; bytes are base64; every field
- * is written, defaults included, so that a reader never has to guess. Unknown
- * fields are skipped on input (as Twirp servers do), null reads as the default.
- * Map fields and the well-known types are not used by Allot's protos and are
- * refused.
+ * is written, defaults included, so that a reader never has to guess, except an
+ * unset message field (null), an unset proto3 optional and the oneof members not
+ * chosen (left out). Unknown fields are skipped on input (as Twirp servers do),
+ * null reads as the default. Map fields and the well-known types are not used by
+ * Allot's protos: a map reads and writes as its repeated entries.
  */
 #ifndef ALLOT_PBJSON_H
 #define ALLOT_PBJSON_H
