@@ -12,12 +12,12 @@
 #include "log.h"
 
 static const char *const role_names[] = {
-	[ROLE_NONE] = "none",
-	[ROLE_ADMIN] = "admin",
-	[ROLE_COLLECTOR] = "collector",
-	[ROLE_SCHEDULER] = "scheduler",
-	[ROLE_PROJECT] = "project",
-	[ROLE_AUDITOR] = "auditor",
+    [ROLE_NONE] = "none",
+    [ROLE_ADMIN] = "admin",
+    [ROLE_COLLECTOR] = "collector",
+    [ROLE_SCHEDULER] = "scheduler",
+    [ROLE_PROJECT] = "project",
+    [ROLE_AUDITOR] = "auditor",
 };
 
 const char *
@@ -73,15 +73,16 @@ int
 auth_lookup(struct db *db, const char *subject, auth_cb cb, void *arg)
 {
 	struct lookup *l;
-	const char *params[1] = { subject };
+	const char *params[1] = {subject};
 
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return -1;
 	l->cb = cb;
 	l->arg = arg;
 	snprintf(l->p.subject, sizeof(l->p.subject), "%s", subject);
-	if (db_query(db, "SELECT role, coalesce(scope, '') FROM allot.principals WHERE subject = $1",
-		1, params, auth_result_cb, l) != 0) {
+	if (db_query(db,
+	        "SELECT role, coalesce(scope, '') FROM allot.principals WHERE subject = $1", 1,
+	        params, auth_result_cb, l) != 0) {
 		free(l);
 		return -1;
 	}

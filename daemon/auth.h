@@ -16,7 +16,7 @@ enum role {
 	ROLE_ADMIN,
 	ROLE_COLLECTOR, /* scope: a site */
 	ROLE_SCHEDULER, /* scope: a site */
-	ROLE_PROJECT,	/* scope: a project */
+	ROLE_PROJECT,   /* scope: a project */
 	ROLE_AUDITOR,
 };
 

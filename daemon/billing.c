@@ -21,15 +21,20 @@ billing_compute(const struct billing_resource *r, const struct billing_usage *u,
 
 	if (u->gpus < 0 || u->cpus < 0 || u->nodes < 0 || u->mem_mb < 0 || u->elapsed_s < 0) {
 		snprintf(err, errlen, "%s must not be negative",
-		    u->gpus < 0 ? "gpus" : u->cpus < 0 ? "cpus" : u->nodes < 0 ? "nodes" :
-		    u->mem_mb < 0 ? "mem_mb" : "elapsed_s");
+		    u->gpus < 0         ? "gpus"
+		        : u->cpus < 0   ? "cpus"
+		        : u->nodes < 0  ? "nodes"
+		        : u->mem_mb < 0 ? "mem_mb"
+		                        : "elapsed_s");
 		return -1;
 	}
 	if (u->gpus > BILLING_MAX_COUNT || u->cpus > BILLING_MAX_COUNT ||
 	    u->nodes > BILLING_MAX_COUNT) {
 		snprintf(err, errlen, "%s is more than %d",
-		    u->gpus > BILLING_MAX_COUNT ? "gpus" : u->cpus > BILLING_MAX_COUNT ? "cpus" :
-		    "nodes", BILLING_MAX_COUNT);
+		    u->gpus > BILLING_MAX_COUNT       ? "gpus"
+		        : u->cpus > BILLING_MAX_COUNT ? "cpus"
+		                                      : "nodes",
+		    BILLING_MAX_COUNT);
 		return -1;
 	}
 	if (u->mem_mb > BILLING_MAX_MEM_MB) {
@@ -38,13 +43,14 @@ billing_compute(const struct billing_resource *r, const struct billing_usage *u,
 		return -1;
 	}
 	if (u->elapsed_s > BILLING_MAX_ELAPSED_S) {
-		snprintf(err, errlen, "elapsed_s %lld is more than a year", (long long)u->elapsed_s);
+		snprintf(
+		    err, errlen, "elapsed_s %lld is more than a year", (long long)u->elapsed_s);
 		return -1;
 	}
 	if (r->gpus_per_node <= 0 || r->mem_per_gpu_mb < 0 || r->native_milli_per_gpu_hour < 0 ||
 	    r->weight_per_mille <= 0 || r->weight_per_mille > BILLING_MAX_WEIGHT ||
 	    (r->rule == BILLING_RULE_GPU_SHARE &&
-		(r->cores_per_gpu <= 0 || r->threads_per_core <= 0))) {
+	        (r->cores_per_gpu <= 0 || r->threads_per_core <= 0))) {
 		snprintf(err, errlen, "the resource's billing parameters are out of range");
 		return -1;
 	}
@@ -54,7 +60,8 @@ billing_compute(const struct billing_resource *r, const struct billing_usage *u,
 		t = ceil_div(ceil_div(u->cpus, r->threads_per_core), r->cores_per_gpu);
 		if (t > occupied)
 			occupied = t;
-		if (r->mem_per_gpu_mb > 0 && (t = ceil_div(u->mem_mb, r->mem_per_gpu_mb)) > occupied)
+		if (r->mem_per_gpu_mb > 0 &&
+		    (t = ceil_div(u->mem_mb, r->mem_per_gpu_mb)) > occupied)
 			occupied = t;
 		break;
 	case BILLING_RULE_WHOLE_NODE:

@@ -52,8 +52,8 @@ struct billing_charge {
 };
 
 /* Bounds past which a value is refused as absurd rather than billed. */
-#define BILLING_MAX_COUNT 1000000	  /* gpus, cpus, nodes */
-#define BILLING_MAX_MEM_MB 1000000000LL	  /* 1 PB */
+#define BILLING_MAX_COUNT 1000000       /* gpus, cpus, nodes */
+#define BILLING_MAX_MEM_MB 1000000000LL /* 1 PB */
 #define BILLING_MAX_ELAPSED_S (366 * 86400LL)
 #define BILLING_MAX_WEIGHT 100000
 

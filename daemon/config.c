@@ -15,21 +15,21 @@
 #define LINE_MAX_LEN 4096
 
 static const struct config_key keys[] = {
-	{ "listen", CONFIG_LISTEN, "127.0.0.1:8443", 0, 0, false,
-	    "address and port of the HTTPS listener" },
-	{ "tls_cert", CONFIG_STRING, NULL, 0, 0, true, "server certificate (PEM, ECDSA)" },
-	{ "tls_key", CONFIG_STRING, NULL, 0, 0, true, "its private key (PEM)" },
-	{ "tls_ca", CONFIG_STRING, NULL, 0, 0, true, "CA that signs client certificates (PEM)" },
-	{ "database", CONFIG_STRING, NULL, 0, 0, false, "libpq connection string" },
-	{ "db_pool_size", CONFIG_INT, "4", 1, 64, false, "PostgreSQL connections" },
-	{ "db_reconnect_max_s", CONFIG_INT, "10", 1, 600, true,
-	    "longest wait between reconnection attempts, in seconds" },
-	{ "max_body_bytes", CONFIG_SIZE, "4M", 1024, 268435456, true,
-	    "largest request body accepted (k, M, G suffixes)" },
-	{ "idle_timeout_s", CONFIG_INT, "60", 1, 3600, true,
-	    "close a connection idle this long, in seconds" },
-	{ "log_level", CONFIG_LOG_LEVEL, "info", 0, 0, true,
-	    "least severe level logged: fatal, error, warn, info, debug" },
+    {"listen", CONFIG_LISTEN, "127.0.0.1:8443", 0, 0, false,
+        "address and port of the HTTPS listener"},
+    {"tls_cert", CONFIG_STRING, NULL, 0, 0, true, "server certificate (PEM, ECDSA)"},
+    {"tls_key", CONFIG_STRING, NULL, 0, 0, true, "its private key (PEM)"},
+    {"tls_ca", CONFIG_STRING, NULL, 0, 0, true, "CA that signs client certificates (PEM)"},
+    {"database", CONFIG_STRING, NULL, 0, 0, false, "libpq connection string"},
+    {"db_pool_size", CONFIG_INT, "4", 1, 64, false, "PostgreSQL connections"},
+    {"db_reconnect_max_s", CONFIG_INT, "10", 1, 600, true,
+        "longest wait between reconnection attempts, in seconds"},
+    {"max_body_bytes", CONFIG_SIZE, "4M", 1024, 268435456, true,
+        "largest request body accepted (k, M, G suffixes)"},
+    {"idle_timeout_s", CONFIG_INT, "60", 1, 3600, true,
+        "close a connection idle this long, in seconds"},
+    {"log_level", CONFIG_LOG_LEVEL, "info", 0, 0, true,
+        "least severe level logged: fatal, error, warn, info, debug"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -40,8 +40,8 @@ config_keys(size_t *n)
 	return keys;
 }
 
-static void
-errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 errf(char *err, size_t errlen, const char *fmt, ...)
@@ -66,7 +66,10 @@ parse_number(const char *value, bool size, long long *out)
 	if (errno != 0 || end == value)
 		return -1;
 	if (size && *end != '\0') {
-		int shift = *end == 'k' || *end == 'K' ? 10 : *end == 'M' ? 20 : *end == 'G' ? 30 : -1;
+		int shift = *end == 'k' || *end == 'K' ? 10
+		    : *end == 'M'                      ? 20
+		    : *end == 'G'                      ? 30
+		                                       : -1;
 
 		if (shift < 0 || end[1] != '\0' || v > (LLONG_MAX >> shift) || v < 0)
 			return -1;
@@ -93,17 +96,17 @@ replace_string(char **slot, const char *value)
 
 /* Sets key k of cfg from value; returns 0 or -1 with a message (no location) in err. */
 static int
-config_set(struct config *cfg, const struct config_key *k, const char *value, char *err,
-    size_t errlen)
+config_set(
+    struct config *cfg, const struct config_key *k, const char *value, char *err, size_t errlen)
 {
 	long long v;
 
 	switch (k->type) {
 	case CONFIG_STRING: {
-		char **slot = strcmp(k->name, "tls_cert") == 0 ? &cfg->tls_cert :
-		    strcmp(k->name, "tls_key") == 0	   ? &cfg->tls_key :
-		    strcmp(k->name, "tls_ca") == 0	   ? &cfg->tls_ca :
-							     &cfg->database;
+		char **slot = strcmp(k->name, "tls_cert") == 0 ? &cfg->tls_cert
+		    : strcmp(k->name, "tls_key") == 0          ? &cfg->tls_key
+		    : strcmp(k->name, "tls_ca") == 0           ? &cfg->tls_ca
+		                                               : &cfg->database;
 
 		if (value[0] == '\0') {
 			errf(err, errlen, "\"%s\" must not be empty", k->name);
@@ -157,7 +160,8 @@ config_set(struct config *cfg, const struct config_key *k, const char *value, ch
 	case CONFIG_LOG_LEVEL:
 		if (!log_level_parse(value, &cfg->log_level)) {
 			errf(err, errlen,
-			    "log level \"%s\" is not one of fatal, error, warn, info, debug", value);
+			    "log level \"%s\" is not one of fatal, error, warn, info, debug",
+			    value);
 			return -1;
 		}
 		return 0;
@@ -272,7 +276,7 @@ int
 config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	char line[LINE_MAX_LEN + 2], msg[512];
-	bool seen[NKEYS] = { false };
+	bool seen[NKEYS] = {false};
 	FILE *f;
 	int lineno = 0, rc = -1;
 
@@ -337,8 +341,7 @@ same_string(const char *a, const char *b)
 }
 
 int
-config_reload_merge(struct config *running, const struct config *fresh, char *err,
-    size_t errlen)
+config_reload_merge(struct config *running, const struct config *fresh, char *err, size_t errlen)
 {
 	char kept[256] = "";
 
@@ -369,8 +372,7 @@ config_reload_merge(struct config *running, const struct config *fresh, char *er
 void
 config_print_help(FILE *f)
 {
-	static const char *const types[] = { "string", "integer", "size", "host:port",
-		"level" };
+	static const char *const types[] = {"string", "integer", "size", "host:port", "level"};
 
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct config_key *k = &keys[i];
@@ -379,7 +381,7 @@ config_print_help(FILE *f)
 		    k->default_value != NULL ? k->default_value : "(required)");
 		if (k->type == CONFIG_INT || k->type == CONFIG_SIZE)
 			fprintf(f, ", %lld..%lld", k->min, k->max);
-		fprintf(f, "%s\n    %s\n", k->reloadable ? ", reloads" : ", needs a restart",
-		    k->help);
+		fprintf(
+		    f, "%s\n    %s\n", k->reloadable ? ", reloads" : ", needs a restart", k->help);
 	}
 }

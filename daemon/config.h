@@ -16,8 +16,8 @@
 #include "log.h"
 
 struct config {
-	char *listen;		/* "host:port" as written */
-	char *listen_host;	/* parsed from listen */
+	char *listen;      /* "host:port" as written */
+	char *listen_host; /* parsed from listen */
 	int listen_port;
 	char *tls_cert;
 	char *tls_key;
@@ -33,8 +33,8 @@ struct config {
 enum config_type {
 	CONFIG_STRING,
 	CONFIG_INT,
-	CONFIG_SIZE,	 /* bytes; suffixes k, M, G (1024-based) */
-	CONFIG_LISTEN,	 /* host:port */
+	CONFIG_SIZE,   /* bytes; suffixes k, M, G (1024-based) */
+	CONFIG_LISTEN, /* host:port */
 	CONFIG_LOG_LEVEL,
 };
 
@@ -42,7 +42,7 @@ struct config_key {
 	const char *name;
 	enum config_type type;
 	const char *default_value; /* NULL: required */
-	long long min, max;	    /* CONFIG_INT, CONFIG_SIZE */
+	long long min, max;        /* CONFIG_INT, CONFIG_SIZE */
 	bool reloadable;
 	const char *help;
 };
@@ -65,8 +65,8 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
  * key that needs a restart changed: running keeps its value and err names the
  * keys.
  */
-int config_reload_merge(struct config *running, const struct config *fresh, char *err,
-    size_t errlen);
+int config_reload_merge(
+    struct config *running, const struct config *fresh, char *err, size_t errlen);
 
 /* The table of keys, *n set to its length. */
 const struct config_key *config_keys(size_t *n);

@@ -40,12 +40,12 @@ struct conn {
 	int index;
 	enum conn_state state;
 	PGconn *pg;
-	struct event *io;	/* on PQsocket(pg); re-created when the socket changes */
+	struct event *io; /* on PQsocket(pg); re-created when the socket changes */
 	int io_fd;
-	struct event *retry;	/* reconnect timer */
+	struct event *retry; /* reconnect timer */
 	int backoff_ms;
-	struct query *query;	/* BUSY: the query on the wire */
-	PGresult *result;	/* BUSY: its first result, kept until the last is read */
+	struct query *query; /* BUSY: the query on the wire */
+	PGresult *result;    /* BUSY: its first result, kept until the last is read */
 };
 
 struct db {
@@ -55,7 +55,7 @@ struct db {
 	struct conn *conns;
 	struct query *head, *tail;
 	int queued;
-	struct query *failed;	/* answered unavailable on the next loop turn */
+	struct query *failed; /* answered unavailable on the next loop turn */
 	struct event *deliver;
 	int reconnect_max_ms;
 	unsigned long long queries, failures, reconnects;
@@ -80,7 +80,7 @@ query_free(struct query *q)
 static void
 query_finish(struct query *q, enum db_status status, PGresult *res, const char *message)
 {
-	struct db_result r = { .status = status, .res = res, .sqlstate = "", .message = "" };
+	struct db_result r = {.status = status, .res = res, .sqlstate = "", .message = ""};
 
 	if (res != NULL && status == DB_ERROR) {
 		const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -274,8 +274,8 @@ conn_poll_connect(struct conn *c)
 static void
 conn_connect(struct conn *c)
 {
-	static const char *const keys[] = { "dbname", "options", "application_name", NULL };
-	const char *values[] = { c->db->conninfo, "-c TimeZone=UTC", "allotd", NULL };
+	static const char *const keys[] = {"dbname", "options", "application_name", NULL};
+	const char *values[] = {c->db->conninfo, "-c TimeZone=UTC", "allotd", NULL};
 
 	c->pg = PQconnectStartParams(keys, values, 1);
 	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {
@@ -311,7 +311,8 @@ conn_read(struct conn *c)
 		/* Nothing is expected on an idle connection but notices or the server's goodbye. */
 		if (PQstatus(c->pg) == CONNECTION_BAD)
 			conn_fail(c);
-		while (c->state == CONN_IDLE && !PQisBusy(c->pg) && (res = PQgetResult(c->pg)) != NULL)
+		while (
+		    c->state == CONN_IDLE && !PQisBusy(c->pg) && (res = PQgetResult(c->pg)) != NULL)
 			PQclear(res);
 		return;
 	}
@@ -331,7 +332,8 @@ conn_read(struct conn *c)
 			} else {
 				ExecStatusType es = PQresultStatus(r);
 
-				st = es == PGRES_TUPLES_OK || es == PGRES_COMMAND_OK ? DB_OK : DB_ERROR;
+				st = es == PGRES_TUPLES_OK || es == PGRES_COMMAND_OK ? DB_OK
+				                                                     : DB_ERROR;
 			}
 			if (conn_watch(c, EV_READ) != 0) {
 				query_finish(q, st, r, "database connection lost");
@@ -394,8 +396,8 @@ conn_send(struct conn *c, struct query *q)
 
 	c->query = q;
 	c->state = CONN_BUSY;
-	if (!PQsendQueryParams(c->pg, q->sql, q->nparams, NULL, (const char *const *)q->params,
-		NULL, NULL, 0)) {
+	if (!PQsendQueryParams(
+	        c->pg, q->sql, q->nparams, NULL, (const char *const *)q->params, NULL, NULL, 0)) {
 		conn_fail(c);
 		return;
 	}

@@ -17,28 +17,28 @@ struct event_base;
 struct db;
 
 enum db_status {
-	DB_OK,		/* the statement ran: res holds its result */
-	DB_ERROR,	/* the statement failed: sqlstate and message say why */
-	DB_UNAVAILABLE,	/* no connection to PostgreSQL: nothing ran */
+	DB_OK,          /* the statement ran: res holds its result */
+	DB_ERROR,       /* the statement failed: sqlstate and message say why */
+	DB_UNAVAILABLE, /* no connection to PostgreSQL: nothing ran */
 };
 
 struct db_result {
 	enum db_status status;
-	PGresult *res;		/* DB_OK and DB_ERROR; owned by db, cleared after the callback */
-	const char *sqlstate;	/* DB_ERROR: five characters; "" otherwise */
-	const char *message;	/* DB_ERROR, DB_UNAVAILABLE: primary message */
+	PGresult *res;        /* DB_OK and DB_ERROR; owned by db, cleared after the callback */
+	const char *sqlstate; /* DB_ERROR: five characters; "" otherwise */
+	const char *message;  /* DB_ERROR, DB_UNAVAILABLE: primary message */
 };
 
 /* Called once per query, from the loop, never from inside db_query. */
 typedef void (*db_result_cb)(const struct db_result *result, void *arg);
 
 struct db_stats {
-	int connections;	/* configured */
-	int connected;		/* idle or busy */
+	int connections; /* configured */
+	int connected;   /* idle or busy */
 	int busy;
 	int queued;
 	unsigned long long queries;
-	unsigned long long failures;	/* DB_UNAVAILABLE answers */
+	unsigned long long failures; /* DB_UNAVAILABLE answers */
 	unsigned long long reconnects;
 };
 

@@ -110,7 +110,8 @@ parse_resources(json_t *root, struct resource **out)
 	n = json_array_size(root);
 	if ((res = calloc(n > 0 ? n : 1, sizeof(*res))) == NULL)
 		return -1;
-	json_array_foreach(root, i, item) {
+	json_array_foreach(root, i, item)
+	{
 		struct resource *r = &res[i];
 		const json_t *weights = json_object_get(item, "weights");
 		const char *rule = json_string_value(json_object_get(item, "rule"));
@@ -127,10 +128,11 @@ parse_resources(json_t *root, struct resource **out)
 		r->br.mem_per_gpu_mb = json_int(item, "memPerGpuMb");
 		r->br.native_milli_per_gpu_hour = json_int(item, "nativeMilliPerGpuHour");
 		r->nweights = json_array_size(weights);
-		if ((r->weights = calloc(r->nweights > 0 ? r->nweights : 1,
-			 sizeof(*r->weights))) == NULL)
+		if ((r->weights = calloc(r->nweights > 0 ? r->nweights : 1, sizeof(*r->weights))) ==
+		    NULL)
 			goto fail;
-		json_array_foreach(weights, j, w) {
+		json_array_foreach(weights, j, w)
+		{
 			r->weights[j].from_s = json_int(w, "from");
 			r->weights[j].per_mille = (int32_t)json_int(w, "perMille");
 		}
@@ -178,8 +180,8 @@ json_int64(int64_t v)
  * "bill", or adds "rejectReason". Step records carry no charge.
  */
 static int
-bill_record(const char *site, const Allot__V1__JobRecord *rec, const struct resource *res,
-    int nres, json_t *obj)
+bill_record(const char *site, const Allot__V1__JobRecord *rec, const struct resource *res, int nres,
+    json_t *obj)
 {
 	const struct resource *r = NULL;
 	struct billing_usage usage;
@@ -261,7 +263,7 @@ ingest_done_cb(const struct db_result *r, void *arg)
 	metrics_count_records(twirp_metrics(call->tw), resp->charged, resp->duplicates,
 	    resp->recorded, resp->rejected);
 	log_info("%s ingested batch \"%s\" of %s: %d charged, %d duplicate, %d recorded, "
-		 "%d rejected",
+	         "%d rejected",
 	    call->principal.subject, resp->batch_id,
 	    ((const Allot__V1__IngestRequest *)(const void *)call->request)->site, resp->charged,
 	    resp->duplicates, resp->recorded, resp->rejected);
@@ -335,7 +337,7 @@ ingest_billing_cb(const struct db_result *r, void *arg)
 	params[0] = batch;
 	params[1] = call->principal.subject;
 	if (db_query(twirp_db(call->tw), "SELECT allot.rpc_ingest($1::jsonb, $2::text)", 2, params,
-		ingest_done_cb, in) != 0)
+	        ingest_done_cb, in) != 0)
 		ingest_fail(in, TWIRP_UNAVAILABLE, "database is unavailable");
 	free(batch);
 }
@@ -371,6 +373,6 @@ ingest_handle(struct twirp_call *call)
 	}
 	params[0] = req->site;
 	if (db_query(twirp_db(call->tw), "SELECT allot.site_billing($1::text)", 1, params,
-		ingest_billing_cb, in) != 0)
+	        ingest_billing_cb, in) != 0)
 		ingest_fail(in, TWIRP_UNAVAILABLE, "database is unavailable");
 }

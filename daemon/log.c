@@ -17,11 +17,11 @@ static const char *log_ident = "allot";
 static enum log_level log_level = LOG_INFO;
 
 static const char *const level_names[] = {
-	[LOG_FATAL] = "fatal",
-	[LOG_ERROR] = "error",
-	[LOG_WARN] = "warn",
-	[LOG_INFO] = "info",
-	[LOG_DEBUG] = "debug",
+    [LOG_FATAL] = "fatal",
+    [LOG_ERROR] = "error",
+    [LOG_WARN] = "warn",
+    [LOG_INFO] = "info",
+    [LOG_DEBUG] = "debug",
 };
 
 void

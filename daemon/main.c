@@ -68,8 +68,8 @@ reload(struct allotd *d)
 	log_info("reloading %s", d->config_path);
 	if ((fresh = config_new()) == NULL ||
 	    config_load(fresh, d->config_path, err, sizeof(err)) != 0) {
-		log_warnx("keeping the running configuration: %s",
-		    fresh != NULL ? err : "out of memory");
+		log_warnx(
+		    "keeping the running configuration: %s", fresh != NULL ? err : "out of memory");
 		config_free(fresh);
 		return;
 	}
@@ -94,7 +94,7 @@ reload(struct allotd *d)
 static void
 exit_soon(struct allotd *d)
 {
-	static const struct timeval flush = { 0, 200000 };
+	static const struct timeval flush = {0, 200000};
 
 	event_base_loopexit(d->base, &flush);
 }
@@ -138,8 +138,8 @@ serve(struct allotd *d)
 	SSL_CTX *ctx;
 	char err[1024];
 
-	if ((ctx = tls_server_ctx_new(d->cfg->tls_cert, d->cfg->tls_key, d->cfg->tls_ca, err,
-		 sizeof(err))) == NULL)
+	if ((ctx = tls_server_ctx_new(
+	         d->cfg->tls_cert, d->cfg->tls_key, d->cfg->tls_ca, err, sizeof(err))) == NULL)
 		log_fatal("%s", err);
 	if ((d->base = event_base_new()) == NULL)
 		log_fatal("could not create the event loop");
@@ -185,15 +185,15 @@ main(int argc, char **argv)
 {
 	enum { OPT_MIGRATE = 256, OPT_ADD_PRINCIPAL, OPT_HELP_CONFIG };
 	static const struct option options[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "check", no_argument, NULL, 'n' },
-		{ "migrate", no_argument, NULL, OPT_MIGRATE },
-		{ "add-principal", no_argument, NULL, OPT_ADD_PRINCIPAL },
-		{ "help-config", no_argument, NULL, OPT_HELP_CONFIG },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"config", required_argument, NULL, 'c'},
+	    {"check", no_argument, NULL, 'n'},
+	    {"migrate", no_argument, NULL, OPT_MIGRATE},
+	    {"add-principal", no_argument, NULL, OPT_ADD_PRINCIPAL},
+	    {"help-config", no_argument, NULL, OPT_HELP_CONFIG},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
-	struct allotd d = { .config_path = DEFAULT_CONFIG };
+	struct allotd d = {.config_path = DEFAULT_CONFIG};
 	bool check = false, migrate = false, add_principal = false;
 	char err[1024];
 	int c, rc;
@@ -239,8 +239,8 @@ main(int argc, char **argv)
 	}
 	log_set_level(d.cfg->log_level);
 	if (check) {
-		SSL_CTX *ctx = tls_server_ctx_new(d.cfg->tls_cert, d.cfg->tls_key, d.cfg->tls_ca,
-		    err, sizeof(err));
+		SSL_CTX *ctx = tls_server_ctx_new(
+		    d.cfg->tls_cert, d.cfg->tls_key, d.cfg->tls_ca, err, sizeof(err));
 
 		if (ctx == NULL) {
 			fprintf(stderr, "allotd: %s: %s\n", d.config_path, err);
@@ -253,14 +253,14 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (migrate || add_principal) {
-		rc = migrate ? migrate_run(d.cfg->database, err, sizeof(err)) :
-			       migrate_add_principal(d.cfg->database, argv[0], argv[1],
-				   argc > 2 ? argv[2] : NULL, err, sizeof(err));
+		rc = migrate ? migrate_run(d.cfg->database, err, sizeof(err))
+		             : migrate_add_principal(d.cfg->database, argv[0], argv[1],
+		                   argc > 2 ? argv[2] : NULL, err, sizeof(err));
 		if (rc != 0)
 			fprintf(stderr, "allotd: %s\n", err);
 		else if (add_principal)
-			printf("principal \"%s\" is %s%s%s\n", argv[0], argv[1], argc > 2 ? " of " : "",
-			    argc > 2 ? argv[2] : "");
+			printf("principal \"%s\" is %s%s%s\n", argv[0], argv[1],
+			    argc > 2 ? " of " : "", argc > 2 ? argv[2] : "");
 		config_free(d.cfg);
 		return rc != 0;
 	}

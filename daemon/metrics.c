@@ -11,8 +11,8 @@
 #include "metrics.h"
 #include "strbuf.h"
 
-static const double buckets[] = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-	2.5, 5, 10 };
+static const double buckets[] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 #define NCODES 24
 
@@ -29,7 +29,7 @@ struct route_metrics {
 struct metrics {
 	size_t nroutes;
 	const char *const *names;
-	struct route_metrics *routes;	/* nroutes + 1: the last is "unmatched" */
+	struct route_metrics *routes; /* nroutes + 1: the last is "unmatched" */
 	unsigned long long records[4];
 };
 
@@ -81,8 +81,7 @@ metrics_observe_request(struct metrics *m, int route, const char *code, double s
 }
 
 void
-metrics_count_records(struct metrics *m, long charged, long duplicate, long recorded,
-    long rejected)
+metrics_count_records(struct metrics *m, long charged, long duplicate, long recorded, long rejected)
 {
 	m->records[0] += (unsigned long long)charged;
 	m->records[1] += (unsigned long long)duplicate;
@@ -97,20 +96,22 @@ route_name(const struct metrics *m, size_t i)
 }
 
 void
-metrics_render(const struct metrics *m, const struct db_stats *db, bool draining,
-    struct strbuf *out)
+metrics_render(
+    const struct metrics *m, const struct db_stats *db, bool draining, struct strbuf *out)
 {
-	static const char *const statuses[] = { "charged", "duplicate", "recorded", "rejected" };
+	static const char *const statuses[] = {"charged", "duplicate", "recorded", "rejected"};
 
-	strbuf_puts(out, "# HELP allot_requests_total Requests answered, by route and Twirp code.\n"
-			 "# TYPE allot_requests_total counter\n");
+	strbuf_puts(out,
+	    "# HELP allot_requests_total Requests answered, by route and Twirp code.\n"
+	    "# TYPE allot_requests_total counter\n");
 	for (size_t i = 0; i <= m->nroutes; i++)
 		for (size_t c = 0; c < NCODES && m->routes[i].codes[c].code != NULL; c++)
 			strbuf_printf(out, "allot_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
 			    route_name(m, i), m->routes[i].codes[c].code, m->routes[i].codes[c].n);
 
-	strbuf_puts(out, "# HELP allot_request_duration_seconds Time from request to reply.\n"
-			 "# TYPE allot_request_duration_seconds histogram\n");
+	strbuf_puts(out,
+	    "# HELP allot_request_duration_seconds Time from request to reply.\n"
+	    "# TYPE allot_request_duration_seconds histogram\n");
 	for (size_t i = 0; i <= m->nroutes; i++) {
 		const struct route_metrics *r = &m->routes[i];
 
@@ -124,7 +125,8 @@ metrics_render(const struct metrics *m, const struct db_stats *db, bool draining
 		    "allot_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n"
 		    "allot_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
 		    "allot_request_duration_seconds_count{route=\"%s\"} %llu\n",
-		    route_name(m, i), r->count, route_name(m, i), r->sum, route_name(m, i), r->count);
+		    route_name(m, i), r->count, route_name(m, i), r->sum, route_name(m, i),
+		    r->count);
 	}
 
 	strbuf_printf(out,
@@ -148,11 +150,12 @@ metrics_render(const struct metrics *m, const struct db_stats *db, bool draining
 	    db->connections, db->connected, db->busy, db->queued, db->queries, db->failures,
 	    db->reconnects);
 
-	strbuf_puts(out, "# HELP allot_records_ingested_total Job records ingested, by outcome.\n"
-			 "# TYPE allot_records_ingested_total counter\n");
+	strbuf_puts(out,
+	    "# HELP allot_records_ingested_total Job records ingested, by outcome.\n"
+	    "# TYPE allot_records_ingested_total counter\n");
 	for (size_t i = 0; i < 4; i++)
-		strbuf_printf(out, "allot_records_ingested_total{status=\"%s\"} %llu\n", statuses[i],
-		    m->records[i]);
+		strbuf_printf(out, "allot_records_ingested_total{status=\"%s\"} %llu\n",
+		    statuses[i], m->records[i]);
 	strbuf_printf(out,
 	    "# HELP allot_draining Whether allotd is stopping (1) or serving (0).\n"
 	    "# TYPE allot_draining gauge\n"

@@ -26,11 +26,11 @@ void metrics_free(struct metrics *m);
 void metrics_observe_request(struct metrics *m, int route, const char *code, double seconds);
 
 /* Counts ingested records by what became of them. */
-void metrics_count_records(struct metrics *m, long charged, long duplicate, long recorded,
-    long rejected);
+void metrics_count_records(
+    struct metrics *m, long charged, long duplicate, long recorded, long rejected);
 
 /* Appends every metric in Prometheus text format (version 0.0.4) to out. */
-void metrics_render(const struct metrics *m, const struct db_stats *db, bool draining,
-    struct strbuf *out);
+void metrics_render(
+    const struct metrics *m, const struct db_stats *db, bool draining, struct strbuf *out);
 
 #endif

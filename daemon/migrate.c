@@ -32,8 +32,8 @@ static PGresult *
 run(PGconn *pg, const char *sql, int nparams, const char *const *params, const char *what,
     char *err, size_t errlen)
 {
-	PGresult *res = nparams > 0 ? PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0) :
-				      PQexec(pg, sql);
+	PGresult *res = nparams > 0 ? PQexecParams(pg, sql, nparams, NULL, params, NULL, NULL, 0)
+	                            : PQexec(pg, sql);
 	ExecStatusType st = PQresultStatus(res);
 
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
@@ -67,19 +67,19 @@ migrate_run(const char *conninfo, char *err, size_t errlen)
 		return -1;
 	if (exec_ok(pg, "SET client_min_messages = warning", 0, NULL, "setup", err, errlen) != 0 ||
 	    exec_ok(pg, "SELECT pg_advisory_lock(" MIGRATE_LOCK_KEY ")", 0, NULL, "locking", err,
-		errlen) != 0 ||
+	        errlen) != 0 ||
 	    exec_ok(pg,
-		"CREATE SCHEMA IF NOT EXISTS allot;"
-		"CREATE TABLE IF NOT EXISTS allot.schema_migrations ("
-		"  version integer PRIMARY KEY,"
-		"  name text NOT NULL,"
-		"  applied_at timestamptz NOT NULL DEFAULT now())",
-		0, NULL, "creating allot.schema_migrations", err, errlen) != 0)
+	        "CREATE SCHEMA IF NOT EXISTS allot;"
+	        "CREATE TABLE IF NOT EXISTS allot.schema_migrations ("
+	        "  version integer PRIMARY KEY,"
+	        "  name text NOT NULL,"
+	        "  applied_at timestamptz NOT NULL DEFAULT now())",
+	        0, NULL, "creating allot.schema_migrations", err, errlen) != 0)
 		goto out;
 	for (size_t i = 0; i < nmigrations; i++) {
 		const struct migration *m = &migrations[i];
 		char version[16], what[128];
-		const char *params[2] = { version, m->name };
+		const char *params[2] = {version, m->name};
 		PGresult *res;
 		int done;
 
@@ -99,8 +99,9 @@ migrate_run(const char *conninfo, char *err, size_t errlen)
 			continue;
 		}
 		if (exec_ok(pg, m->sql, 0, NULL, what, err, errlen) != 0 ||
-		    exec_ok(pg, "INSERT INTO allot.schema_migrations (version, name) VALUES ($1, $2)",
-			2, params, what, err, errlen) != 0 ||
+		    exec_ok(pg,
+		        "INSERT INTO allot.schema_migrations (version, name) VALUES ($1, $2)", 2,
+		        params, what, err, errlen) != 0 ||
 		    exec_ok(pg, "COMMIT", 0, NULL, what, err, errlen) != 0)
 			goto rollback;
 		printf("applied migration %s\n", m->name);
@@ -121,7 +122,7 @@ int
 migrate_add_principal(const char *conninfo, const char *subject, const char *role,
     const char *scope, char *err, size_t errlen)
 {
-	const char *params[3] = { subject, role, scope != NULL ? scope : "" };
+	const char *params[3] = {subject, role, scope != NULL ? scope : ""};
 	PGconn *pg;
 	int rc;
 

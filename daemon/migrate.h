@@ -9,7 +9,7 @@
 
 struct migration {
 	int version;
-	const char *name;	/* "0001_core" */
+	const char *name; /* "0001_core" */
 	const char *sql;
 };
 

@@ -19,28 +19,31 @@
 	(ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_AUDITOR) | ROLE_BIT(ROLE_PROJECT) | \
 	    ROLE_BIT(ROLE_SCHEDULER))
 
-#define ADMIN_SQL(method, roles, fn) { &allot__v1__admin__descriptor, method, roles, NULL, NULL, fn, NULL }
+#define ADMIN_SQL(method, roles, fn) \
+	{ \
+		&allot__v1__admin__descriptor, method, roles, NULL, NULL, fn, NULL \
+	}
 
 static const struct twirp_route routes[] = {
-	ADMIN_SQL("CreateProgram", ADMIN, "rpc_create_program"),
-	ADMIN_SQL("ListPrograms", READERS, "rpc_list_programs"),
-	ADMIN_SQL("CreateOrganization", ADMIN, "rpc_create_organization"),
-	ADMIN_SQL("ListOrganizations", READERS, "rpc_list_organizations"),
-	ADMIN_SQL("CreateProject", ADMIN, "rpc_create_project"),
-	ADMIN_SQL("AddProjectUser", ADMIN, "rpc_add_project_user"),
-	ADMIN_SQL("ListProjects", READERS, "rpc_list_projects"),
-	ADMIN_SQL("CreateSite", ADMIN, "rpc_create_site"),
-	ADMIN_SQL("ListSites", READERS, "rpc_list_sites"),
-	ADMIN_SQL("CreateResource", ADMIN, "rpc_create_resource"),
-	ADMIN_SQL("SetResourceWeight", ADMIN, "rpc_set_resource_weight"),
-	ADMIN_SQL("ListResources", READERS, "rpc_list_resources"),
-	ADMIN_SQL("CreateAllocation", ADMIN, "rpc_create_allocation"),
-	ADMIN_SQL("ListAllocations", READERS, "rpc_list_allocations"),
-	ADMIN_SQL("CreatePrincipal", ADMIN, "rpc_create_principal"),
-	ADMIN_SQL("ListPrincipals", READERS, "rpc_list_principals"),
-	{ &allot__v1__usage__descriptor, "Ingest", COLLECTORS, "site", NULL, NULL, ingest_handle },
-	{ &allot__v1__ledger__descriptor, "GetBalance", BALANCE_READERS, NULL, "project",
-	    "rpc_get_balance", NULL },
+    ADMIN_SQL("CreateProgram", ADMIN, "rpc_create_program"),
+    ADMIN_SQL("ListPrograms", READERS, "rpc_list_programs"),
+    ADMIN_SQL("CreateOrganization", ADMIN, "rpc_create_organization"),
+    ADMIN_SQL("ListOrganizations", READERS, "rpc_list_organizations"),
+    ADMIN_SQL("CreateProject", ADMIN, "rpc_create_project"),
+    ADMIN_SQL("AddProjectUser", ADMIN, "rpc_add_project_user"),
+    ADMIN_SQL("ListProjects", READERS, "rpc_list_projects"),
+    ADMIN_SQL("CreateSite", ADMIN, "rpc_create_site"),
+    ADMIN_SQL("ListSites", READERS, "rpc_list_sites"),
+    ADMIN_SQL("CreateResource", ADMIN, "rpc_create_resource"),
+    ADMIN_SQL("SetResourceWeight", ADMIN, "rpc_set_resource_weight"),
+    ADMIN_SQL("ListResources", READERS, "rpc_list_resources"),
+    ADMIN_SQL("CreateAllocation", ADMIN, "rpc_create_allocation"),
+    ADMIN_SQL("ListAllocations", READERS, "rpc_list_allocations"),
+    ADMIN_SQL("CreatePrincipal", ADMIN, "rpc_create_principal"),
+    ADMIN_SQL("ListPrincipals", READERS, "rpc_list_principals"),
+    {&allot__v1__usage__descriptor, "Ingest", COLLECTORS, "site", NULL, NULL, ingest_handle},
+    {&allot__v1__ledger__descriptor, "GetBalance", BALANCE_READERS, NULL, "project",
+        "rpc_get_balance", NULL},
 };
 
 const struct twirp_route *

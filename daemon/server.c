@@ -71,8 +71,8 @@ serve_healthz(struct server *s, struct evhttp_request *req)
 	if (s->draining)
 		reply_text(req, 503, "Service Unavailable", "text/plain", "stopping\n", 9);
 	else if (!db_is_up(twirp_db(s->tw)))
-		reply_text(req, 503, "Service Unavailable", "text/plain", "database unavailable\n",
-		    21);
+		reply_text(
+		    req, 503, "Service Unavailable", "text/plain", "database unavailable\n", 21);
 	else
 		reply_text(req, 200, "OK", "text/plain", "ok\n", 3);
 }
@@ -111,8 +111,8 @@ server_request_cb(struct evhttp_request *req, void *arg)
 		    "{\"code\":\"unavailable\",\"msg\":\"allotd is stopping\",\"meta\":{}}";
 
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-		reply_text(req, 503, "Service Unavailable", "application/json", body,
-		    sizeof(body) - 1);
+		reply_text(
+		    req, 503, "Service Unavailable", "application/json", body, sizeof(body) - 1);
 	} else {
 		/* Every other path is Twirp's to answer, bad_route included. */
 		twirp_handle(s->tw, req);
@@ -135,8 +135,9 @@ server_new(struct event_base *base, struct twirp *tw)
 	evhttp_set_bevcb(s->http, server_bev_cb, s);
 	evhttp_set_gencb(s->http, server_request_cb, s);
 	/* Every method reaches the callback, so that Twirp answers bad_route rather than 405. */
-	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
-		EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+	evhttp_set_allowed_methods(s->http,
+	    EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+	        EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
 	evhttp_set_default_content_type(s->http, "application/json");
 	return s;
 }

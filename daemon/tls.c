@@ -22,7 +22,8 @@ tls_error(char *err, size_t errlen, const char *what, const char *file)
 	char buf[256];
 
 	ERR_error_string_n(e, buf, sizeof(buf));
-	snprintf(err, errlen, "could not %s \"%s\": %s", what, file, e != 0 ? buf : "unknown error");
+	snprintf(
+	    err, errlen, "could not %s \"%s\": %s", what, file, e != 0 ? buf : "unknown error");
 	ERR_clear_error();
 }
 
@@ -36,11 +37,11 @@ tls_verify_cb(int preverify_ok, X509_STORE_CTX *ctx)
 }
 
 SSL_CTX *
-tls_server_ctx_new(const char *cert_file, const char *key_file, const char *ca_file, char *err,
-    size_t errlen)
+tls_server_ctx_new(
+    const char *cert_file, const char *key_file, const char *ca_file, char *err, size_t errlen)
 {
 	SSL_CTX *ctx;
-	STACK_OF(X509_NAME) *names;
+	STACK_OF(X509_NAME) * names;
 
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
 		tls_error(err, errlen, "create TLS context for", cert_file);

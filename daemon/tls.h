@@ -19,8 +19,8 @@
  * instead of a bare TLS alert; tls_peer_subject() is the check, and it runs before
  * any handler.
  */
-SSL_CTX *tls_server_ctx_new(const char *cert_file, const char *key_file, const char *ca_file,
-    char *err, size_t errlen);
+SSL_CTX *tls_server_ctx_new(
+    const char *cert_file, const char *key_file, const char *ca_file, char *err, size_t errlen);
 
 /*
  * Writes the verified client certificate's subject in RFC 2253 form into subject.

@@ -83,13 +83,14 @@ twirp_new(struct db *db, const struct twirp_route *routes, size_t nroutes, char 
 			return NULL;
 		}
 		if ((r->sql_function == NULL) == (r->handle == NULL)) {
-			snprintf(err, errlen, "route %s/%s: needs exactly one of sql_function, handle",
+			snprintf(err, errlen,
+			    "route %s/%s: needs exactly one of sql_function, handle",
 			    r->service->name, r->method);
 			twirp_free(tw);
 			return NULL;
 		}
-		snprintf(rr->path, sizeof(rr->path), TWIRP_PREFIX "%s/%s", r->service->name,
-		    r->method);
+		snprintf(
+		    rr->path, sizeof(rr->path), TWIRP_PREFIX "%s/%s", r->service->name, r->method);
 		tw->names[i] = rr->path;
 	}
 	if ((tw->metrics = metrics_new(nroutes, tw->names)) == NULL)
@@ -166,8 +167,9 @@ twirp_finish(struct twirp_call *call, int status, const char *code)
 	}
 	evhttp_send_reply(call->req, status, status == 200 ? "OK" : "Error", NULL);
 	metrics_observe_request(tw->metrics, call->route_index, code, seconds);
-	log_debug("%s %s: %s in %.3f ms", call->principal.subject[0] != '\0' ?
-		call->principal.subject : "(anonymous)", call_name(call), code, seconds * 1e3);
+	log_debug("%s %s: %s in %.3f ms",
+	    call->principal.subject[0] != '\0' ? call->principal.subject : "(anonymous)",
+	    call_name(call), code, seconds * 1e3);
 	if (call->request != NULL)
 		protobuf_c_message_free_unpacked(call->request, NULL);
 	free(call);
@@ -185,7 +187,8 @@ twirp_reply_error_meta(struct twirp_call *call, enum twirp_code code, const char
 
 	body = json_pack("{s:s, s:s, s:{}}", "code", twirp_code_name(code), "msg", msg, "meta");
 	if (body != NULL && meta_key != NULL)
-		json_object_set_new(json_object_get(body, "meta"), meta_key, json_string(meta_value));
+		json_object_set_new(
+		    json_object_get(body, "meta"), meta_key, json_string(meta_value));
 	if (body != NULL)
 		text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
@@ -193,10 +196,11 @@ twirp_reply_error_meta(struct twirp_call *call, enum twirp_code code, const char
 	if (text != NULL)
 		evbuffer_add(out, text, strlen(text));
 	else
-		evbuffer_add_printf(out, "{\"code\":\"internal\",\"msg\":\"out of memory\",\"meta\":{}}");
+		evbuffer_add_printf(
+		    out, "{\"code\":\"internal\",\"msg\":\"out of memory\",\"meta\":{}}");
 	free(text);
-	evhttp_add_header(evhttp_request_get_output_headers(call->req), "Content-Type",
-	    "application/json");
+	evhttp_add_header(
+	    evhttp_request_get_output_headers(call->req), "Content-Type", "application/json");
 	twirp_finish(call, twirp_code_status(code), twirp_code_name(code));
 }
 
@@ -252,23 +256,23 @@ static const struct {
 	const char *sqlstate;
 	enum twirp_code code;
 } sqlstate_codes[] = {
-	{ "P0002", TWIRP_NOT_FOUND },		 /* no_data_found: raised for unknown names */
-	{ "23505", TWIRP_ALREADY_EXISTS },	 /* unique_violation, reused ids */
-	{ "23503", TWIRP_NOT_FOUND },		 /* foreign_key_violation */
-	{ "22023", TWIRP_INVALID_ARGUMENT },	 /* invalid_parameter_value */
-	{ "23514", TWIRP_INVALID_ARGUMENT },	 /* check_violation */
-	{ "23502", TWIRP_INVALID_ARGUMENT },	 /* not_null_violation */
-	{ "22003", TWIRP_INVALID_ARGUMENT },	 /* numeric_value_out_of_range */
-	{ "22007", TWIRP_INVALID_ARGUMENT },	 /* invalid_datetime_format */
-	{ "22008", TWIRP_INVALID_ARGUMENT },	 /* datetime_field_overflow */
-	{ "22P02", TWIRP_INVALID_ARGUMENT },	 /* invalid_text_representation */
-	{ "22001", TWIRP_INVALID_ARGUMENT },	 /* string_data_right_truncation */
-	{ "42501", TWIRP_PERMISSION_DENIED },	 /* insufficient_privilege */
-	{ "40001", TWIRP_ABORTED },		 /* serialization_failure: retry */
-	{ "40P01", TWIRP_ABORTED },		 /* deadlock_detected: retry */
-	{ "57P01", TWIRP_UNAVAILABLE },		 /* admin_shutdown */
-	{ "57P02", TWIRP_UNAVAILABLE },		 /* crash_shutdown */
-	{ "57P03", TWIRP_UNAVAILABLE },		 /* cannot_connect_now */
+    {"P0002", TWIRP_NOT_FOUND},         /* no_data_found: raised for unknown names */
+    {"23505", TWIRP_ALREADY_EXISTS},    /* unique_violation, reused ids */
+    {"23503", TWIRP_NOT_FOUND},         /* foreign_key_violation */
+    {"22023", TWIRP_INVALID_ARGUMENT},  /* invalid_parameter_value */
+    {"23514", TWIRP_INVALID_ARGUMENT},  /* check_violation */
+    {"23502", TWIRP_INVALID_ARGUMENT},  /* not_null_violation */
+    {"22003", TWIRP_INVALID_ARGUMENT},  /* numeric_value_out_of_range */
+    {"22007", TWIRP_INVALID_ARGUMENT},  /* invalid_datetime_format */
+    {"22008", TWIRP_INVALID_ARGUMENT},  /* datetime_field_overflow */
+    {"22P02", TWIRP_INVALID_ARGUMENT},  /* invalid_text_representation */
+    {"22001", TWIRP_INVALID_ARGUMENT},  /* string_data_right_truncation */
+    {"42501", TWIRP_PERMISSION_DENIED}, /* insufficient_privilege */
+    {"40001", TWIRP_ABORTED},           /* serialization_failure: retry */
+    {"40P01", TWIRP_ABORTED},           /* deadlock_detected: retry */
+    {"57P01", TWIRP_UNAVAILABLE},       /* admin_shutdown */
+    {"57P02", TWIRP_UNAVAILABLE},       /* crash_shutdown */
+    {"57P03", TWIRP_UNAVAILABLE},       /* cannot_connect_now */
 };
 
 void
@@ -339,8 +343,8 @@ twirp_sql_call(struct twirp_call *call)
 		twirp_reply_error(call, TWIRP_INTERNAL, "could not encode the request");
 		return;
 	}
-	snprintf(sql, sizeof(sql), "SELECT allot.%s($1::jsonb, $2::text)",
-	    call->route->sql_function);
+	snprintf(
+	    sql, sizeof(sql), "SELECT allot.%s($1::jsonb, $2::text)", call->route->sql_function);
 	params[0] = json.data;
 	params[1] = call->principal.subject;
 	if (db_query(call->tw->db, sql, 2, params, twirp_sql_done_cb, call) != 0)
@@ -376,8 +380,8 @@ scope_allows(const struct twirp_call *call, char *why, size_t whylen)
 	value = request_string_field(call->request, field);
 	if (value != NULL && strcmp(value, p->scope) == 0)
 		return true;
-	snprintf(why, whylen, "principal \"%.200s\" (%s of %s) may not act for %s \"%.200s\"", p->subject,
-	    auth_role_name(p->role), p->scope, field, value != NULL ? value : "");
+	snprintf(why, whylen, "principal \"%.200s\" (%s of %s) may not act for %s \"%.200s\"",
+	    p->subject, auth_role_name(p->role), p->scope, field, value != NULL ? value : "");
 	return false;
 }
 
@@ -415,8 +419,8 @@ twirp_auth_cb(enum auth_status status, const struct principal *p, void *arg)
 		const uint8_t *data = evbuffer_pullup(body, -1);
 
 		if (call->json)
-			call->request = pbjson_decode(call->md->input, (const char *)data, len, err,
-			    sizeof(err));
+			call->request = pbjson_decode(
+			    call->md->input, (const char *)data, len, err, sizeof(err));
 		else
 			call->request = protobuf_c_message_unpack(call->md->input, NULL, len, data);
 	}
@@ -497,8 +501,8 @@ twirp_handle(struct twirp *tw, struct evhttp_request *req)
 	}
 	if (call->route == NULL) {
 		snprintf(why, sizeof(why), "no handler for path \"%.150s\"", path);
-		twirp_reply_error_meta(call, TWIRP_BAD_ROUTE, "twirp_invalid_route", route_meta,
-		    why);
+		twirp_reply_error_meta(
+		    call, TWIRP_BAD_ROUTE, "twirp_invalid_route", route_meta, why);
 		return;
 	}
 	type = evhttp_find_header(evhttp_request_get_input_headers(req), "Content-Type");
@@ -507,12 +511,12 @@ twirp_handle(struct twirp *tw, struct evhttp_request *req)
 	} else if (type == NULL || !content_type_is(type, "application/protobuf")) {
 		snprintf(why, sizeof(why), "unexpected Content-Type: \"%.100s\"",
 		    type != NULL ? type : "");
-		twirp_reply_error_meta(call, TWIRP_BAD_ROUTE, "twirp_invalid_route", route_meta,
-		    why);
+		twirp_reply_error_meta(
+		    call, TWIRP_BAD_ROUTE, "twirp_invalid_route", route_meta, why);
 		return;
 	}
 	if (tls_peer_subject(request_ssl(req), call->principal.subject,
-		sizeof(call->principal.subject), why, sizeof(why)) != 0) {
+	        sizeof(call->principal.subject), why, sizeof(why)) != 0) {
 		call->principal.subject[0] = '\0';
 		twirp_reply_error(call, TWIRP_UNAUTHENTICATED, "%s", why);
 		return;

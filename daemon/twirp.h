@@ -27,22 +27,22 @@ typedef void (*twirp_handler)(struct twirp_call *call);
 
 struct twirp_route {
 	const ProtobufCServiceDescriptor *service;
-	const char *method;	  /* as in the .proto: "CreateSite" */
-	unsigned roles;		  /* ROLE_BIT()s allowed to call it */
-	const char *site_field;	  /* request field a collector's or scheduler's site must equal */
+	const char *method;        /* as in the .proto: "CreateSite" */
+	unsigned roles;            /* ROLE_BIT()s allowed to call it */
+	const char *site_field;    /* request field a collector's or scheduler's site must equal */
 	const char *project_field; /* request field a project principal's project must equal */
-	const char *sql_function; /* generic: SELECT allot.<fn>(request JSON, subject) */
-	twirp_handler handle;	  /* or a handler of its own when sql_function is NULL */
+	const char *sql_function;  /* generic: SELECT allot.<fn>(request JSON, subject) */
+	twirp_handler handle;      /* or a handler of its own when sql_function is NULL */
 };
 
 /* One request, from receipt to reply. Handlers read it; twirp owns and frees it. */
 struct twirp_call {
 	struct twirp *tw;
 	struct evhttp_request *req;
-	int route_index;	/* -1 until a route matched */
+	int route_index; /* -1 until a route matched */
 	const struct twirp_route *route;
 	const ProtobufCMethodDescriptor *md;
-	bool json;		/* application/json on the wire, else application/protobuf */
+	bool json; /* application/json on the wire, else application/protobuf */
 	struct principal principal;
 	ProtobufCMessage *request; /* decoded; freed with the call */
 	uint64_t start_usec;
@@ -53,8 +53,8 @@ struct twirp_call {
  * methods are checked against their service descriptors, or NULL with the
  * reason in err. db is used for principals and the generic SQL routes.
  */
-struct twirp *twirp_new(struct db *db, const struct twirp_route *routes, size_t nroutes, char *err,
-    size_t errlen);
+struct twirp *twirp_new(
+    struct db *db, const struct twirp_route *routes, size_t nroutes, char *err, size_t errlen);
 void twirp_free(struct twirp *tw);
 
 struct metrics *twirp_metrics(const struct twirp *tw);

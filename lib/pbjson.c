@@ -257,10 +257,12 @@ encode_message(const ProtobufCMessage *msg, struct strbuf *out, int depth)
 				continue;
 		} else if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
 			/* proto3 optional: an unset field is left out. */
-			if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
+			if (f->type == PROTOBUF_C_TYPE_STRING ||
+			    f->type == PROTOBUF_C_TYPE_MESSAGE) {
 				if (*(const void *const *)p == NULL)
 					continue;
-			} else if (!*(const protobuf_c_boolean *)CMEMBER(msg, f->quantifier_offset)) {
+			} else if (!*(const protobuf_c_boolean *)CMEMBER(
+			               msg, f->quantifier_offset)) {
 				continue;
 			}
 		}
@@ -413,8 +415,8 @@ read_bytes(struct dec *d, const char *s, ProtobufCBinaryData *out)
 	return true;
 }
 
-static ProtobufCMessage *decode_object(struct dec *d, const ProtobufCMessageDescriptor *desc,
-    const json_t *obj, int depth);
+static ProtobufCMessage *decode_object(
+    struct dec *d, const ProtobufCMessageDescriptor *desc, const json_t *obj, int depth);
 
 /* Stores one JSON value into the field storage at p (zeroed or holding the default). */
 static bool
@@ -493,8 +495,8 @@ decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, 
 		if (json_is_string(v)) {
 			ev = protobuf_c_enum_descriptor_get_value_by_name(ed, json_string_value(v));
 			if (ev == NULL)
-				return dec_fail(d, "\"%s\" is not a value of %s", json_string_value(v),
-				    ed->name);
+				return dec_fail(d, "\"%s\" is not a value of %s",
+				    json_string_value(v), ed->name);
 			*(int *)p = ev->value;
 			return true;
 		}
@@ -629,13 +631,14 @@ decode_object(struct dec *d, const ProtobufCMessageDescriptor *desc, const json_
 		return NULL;
 	}
 	desc->message_init(msg);
-	json_object_foreach((json_t *)(uintptr_t)obj, key, v) {
+	json_object_foreach((json_t *)(uintptr_t)obj, key, v)
+	{
 		const ProtobufCFieldDescriptor *f = find_field(desc, key);
 
 		if (f == NULL)
 			continue; /* unknown fields are skipped, as Twirp servers do */
-		snprintf(d->path + plen, sizeof(d->path) - plen, "%s%s", plen > 0 ? "." : "",
-		    f->name);
+		snprintf(
+		    d->path + plen, sizeof(d->path) - plen, "%s%s", plen > 0 ? "." : "", f->name);
 		if (!decode_field(d, msg, f, v, depth)) {
 			d->path[plen] = '\0';
 			protobuf_c_message_free_unpacked(msg, NULL);
@@ -647,15 +650,16 @@ decode_object(struct dec *d, const ProtobufCMessageDescriptor *desc, const json_
 }
 
 ProtobufCMessage *
-pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *json, size_t len, char *err,
-    size_t errlen)
+pbjson_decode(
+    const ProtobufCMessageDescriptor *desc, const char *json, size_t len, char *err, size_t errlen)
 {
-	struct dec d = { .err = err, .errlen = errlen, .path = "" };
+	struct dec d = {.err = err, .errlen = errlen, .path = ""};
 	json_error_t je;
 	json_t *root;
 	ProtobufCMessage *msg;
 
-	root = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
+	root =
+	    json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
 	if (root == NULL) {
 		snprintf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
 		    je.text);

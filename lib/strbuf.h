@@ -12,10 +12,10 @@
 #include <stddef.h>
 
 struct strbuf {
-	char *data;	/* NUL-terminated; NULL until the first append */
+	char *data; /* NUL-terminated; NULL until the first append */
 	size_t len;
 	size_t cap;
-	bool failed;	/* an allocation failed; contents are truncated */
+	bool failed; /* an allocation failed; contents are truncated */
 };
 
 /* Prepares caller's storage; no allocation. */
@@ -27,8 +27,7 @@ void strbuf_reset(struct strbuf *sb);
 void strbuf_append(struct strbuf *sb, const void *data, size_t len);
 void strbuf_puts(struct strbuf *sb, const char *s);
 void strbuf_putc(struct strbuf *sb, char c);
-void strbuf_printf(struct strbuf *sb, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Returns the contents and gives up ownership: the caller frees it. */
 char *strbuf_steal(struct strbuf *sb);

@@ -15,7 +15,7 @@
 /* Exit statuses: the spec's contract with scripts. */
 enum {
 	CLI_EXIT_OK = 0,
-	CLI_EXIT_FAIL = 1, /* an RPC error, or records rejected */
+	CLI_EXIT_FAIL = 1,  /* an RPC error, or records rejected */
 	CLI_EXIT_USAGE = 2, /* a bad command line or input file */
 };
 
@@ -27,7 +27,7 @@ enum cli_format {
 struct cli {
 	struct allot_client_options opts;
 	enum cli_format format;
-	bool dry_run; /* print the requests' JSON instead of sending them */
+	bool dry_run;                /* print the requests' JSON instead of sending them */
 	struct allot_client *client; /* created on the first call */
 };
 

@@ -20,7 +20,7 @@ struct table {
 	size_t ncols;
 	const char *const *header;
 	const bool *right; /* per column: align to the right */
-	char **cells; /* row-major, ncols per row */
+	char **cells;      /* row-major, ncols per row */
 	size_t ncells, cap;
 	bool failed;
 };

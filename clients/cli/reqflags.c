@@ -21,7 +21,7 @@
 struct reqflags {
 	const ProtobufCMessageDescriptor *desc;
 	struct strbuf *values; /* per field: its JSON values, comma-separated */
-	unsigned *counts; /* per field: how many values */
+	unsigned *counts;      /* per field: how many values */
 };
 
 struct reqflags *

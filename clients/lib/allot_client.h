@@ -19,7 +19,7 @@
 /* The encoding of request and response bodies on the wire. */
 enum allot_wire {
 	ALLOT_WIRE_PROTOBUF, /* application/protobuf */
-	ALLOT_WIRE_JSON, /* application/json, proto3 JSON mapping */
+	ALLOT_WIRE_JSON,     /* application/json, proto3 JSON mapping */
 };
 
 struct allot_client_options {

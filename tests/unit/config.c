@@ -109,11 +109,11 @@ test_quoting(void **state)
 
 	(void)state;
 	assert_int_equal(load_text(cfg,
-			     "tls_cert = \"/a b/#not a comment.crt\"  # a comment\n"
-			     "tls_key = \"say \\\"hi\\\" \\\\ there\"\n"
-			     "tls_ca = /c/ca.crt\n"
-			     "database = \"host=/tmp dbname=allot\"\n",
-			     err, sizeof(err)),
+	                     "tls_cert = \"/a b/#not a comment.crt\"  # a comment\n"
+	                     "tls_key = \"say \\\"hi\\\" \\\\ there\"\n"
+	                     "tls_ca = /c/ca.crt\n"
+	                     "database = \"host=/tmp dbname=allot\"\n",
+	                     err, sizeof(err)),
 	    0);
 	assert_string_equal(cfg->tls_cert, "/a b/#not a comment.crt");
 	assert_string_equal(cfg->tls_key, "say \"hi\" \\ there");
@@ -121,28 +121,28 @@ test_quoting(void **state)
 }
 
 static const struct {
-	const char *text; /* appended after the required keys */
+	const char *text;  /* appended after the required keys */
 	const char *error; /* expected after "path:" */
 } errors[] = {
-	{ "foo = 1\n", ":5: unknown key \"foo\"" },
-	{ "db_pool_size = 0\n", ":5: value 0 of \"db_pool_size\" is out of range 1..64" },
-	{ "db_pool_size = 65\n", ":5: value 65 of \"db_pool_size\" is out of range 1..64" },
-	{ "db_pool_size = four\n", ":5: value \"four\" of \"db_pool_size\" is not an integer" },
-	{ "db_pool_size = 4x\n", ":5: value \"4x\" of \"db_pool_size\" is not an integer" },
-	{ "\n\ndb_pool_size\n", ":7: missing \"=\" after key \"db_pool_size\"" },
-	{ "database = again\n", ":5: \"database\" is set twice" },
-	{ "max_body_bytes = 1T\n", ":5: value \"1T\" of \"max_body_bytes\" is not a size" },
-	{ "max_body_bytes = 512\n", ":5: value 512 of \"max_body_bytes\" is out of range" },
-	{ "max_body_bytes = 1G\n", ":5: value 1073741824 of \"max_body_bytes\" is out of range" },
-	{ "listen = localhost\n", ":5: \"localhost\" is not host:port" },
-	{ "listen = :80\n", ":5: \":80\" is not host:port" },
-	{ "listen = h:70000\n", ":5: \"h:70000\" is not host:port" },
-	{ "log_level = loud\n", ":5: log level \"loud\" is not one of" },
-	{ "tls_cert = \"open\n", ":5: unterminated quoted value of \"tls_cert\"" },
-	{ "tls_cert = \"a\" b\n", ":5: unexpected text after the quoted value of \"tls_cert\"" },
-	{ "= 3\n", ":5: expected a key" },
-	{ "tls-cert = x\n", ":5: unexpected character '-' in key" },
-	{ "idle_timeout_s = -1\n", ":5: value -1 of \"idle_timeout_s\" is out of range 1..3600" },
+    {"foo = 1\n", ":5: unknown key \"foo\""},
+    {"db_pool_size = 0\n", ":5: value 0 of \"db_pool_size\" is out of range 1..64"},
+    {"db_pool_size = 65\n", ":5: value 65 of \"db_pool_size\" is out of range 1..64"},
+    {"db_pool_size = four\n", ":5: value \"four\" of \"db_pool_size\" is not an integer"},
+    {"db_pool_size = 4x\n", ":5: value \"4x\" of \"db_pool_size\" is not an integer"},
+    {"\n\ndb_pool_size\n", ":7: missing \"=\" after key \"db_pool_size\""},
+    {"database = again\n", ":5: \"database\" is set twice"},
+    {"max_body_bytes = 1T\n", ":5: value \"1T\" of \"max_body_bytes\" is not a size"},
+    {"max_body_bytes = 512\n", ":5: value 512 of \"max_body_bytes\" is out of range"},
+    {"max_body_bytes = 1G\n", ":5: value 1073741824 of \"max_body_bytes\" is out of range"},
+    {"listen = localhost\n", ":5: \"localhost\" is not host:port"},
+    {"listen = :80\n", ":5: \":80\" is not host:port"},
+    {"listen = h:70000\n", ":5: \"h:70000\" is not host:port"},
+    {"log_level = loud\n", ":5: log level \"loud\" is not one of"},
+    {"tls_cert = \"open\n", ":5: unterminated quoted value of \"tls_cert\""},
+    {"tls_cert = \"a\" b\n", ":5: unexpected text after the quoted value of \"tls_cert\""},
+    {"= 3\n", ":5: expected a key"},
+    {"tls-cert = x\n", ":5: unexpected character '-' in key"},
+    {"idle_timeout_s = -1\n", ":5: value -1 of \"idle_timeout_s\" is out of range 1..3600"},
 };
 
 static void
@@ -274,14 +274,14 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_full_file),
-		cmocka_unit_test(test_quoting),
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_reload_merge),
-		cmocka_unit_test(test_keys_documented),
-		cmocka_unit_test(test_sample_loads),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_full_file),
+	    cmocka_unit_test(test_quoting),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_missing_file),
+	    cmocka_unit_test(test_reload_merge),
+	    cmocka_unit_test(test_keys_documented),
+	    cmocka_unit_test(test_sample_loads),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

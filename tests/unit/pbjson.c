@@ -61,19 +61,19 @@ test_round_trip_every_kind(void **state)
 {
 	Allot__Test__Everything m = ALLOT__TEST__EVERYTHING__INIT;
 	Allot__Test__Inner inner = ALLOT__TEST__INNER__INIT, i1 = ALLOT__TEST__INNER__INIT,
-			   i2 = ALLOT__TEST__INNER__INIT;
-	Allot__Test__Inner *rin[] = { &i1, &i2 };
-	int32_t r32[] = { INT32_MIN, -1, 0, INT32_MAX };
-	int64_t r64[] = { INT64_MIN, -1, 0, INT64_MAX };
-	char *rstr[] = { (char *)"", (char *)"plain", (char *)"quote \" backslash \\ tab \t",
-		(char *)"\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80" };
-	uint8_t bin1[] = { 0x00, 0xff, 0x10 }, bin2[] = { 0xfb };
-	ProtobufCBinaryData rbytes[] = { { 3, bin1 }, { 1, bin2 }, { 0, NULL } };
-	Allot__Test__Color renum[] = { ALLOT__TEST__COLOR__COLOR_BLUE,
-		ALLOT__TEST__COLOR__COLOR_UNSPECIFIED };
-	double rdouble[] = { -0.0, 1e308, -DBL_MIN, 0.1, 1.0 / 3.0 };
-	protobuf_c_boolean rbool[] = { 1, 0 };
-	uint8_t bin[] = { 0, 1, 2, 3, 254, 255 };
+	                   i2 = ALLOT__TEST__INNER__INIT;
+	Allot__Test__Inner *rin[] = {&i1, &i2};
+	int32_t r32[] = {INT32_MIN, -1, 0, INT32_MAX};
+	int64_t r64[] = {INT64_MIN, -1, 0, INT64_MAX};
+	char *rstr[] = {(char *)"", (char *)"plain", (char *)"quote \" backslash \\ tab \t",
+	    (char *)"\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\x80"};
+	uint8_t bin1[] = {0x00, 0xff, 0x10}, bin2[] = {0xfb};
+	ProtobufCBinaryData rbytes[] = {{3, bin1}, {1, bin2}, {0, NULL}};
+	Allot__Test__Color renum[] = {
+	    ALLOT__TEST__COLOR__COLOR_BLUE, ALLOT__TEST__COLOR__COLOR_UNSPECIFIED};
+	double rdouble[] = {-0.0, 1e308, -DBL_MIN, 0.1, 1.0 / 3.0};
+	protobuf_c_boolean rbool[] = {1, 0};
+	uint8_t bin[] = {0, 1, 2, 3, 254, 255};
 	char *text;
 
 	(void)state;
@@ -158,7 +158,8 @@ test_exact_text(void **state)
 	/* Defaults are written, except unset messages (null) and the oneof members not chosen. */
 	assert_true(pbjson_encode(&e.base, &sb));
 	assert_non_null(strstr(sb.data, "{\"fInt32\":0,\"fSint32\":0,"));
-	assert_non_null(strstr(sb.data, "\"fString\":\"\",\"fBytes\":\"\",\"fEnum\":\"COLOR_UNSPECIFIED\""));
+	assert_non_null(
+	    strstr(sb.data, "\"fString\":\"\",\"fBytes\":\"\",\"fEnum\":\"COLOR_UNSPECIFIED\""));
 	assert_non_null(strstr(sb.data, "\"fInner\":null,\"rInt32\":[],"));
 	assert_non_null(strstr(sb.data, "\"fBool\":false"));
 	assert_null(strstr(sb.data, "oString"));
@@ -170,15 +171,16 @@ test_decode_forms(void **state)
 {
 	static const char json[] =
 	    "{\"f_int32\": \"-5\", \"fInt64\": 12, \"fUint64\": \"18446744073709551615\","
-	    " \"fDouble\": \"NaN\", \"fFloat\": \"-Infinity\", \"fEnum\": 2, \"rEnum\": [\"COLOR_RED\"],"
+	    " \"fDouble\": \"NaN\", \"fFloat\": \"-Infinity\", \"fEnum\": 2, \"rEnum\": "
+	    "[\"COLOR_RED\"],"
 	    " \"fBytes\": \"_-8\", \"unknownField\": {\"x\": [1, 2]}, \"fString\": null,"
 	    " \"fInner\": {\"label\": \"x\"}, \"fSint32\": 7.0, \"rString\": [\"\", \"b\"]}";
 	Allot__Test__Everything *m;
 	char err[256] = "";
 
 	(void)state;
-	m = (Allot__Test__Everything *)pbjson_decode(&allot__test__everything__descriptor, json,
-	    strlen(json), err, sizeof(err));
+	m = (Allot__Test__Everything *)pbjson_decode(
+	    &allot__test__everything__descriptor, json, strlen(json), err, sizeof(err));
 	if (m == NULL)
 		fail_msg("%s", err);
 	assert_int_equal(m->f_int32, -5);
@@ -205,28 +207,28 @@ static const struct {
 	const char *json;
 	const char *error;
 } bad[] = {
-	{ "", "invalid JSON" },
-	{ "{\"fInt32\": 1,}", "invalid JSON" },
-	{ "[1, 2]", "expected a JSON object" },
-	{ "\"text\"", "expected a JSON object" },
-	{ "{\"fInt32\": 1.5}", "f_int32: expected an integer" },
-	{ "{\"fInt32\": 4294967296}", "f_int32: 4294967296 is out of range" },
-	{ "{\"fInt32\": \"12abc\"}", "f_int32: \"12abc\" is not an integer" },
-	{ "{\"fUint32\": -1}", "f_uint32: expected a non-negative integer" },
-	{ "{\"fUint64\": \"-1\"}", "f_uint64: expected a non-negative integer" },
-	{ "{\"fInt64\": \"99999999999999999999\"}", "f_int64: \"99999999999999999999\" is not" },
-	{ "{\"fInt64\": true}", "f_int64: expected an integer" },
-	{ "{\"fBool\": 1}", "f_bool: expected true or false" },
-	{ "{\"fString\": 5}", "f_string: expected a string" },
-	{ "{\"fBytes\": \"not base64!\"}", "f_bytes: not valid base64" },
-	{ "{\"fEnum\": \"COLOR_GREEN\"}", "f_enum: \"COLOR_GREEN\" is not a value of allot.test.Color" },
-	{ "{\"fInner\": [1]}", "f_inner: expected an object" },
-	{ "{\"rInt32\": 5}", "r_int32: expected an array" },
-	{ "{\"rInt32\": [1, \"x\"]}", "r_int32[1]: \"x\" is not an integer" },
-	{ "{\"rInner\": [{\"count\": {}}]}", "r_inner[0].count: expected an integer" },
-	{ "{\"oString\": \"a\", \"oInt32\": 1}", "another member of its oneof is already set" },
-	{ "{\"fDouble\": \"fast\"}", "f_double: expected a number" },
-	{ "{\"fInt32\": 1, \"fInt32\": 2}", "invalid JSON" },
+    {"", "invalid JSON"},
+    {"{\"fInt32\": 1,}", "invalid JSON"},
+    {"[1, 2]", "expected a JSON object"},
+    {"\"text\"", "expected a JSON object"},
+    {"{\"fInt32\": 1.5}", "f_int32: expected an integer"},
+    {"{\"fInt32\": 4294967296}", "f_int32: 4294967296 is out of range"},
+    {"{\"fInt32\": \"12abc\"}", "f_int32: \"12abc\" is not an integer"},
+    {"{\"fUint32\": -1}", "f_uint32: expected a non-negative integer"},
+    {"{\"fUint64\": \"-1\"}", "f_uint64: expected a non-negative integer"},
+    {"{\"fInt64\": \"99999999999999999999\"}", "f_int64: \"99999999999999999999\" is not"},
+    {"{\"fInt64\": true}", "f_int64: expected an integer"},
+    {"{\"fBool\": 1}", "f_bool: expected true or false"},
+    {"{\"fString\": 5}", "f_string: expected a string"},
+    {"{\"fBytes\": \"not base64!\"}", "f_bytes: not valid base64"},
+    {"{\"fEnum\": \"COLOR_GREEN\"}", "f_enum: \"COLOR_GREEN\" is not a value of allot.test.Color"},
+    {"{\"fInner\": [1]}", "f_inner: expected an object"},
+    {"{\"rInt32\": 5}", "r_int32: expected an array"},
+    {"{\"rInt32\": [1, \"x\"]}", "r_int32[1]: \"x\" is not an integer"},
+    {"{\"rInner\": [{\"count\": {}}]}", "r_inner[0].count: expected an integer"},
+    {"{\"oString\": \"a\", \"oInt32\": 1}", "another member of its oneof is already set"},
+    {"{\"fDouble\": \"fast\"}", "f_double: expected a number"},
+    {"{\"fInt32\": 1, \"fInt32\": 2}", "invalid JSON"},
 };
 
 static void
@@ -235,8 +237,8 @@ test_decode_errors(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		char err[256] = "";
-		ProtobufCMessage *m = pbjson_decode(&allot__test__everything__descriptor, bad[i].json,
-		    strlen(bad[i].json), err, sizeof(err));
+		ProtobufCMessage *m = pbjson_decode(&allot__test__everything__descriptor,
+		    bad[i].json, strlen(bad[i].json), err, sizeof(err));
 
 		if (m != NULL)
 			fail_msg("accepted %s", bad[i].json);
@@ -290,8 +292,8 @@ test_allot_ingest_request(void **state)
 	char err[256] = "", *text;
 
 	(void)state;
-	r = (Allot__V1__IngestRequest *)pbjson_decode(&allot__v1__ingest_request__descriptor, json,
-	    strlen(json), err, sizeof(err));
+	r = (Allot__V1__IngestRequest *)pbjson_decode(
+	    &allot__v1__ingest_request__descriptor, json, strlen(json), err, sizeof(err));
 	if (r == NULL)
 		fail_msg("%s", err);
 	assert_string_equal(r->site, "leonardo");
@@ -309,13 +311,13 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip_every_kind),
-		cmocka_unit_test(test_exact_text),
-		cmocka_unit_test(test_decode_forms),
-		cmocka_unit_test(test_decode_errors),
-		cmocka_unit_test(test_depth_bound),
-		cmocka_unit_test(test_invalid_utf8_refused),
-		cmocka_unit_test(test_allot_ingest_request),
+	    cmocka_unit_test(test_round_trip_every_kind),
+	    cmocka_unit_test(test_exact_text),
+	    cmocka_unit_test(test_decode_forms),
+	    cmocka_unit_test(test_decode_errors),
+	    cmocka_unit_test(test_depth_bound),
+	    cmocka_unit_test(test_invalid_utf8_refused),
+	    cmocka_unit_test(test_allot_ingest_request),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

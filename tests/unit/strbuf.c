@@ -102,10 +102,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_append_and_grow),
-		cmocka_unit_test(test_binary_and_printf),
-		cmocka_unit_test(test_steal),
-		cmocka_unit_test(test_failure_is_sticky),
+	    cmocka_unit_test(test_append_and_grow),
+	    cmocka_unit_test(test_binary_and_printf),
+	    cmocka_unit_test(test_steal),
+	    cmocka_unit_test(test_failure_is_sticky),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
