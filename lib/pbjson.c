@@ -45,9 +45,8 @@ json_name(const char *name, char *out, size_t len)
 	out[n] = '\0';
 }
 
-/* Size of one element of a field in a repeated array. */
-static size_t
-field_size(const ProtobufCFieldDescriptor *f)
+size_t
+pbjson_field_size(const ProtobufCFieldDescriptor *f)
 {
 	switch (f->type) {
 	case PROTOBUF_C_TYPE_INT64:
@@ -277,7 +276,7 @@ encode_message(const ProtobufCMessage *msg, struct strbuf *out, int depth)
 			for (size_t k = 0; k < n; k++) {
 				if (k > 0)
 					strbuf_putc(out, ',');
-				if (!encode_value(f, arr + k * field_size(f), out, depth))
+				if (!encode_value(f, arr + k * pbjson_field_size(f), out, depth))
 					return false;
 			}
 			strbuf_putc(out, ']');
@@ -559,7 +558,7 @@ decode_field(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescripto
 		return true; /* the default */
 	if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 		size_t *count = MEMBER(msg, f->quantifier_offset);
-		size_t n, size = field_size(f), plen = strlen(d->path);
+		size_t n, size = pbjson_field_size(f), plen = strlen(d->path);
 		char *arr;
 
 		if (!json_is_array(v))

@@ -38,4 +38,7 @@ bool pbjson_encode(const ProtobufCMessage *msg, struct strbuf *out)
 ProtobufCMessage *pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *json,
     size_t len, char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* The size of one element of field f in a repeated array (its C storage). */
+size_t pbjson_field_size(const ProtobufCFieldDescriptor *f);
+
 #endif

@@ -158,35 +158,6 @@ render_is_number(const ProtobufCFieldDescriptor *fd)
 	}
 }
 
-static size_t
-render_elem_size(const ProtobufCFieldDescriptor *fd)
-{
-	switch (fd->type) {
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		return sizeof(int64_t);
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return sizeof(double);
-	case PROTOBUF_C_TYPE_FLOAT:
-		return sizeof(float);
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
-	case PROTOBUF_C_TYPE_ENUM:
-		return sizeof(int);
-	case PROTOBUF_C_TYPE_STRING:
-		return sizeof(char *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(ProtobufCMessage *);
-	default:
-		return sizeof(int32_t);
-	}
-}
-
 /* The shortest decimal text that reads back as d. */
 static void
 render_double(struct strbuf *out, double d)
@@ -318,7 +289,7 @@ render_field(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *fd, st
 		for (size_t i = 0; i < n; i++) {
 			if (i > 0)
 				strbuf_putc(out, ',');
-			render_value(out, fd, arr + i * render_elem_size(fd));
+			render_value(out, fd, arr + i * pbjson_field_size(fd));
 		}
 		return;
 	}
