@@ -682,13 +682,14 @@ BEGIN
         -- Another allotd may insert the same job at the same time: then take its row.
         INSERT INTO allot.job_usage (site, job_id, step, project_id, resource_id, allocation_id,
             start_time, account, elapsed_s)
-        VALUES (site_, job, '', project, resource, alloc, started, allot.j_text(rec, 'account'), -1 + 1)
-        ON CONFLICT (site, job_id, step) DO NOTHING;
-        SELECT * INTO cur FROM allot.job_usage WHERE site = site_ AND job_id = job AND step = ''
-        FOR UPDATE;
-        IF cur.charged_units = 0 AND cur.elapsed_s = 0 AND cur.updated_at = now()
-           AND cur.state = '' THEN
-            cur.elapsed_s := -1; -- the row this call inserted: nothing reported yet
+        VALUES (site_, job, '', project, resource, alloc, started, allot.j_text(rec, 'account'), 0)
+        ON CONFLICT (site, job_id, step) DO NOTHING
+        RETURNING * INTO cur;
+        IF FOUND THEN
+            cur.elapsed_s := -1; -- inserted by this call: nothing was reported before
+        ELSE
+            SELECT * INTO cur FROM allot.job_usage
+            WHERE site = site_ AND job_id = job AND step = '' FOR UPDATE;
         END IF;
     END IF;
     IF elapsed <= cur.elapsed_s THEN
