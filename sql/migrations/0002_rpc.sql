@@ -253,10 +253,11 @@ END $$;
 CREATE FUNCTION allot.to_day(what text, value text) RETURNS date
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
-    IF value !~ '^\d{4}-\d{2}-\d{2}$' THEN
+    -- A day, or the midnight (UTC) that starts it.
+    IF value !~ '^\d{4}-\d{2}-\d{2}(T00:00:00(Z|\+00:00)?)?$' THEN
         RAISE EXCEPTION '% "%" is not a date (YYYY-MM-DD)', what, value USING ERRCODE = '22007';
     END IF;
-    RETURN value::date;
+    RETURN substr(value, 1, 10)::date;
 EXCEPTION WHEN datetime_field_overflow OR invalid_datetime_format THEN
     RAISE EXCEPTION '% "%" is not a date (YYYY-MM-DD)', what, value USING ERRCODE = '22007';
 END $$;
