@@ -13,22 +13,27 @@
 #include "config.h"
 
 #define LINE_MAX_LEN 4096
+/* The value of key k in cfg, as a pointer to type. */
+#define SLOT(cfg, k, type) ((type *)(void *)((char *)(cfg) + (k)->offset))
+
+#define OFF(field) offsetof(struct config, field)
 
 static const struct config_key keys[] = {
-    {"listen", CONFIG_LISTEN, "127.0.0.1:8443", 0, 0, false,
+    {"listen", CONFIG_LISTEN, "127.0.0.1:8443", 0, 0, false, OFF(listen),
         "address and port of the HTTPS listener"},
-    {"tls_cert", CONFIG_STRING, NULL, 0, 0, true, "server certificate (PEM, ECDSA)"},
-    {"tls_key", CONFIG_STRING, NULL, 0, 0, true, "its private key (PEM)"},
-    {"tls_ca", CONFIG_STRING, NULL, 0, 0, true, "CA that signs client certificates (PEM)"},
-    {"database", CONFIG_STRING, NULL, 0, 0, false, "libpq connection string"},
-    {"db_pool_size", CONFIG_INT, "4", 1, 64, false, "PostgreSQL connections"},
-    {"db_reconnect_max_s", CONFIG_INT, "10", 1, 600, true,
+    {"tls_cert", CONFIG_STRING, NULL, 0, 0, true, OFF(tls_cert), "server certificate (PEM, ECDSA)"},
+    {"tls_key", CONFIG_STRING, NULL, 0, 0, true, OFF(tls_key), "its private key (PEM)"},
+    {"tls_ca", CONFIG_STRING, NULL, 0, 0, true, OFF(tls_ca),
+        "CA that signs client certificates (PEM)"},
+    {"database", CONFIG_STRING, NULL, 0, 0, false, OFF(database), "libpq connection string"},
+    {"db_pool_size", CONFIG_INT, "4", 1, 64, false, OFF(db_pool_size), "PostgreSQL connections"},
+    {"db_reconnect_max_s", CONFIG_INT, "10", 1, 600, true, OFF(db_reconnect_max_s),
         "longest wait between reconnection attempts, in seconds"},
-    {"max_body_bytes", CONFIG_SIZE, "4M", 1024, 268435456, true,
+    {"max_body_bytes", CONFIG_SIZE, "4M", 1024, 268435456, true, OFF(max_body_bytes),
         "largest request body accepted (k, M, G suffixes)"},
-    {"idle_timeout_s", CONFIG_INT, "60", 1, 3600, true,
+    {"idle_timeout_s", CONFIG_INT, "60", 1, 3600, true, OFF(idle_timeout_s),
         "close a connection idle this long, in seconds"},
-    {"log_level", CONFIG_LOG_LEVEL, "info", 0, 0, true,
+    {"log_level", CONFIG_LOG_LEVEL, "info", 0, 0, true, OFF(log_level),
         "least severe level logged: fatal, error, warn, info, debug"},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -102,20 +107,14 @@ config_set(
 	long long v;
 
 	switch (k->type) {
-	case CONFIG_STRING: {
-		char **slot = strcmp(k->name, "tls_cert") == 0 ? &cfg->tls_cert
-		    : strcmp(k->name, "tls_key") == 0          ? &cfg->tls_key
-		    : strcmp(k->name, "tls_ca") == 0           ? &cfg->tls_ca
-		                                               : &cfg->database;
-
+	case CONFIG_STRING:
 		if (value[0] == '\0') {
 			errf(err, errlen, "\"%s\" must not be empty", k->name);
 			return -1;
 		}
-		if (replace_string(slot, value) != 0)
+		if (replace_string(SLOT(cfg, k, char *), value) != 0)
 			goto nomem;
 		return 0;
-	}
 	case CONFIG_INT:
 	case CONFIG_SIZE:
 		if (parse_number(value, k->type == CONFIG_SIZE, &v) != 0) {
@@ -128,14 +127,10 @@ config_set(
 			    k->name, k->min, k->max);
 			return -1;
 		}
-		if (strcmp(k->name, "db_pool_size") == 0)
-			cfg->db_pool_size = (int)v;
-		else if (strcmp(k->name, "db_reconnect_max_s") == 0)
-			cfg->db_reconnect_max_s = (int)v;
-		else if (strcmp(k->name, "idle_timeout_s") == 0)
-			cfg->idle_timeout_s = (int)v;
+		if (k->type == CONFIG_SIZE)
+			*SLOT(cfg, k, long long) = v;
 		else
-			cfg->max_body_bytes = v;
+			*SLOT(cfg, k, int) = (int)v;
 		return 0;
 	case CONFIG_LISTEN: {
 		const char *colon = strrchr(value, ':');
@@ -148,7 +143,7 @@ config_set(
 		}
 		if ((host = strndup(value, (size_t)(colon - value))) == NULL)
 			goto nomem;
-		if (replace_string(&cfg->listen, value) != 0) {
+		if (replace_string(SLOT(cfg, k, char *), value) != 0) {
 			free(host);
 			goto nomem;
 		}
@@ -158,7 +153,7 @@ config_set(
 		return 0;
 	}
 	case CONFIG_LOG_LEVEL:
-		if (!log_level_parse(value, &cfg->log_level)) {
+		if (!log_level_parse(value, SLOT(cfg, k, enum log_level))) {
 			errf(err, errlen,
 			    "log level \"%s\" is not one of fatal, error, warn, info, debug",
 			    value);
@@ -195,12 +190,10 @@ config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	free(cfg->listen);
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].type == CONFIG_STRING || keys[i].type == CONFIG_LISTEN)
+			free(*SLOT(cfg, &keys[i], char *));
 	free(cfg->listen_host);
-	free(cfg->tls_cert);
-	free(cfg->tls_key);
-	free(cfg->tls_ca);
-	free(cfg->database);
 	free(cfg);
 }
 
@@ -335,9 +328,23 @@ out:
 }
 
 static bool
-same_string(const char *a, const char *b)
+same_value(const struct config *a, const struct config *b, const struct config_key *k)
 {
-	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+	switch (k->type) {
+	case CONFIG_STRING:
+	case CONFIG_LISTEN: {
+		const char *x = *SLOT(a, k, char *), *y = *SLOT(b, k, char *);
+
+		return (x == NULL && y == NULL) || (x != NULL && y != NULL && strcmp(x, y) == 0);
+	}
+	case CONFIG_INT:
+		return *SLOT(a, k, int) == *SLOT(b, k, int);
+	case CONFIG_SIZE:
+		return *SLOT(a, k, long long) == *SLOT(b, k, long long);
+	case CONFIG_LOG_LEVEL:
+		return *SLOT(a, k, enum log_level) == *SLOT(b, k, enum log_level);
+	}
+	return false;
 }
 
 int
@@ -345,24 +352,38 @@ config_reload_merge(struct config *running, const struct config *fresh, char *er
 {
 	char kept[256] = "";
 
-	/* Keys that need a restart: note a change, keep the running value. */
-	if (!same_string(running->listen, fresh->listen))
-		strncat(kept, " listen", sizeof(kept) - strlen(kept) - 1);
-	if (!same_string(running->database, fresh->database))
-		strncat(kept, " database", sizeof(kept) - strlen(kept) - 1);
-	if (running->db_pool_size != fresh->db_pool_size)
-		strncat(kept, " db_pool_size", sizeof(kept) - strlen(kept) - 1);
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct config_key *k = &keys[i];
 
-	if (replace_string(&running->tls_cert, fresh->tls_cert) != 0 ||
-	    replace_string(&running->tls_key, fresh->tls_key) != 0 ||
-	    replace_string(&running->tls_ca, fresh->tls_ca) != 0) {
-		errf(err, errlen, "out of memory");
-		return 1;
+		if (same_value(running, fresh, k))
+			continue;
+		if (!k->reloadable) {
+			/* Needs a restart: note the change, keep the running value. */
+			strncat(kept, " ", sizeof(kept) - strlen(kept) - 1);
+			strncat(kept, k->name, sizeof(kept) - strlen(kept) - 1);
+			continue;
+		}
+		switch (k->type) {
+		case CONFIG_STRING:
+			if (replace_string(SLOT(running, k, char *), *SLOT(fresh, k, char *)) !=
+			    0) {
+				errf(err, errlen, "out of memory");
+				return 1;
+			}
+			break;
+		case CONFIG_INT:
+			*SLOT(running, k, int) = *SLOT(fresh, k, int);
+			break;
+		case CONFIG_SIZE:
+			*SLOT(running, k, long long) = *SLOT(fresh, k, long long);
+			break;
+		case CONFIG_LOG_LEVEL:
+			*SLOT(running, k, enum log_level) = *SLOT(fresh, k, enum log_level);
+			break;
+		case CONFIG_LISTEN:
+			abort(); /* the listener is never reloadable: see the table */
+		}
 	}
-	running->db_reconnect_max_s = fresh->db_reconnect_max_s;
-	running->max_body_bytes = fresh->max_body_bytes;
-	running->idle_timeout_s = fresh->idle_timeout_s;
-	running->log_level = fresh->log_level;
 	if (kept[0] == '\0')
 		return 0;
 	errf(err, errlen, "changes to%s need a restart: keeping the running values", kept);

@@ -44,6 +44,7 @@ struct config_key {
 	const char *default_value; /* NULL: required */
 	long long min, max;        /* CONFIG_INT, CONFIG_SIZE */
 	bool reloadable;
+	size_t offset; /* of the value in struct config */
 	const char *help;
 };
 
