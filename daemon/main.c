@@ -38,7 +38,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: allotd [-c FILE] [-n] [--migrate] [--add-principal SUBJECT ROLE [SCOPE]]\n"
+	    "usage: allotd [-c FILE] [--migrate | --add-principal SUBJECT ROLE [SCOPE]]\n"
+	    "       allotd -n [-c FILE | FILE]\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
 	    "  -n, --check         check the configuration and the TLS files, then exit\n"
@@ -226,6 +227,11 @@ main(int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
+	if (check && argc == 1) {
+		/* "allotd -n FILE", as nginx -t and sshd -t users expect. */
+		d.config_path = argv[0];
+		argc = 0;
+	}
 	if ((add_principal && (argc < 2 || argc > 3)) || (!add_principal && argc != 0)) {
 		usage(stderr);
 		return 2;

@@ -18,6 +18,9 @@ class ConfigCheck(AllotTestCase):
     def test_check_good_and_bad(self):
         r = self.daemon.run("-n")
         self.assertEqual((r.returncode, r.stdout.strip()), (0, "configuration OK"))
+        r = subprocess.run([self.daemon_path(), "-n", self.daemon.conf], capture_output=True,
+                           text=True)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "configuration OK"))
         bad = os.path.join(self.workdir, "bad.conf")
         with open(bad, "w") as f:
             f.write(self.daemon.config_lines() + "db_pool_size = 0\n")
