@@ -742,10 +742,15 @@ BEGIN
         RAISE EXCEPTION 'batch "%" of site "%" was already sent with different records', batch, site_
             USING ERRCODE = '23505';
     END IF;
-    FOR rec IN SELECT value FROM jsonb_array_elements(coalesce(req -> 'records', '[]')) LOOP
+    -- Jobs in one order whatever the batch's, so that concurrent batches lock their
+    -- rows in the same order and cannot deadlock; answers go back in the batch's order.
+    FOR rec IN SELECT value FROM jsonb_array_elements(coalesce(req -> 'records', '[]'))
+               ORDER BY value ->> 'jobId', value ->> 'step' LOOP
         r := allot.ingest_record(site_, rec, principal);
         results := results || jsonb_build_array(r);
     END LOOP;
+    SELECT coalesce(jsonb_agg(e ORDER BY (e ->> 'index')::int), '[]') INTO results
+    FROM jsonb_array_elements(results) e;
     RETURN jsonb_build_object('batchId', batch, 'results', results,
         'charged', (SELECT count(*) FROM jsonb_array_elements(results) e
                     WHERE e ->> 'status' = 'INGEST_STATUS_CHARGED'),

@@ -18,9 +18,12 @@ RETURNS jsonb LANGUAGE sql AS $$
         'chargeUnits', (elapsed * 1000)::text, 'nativeMilli', (elapsed * 8000 / 3600)::text,
         'weightPerMille', 1000))
 $$;
+-- Numbers the records as allotd does (their index in the batch) and sends them.
 CREATE FUNCTION pg_temp.batch(id text, recs jsonb) RETURNS jsonb LANGUAGE sql AS $$
     SELECT allot.rpc_ingest(jsonb_build_object('site', 'leonardo', 'batchId', id,
-        'bodyHash', md5(recs::text), 'records', recs), 'CN=collector-leonardo')
+        'bodyHash', md5(recs::text), 'records',
+        (SELECT jsonb_agg(e || jsonb_build_object('index', i - 1) ORDER BY i)
+         FROM jsonb_array_elements(recs) WITH ORDINALITY t(e, i))), 'CN=collector-leonardo')
 $$;
 CREATE FUNCTION pg_temp.charged() RETURNS bigint LANGUAGE sql AS $$
     SELECT coalesce(sum(amount), 0)::bigint FROM allot.transfers WHERE kind = 'charge'
