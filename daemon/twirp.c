@@ -424,6 +424,12 @@ twirp_auth_cb(enum auth_status status, const struct principal *p, void *arg)
 		else
 			call->request = protobuf_c_message_unpack(call->md->input, NULL, len, data);
 	}
+	if (call->request != NULL && !call->json && !pbjson_strings_valid(call->request)) {
+		twirp_reply_error(call, TWIRP_MALFORMED,
+		    "the protobuf body is not a valid %s: a string is not UTF-8",
+		    call->md->input->name);
+		return;
+	}
 	if (call->request == NULL) {
 		if (call->json)
 			twirp_reply_error(call, TWIRP_MALFORMED,

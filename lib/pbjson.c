@@ -123,6 +123,60 @@ utf8_seq(const unsigned char *s)
 }
 
 static bool
+utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n;
+
+	while (*p != '\0') {
+		if ((n = utf8_seq(p)) == 0)
+			return false;
+		p += n;
+	}
+	return true;
+}
+
+static bool
+strings_valid(const ProtobufCMessage *msg, int depth)
+{
+	const ProtobufCMessageDescriptor *d = msg->descriptor;
+
+	if (depth > PBJSON_MAX_DEPTH)
+		return false;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+		const void *p = CMEMBER(msg, f->offset);
+		size_t n = 1;
+
+		if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+		    *(const uint32_t *)CMEMBER(msg, f->quantifier_offset) != f->id)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			n = *(const size_t *)CMEMBER(msg, f->quantifier_offset);
+			p = *(const void *const *)p;
+		}
+		for (size_t k = 0; k < n; k++) {
+			const void *v = *((const void *const *)p + k);
+
+			if (v == NULL)
+				continue;
+			if (f->type == PROTOBUF_C_TYPE_STRING ? !utf8_valid(v)
+			                                      : !strings_valid(v, depth + 1))
+				return false;
+		}
+	}
+	return true;
+}
+
+bool
+pbjson_strings_valid(const ProtobufCMessage *msg)
+{
+	return strings_valid(msg, 0);
+}
+
+static bool
 put_string(struct strbuf *out, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");

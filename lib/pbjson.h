@@ -38,6 +38,12 @@ bool pbjson_encode(const ProtobufCMessage *msg, struct strbuf *out)
 ProtobufCMessage *pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *json,
     size_t len, char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/*
+ * True when every string field of msg, nested messages included, is valid UTF-8,
+ * as proto3 requires and JSON can carry. protobuf-c's unpacking does not check.
+ */
+bool pbjson_strings_valid(const ProtobufCMessage *msg);
+
 /* The size of one element of field f in a repeated array (its C storage). */
 size_t pbjson_field_size(const ProtobufCFieldDescriptor *f);
 

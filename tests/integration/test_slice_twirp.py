@@ -41,6 +41,10 @@ class TwirpConformance(AllotTestCase):
         # A length-delimited field whose length runs past the end of the body.
         self.assertTwirpError(self.twirp("Admin/CreateSite", b"\x0a\x7fshort",
                                          content_type="application/protobuf"), "malformed")
+        # A string that is not UTF-8, which proto3 forbids and JSON cannot carry.
+        self.assertTwirpError(self.twirp("Admin/CreateSite", b"\x0a\x02\xff\xfe",
+                                         content_type="application/protobuf"),
+                              "malformed", "UTF-8")
         self.assertEqual(self.psql("SELECT count(*) FROM allot.sites"), str(len(SCHEMA_SITES)))
 
     def test_each_error_code_shape(self):

@@ -269,7 +269,9 @@ test_depth_bound(void **state)
 static void
 test_invalid_utf8_refused(void **state)
 {
-	Allot__Test__Inner m = ALLOT__TEST__INNER__INIT;
+	Allot__Test__Inner m = ALLOT__TEST__INNER__INIT, good = ALLOT__TEST__INNER__INIT;
+	Allot__Test__Inner *list[] = {&good, &m};
+	Allot__Test__Everything e = ALLOT__TEST__EVERYTHING__INIT;
 	struct strbuf sb;
 
 	(void)state;
@@ -277,6 +279,19 @@ test_invalid_utf8_refused(void **state)
 	strbuf_init(&sb);
 	assert_false(pbjson_encode(&m.base, &sb));
 	strbuf_cleanup(&sb);
+	assert_false(pbjson_strings_valid(&m.base));
+	good.label = (char *)"\xe2\x82\xac fine";
+	assert_true(pbjson_strings_valid(&good.base));
+	/* Found in a repeated message field too, and not in a oneof member not chosen. */
+	e.n_r_inner = 2;
+	e.r_inner = list;
+	assert_false(pbjson_strings_valid(&e.base));
+	e.n_r_inner = 1;
+	assert_true(pbjson_strings_valid(&e.base));
+	e.o_string = (char *)"\xff";
+	assert_true(pbjson_strings_valid(&e.base));
+	e.choice_case = ALLOT__TEST__EVERYTHING__CHOICE_O_STRING;
+	assert_false(pbjson_strings_valid(&e.base));
 }
 
 /* The real protos: a job record batch as the CLI sends it. */
