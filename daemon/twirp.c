@@ -460,6 +460,29 @@ request_ssl(struct evhttp_request *req)
 	return bufferevent_openssl_get_ssl(bev);
 }
 
+static const char *
+method_name(struct evhttp_request *req)
+{
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	default:
+		return "OTHER";
+	}
+}
+
 static bool
 content_type_is(const char *value, const char *want)
 {
@@ -498,8 +521,7 @@ twirp_handle(struct twirp *tw, struct evhttp_request *req)
 			break;
 		}
 	}
-	snprintf(route_meta, sizeof(route_meta), "%s %s",
-	    evhttp_request_get_command(req) == EVHTTP_REQ_POST ? "POST" : "GET", path);
+	snprintf(route_meta, sizeof(route_meta), "%s %.200s", method_name(req), path);
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		twirp_reply_error_meta(call, TWIRP_BAD_ROUTE, "twirp_invalid_route", route_meta,
 		    "unsupported method (only POST is allowed)");
