@@ -16,6 +16,11 @@ class TwirpConformance(AllotTestCase):
         self.assertTwirpError((st, hdrs, json.loads(body)), "bad_route", "POST")
         self.assertEqual(json.loads(body)["meta"]["twirp_invalid_route"],
                          "GET /twirp/allot.v1.Admin/ListSites")
+        st, hdrs, body = https_request(self.port, "PUT", twirp_path("Admin/ListSites"), b"{}",
+                                       {"Content-Type": "application/json"})
+        self.assertTwirpError((st, hdrs, json.loads(body)), "bad_route", "POST")
+        self.assertEqual(json.loads(body)["meta"]["twirp_invalid_route"],
+                         "PUT /twirp/allot.v1.Admin/ListSites")
 
     def test_unknown_path_is_bad_route(self):
         for path in ("/twirp/allot.v1.Admin/NoSuchMethod", "/twirp/allot.v1.Nope/ListSites",
