@@ -70,60 +70,46 @@ $$;
 
 -- ---------------------------------------------------------------- lookups
 
-CREATE FUNCTION allot.program_id(name_ text) RETURNS bigint
-LANGUAGE plpgsql STABLE AS $$
-DECLARE r bigint;
+-- Returns id, or raises not_found naming what was looked for when it is NULL.
+CREATE FUNCTION allot.found(what text, name_ text, id bigint) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-    SELECT id INTO r FROM allot.programs WHERE name = name_;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'program "%" does not exist', name_ USING ERRCODE = 'P0002';
+    IF id IS NULL THEN
+        RAISE EXCEPTION '% "%" does not exist', what, name_ USING ERRCODE = 'P0002';
     END IF;
-    RETURN r;
+    RETURN id;
 END $$;
+
+CREATE FUNCTION allot.program_id(name_ text) RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT allot.found('program', name_, (SELECT id FROM allot.programs WHERE name = name_))
+$$;
 
 CREATE FUNCTION allot.organization_id(name_ text) RETURNS bigint
-LANGUAGE plpgsql STABLE AS $$
-DECLARE r bigint;
-BEGIN
-    SELECT id INTO r FROM allot.organizations WHERE name = name_;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'organization "%" does not exist', name_ USING ERRCODE = 'P0002';
-    END IF;
-    RETURN r;
-END $$;
+LANGUAGE sql STABLE AS $$
+    SELECT allot.found('organization', name_,
+                       (SELECT id FROM allot.organizations WHERE name = name_))
+$$;
 
 CREATE FUNCTION allot.project_id(name_ text) RETURNS bigint
-LANGUAGE plpgsql STABLE AS $$
-DECLARE r bigint;
-BEGIN
-    SELECT id INTO r FROM allot.projects WHERE name = name_;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'project "%" does not exist', name_ USING ERRCODE = 'P0002';
-    END IF;
-    RETURN r;
-END $$;
+LANGUAGE sql STABLE AS $$
+    SELECT allot.found('project', name_, (SELECT id FROM allot.projects WHERE name = name_))
+$$;
 
+-- Returns the site's name once it is known to exist.
 CREATE FUNCTION allot.check_site(name_ text) RETURNS text
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM allot.sites WHERE name = name_) THEN
-        RAISE EXCEPTION 'site "%" does not exist', name_ USING ERRCODE = 'P0002';
-    END IF;
-    RETURN name_;
-END $$;
+LANGUAGE sql STABLE AS $$
+    SELECT name_ WHERE allot.found('site', name_,
+                                   (SELECT 1 FROM allot.sites WHERE name = name_)) IS NOT NULL
+$$;
 
 -- "site/partition" to a resource's id.
 CREATE FUNCTION allot.resource_id(site_partition text) RETURNS bigint
-LANGUAGE plpgsql STABLE AS $$
-DECLARE r bigint;
-BEGIN
-    SELECT id INTO r FROM allot.resources
-    WHERE site || '/' || partition = site_partition;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'resource "%" does not exist', site_partition USING ERRCODE = 'P0002';
-    END IF;
-    RETURN r;
-END $$;
+LANGUAGE sql STABLE AS $$
+    SELECT allot.found('resource', site_partition,
+                       (SELECT id FROM allot.resources
+                        WHERE site || '/' || partition = site_partition))
+$$;
 
 -- ---------------------------------------------------------------- Admin
 
