@@ -54,12 +54,12 @@ auth_result_cb(const struct db_result *r, void *arg)
 	if (r->status == DB_UNAVAILABLE) {
 		l->cb(AUTH_UNAVAILABLE, NULL, l->arg);
 	} else if (r->status == DB_ERROR) {
-		log_error("could not look up principal \"%s\": %s", l->p.subject, r->message);
+		log_errorx("could not look up principal \"%s\": %s", l->p.subject, r->message);
 		l->cb(AUTH_FAILED, NULL, l->arg);
 	} else if (PQntuples(r->res) != 1) {
 		l->cb(AUTH_UNKNOWN, NULL, l->arg);
 	} else if (!auth_role_parse(PQgetvalue(r->res, 0, 0), &l->p.role)) {
-		log_error("principal \"%s\" has unknown role \"%s\"", l->p.subject,
+		log_errorx("principal \"%s\" has unknown role \"%s\"", l->p.subject,
 		    PQgetvalue(r->res, 0, 0));
 		l->cb(AUTH_FAILED, NULL, l->arg);
 	} else {

@@ -1,7 +1,12 @@
 /*
- * billing: the arithmetic of billing.h, with every bound and overflow checked.
- * Which resource and which weight apply to a record is ingest.c's choice.
+ * billing: the arithmetic of billing.h, with every input bounded and every product
+ * checked for overflow. Values outside the bounds are refused with a reason a site's
+ * operator can act on, since they come from the sites' accounting records.
+ *
+ * Choosing the resource and the weight in force, and storing the result, is left to
+ * ingest.c and the database; this file only computes.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,80 +15,150 @@
 static int64_t
 ceil_div(int64_t a, int64_t b)
 {
+	/* a >= 0 and b > 0 here, so this never overflows. */
 	return a / b + (a % b != 0);
+}
+
+static int
+refuse_negative(const char *what, int64_t v, char *err, size_t errlen)
+{
+	if (v >= 0)
+		return 0;
+	snprintf(err, errlen, "%s must not be negative: %" PRId64, what, v);
+	return -1;
+}
+
+static int
+refuse_above(
+    const char *what, int64_t v, int64_t max, const char *max_words, char *err, size_t errlen)
+{
+	if (v <= max)
+		return 0;
+	snprintf(
+	    err, errlen, "%s must not exceed %" PRId64 "%s: %" PRId64, what, max, max_words, v);
+	return -1;
+}
+
+static int
+refuse_not_positive(const char *what, int64_t v, char *err, size_t errlen)
+{
+	if (v > 0)
+		return 0;
+	snprintf(err, errlen, "%s must be positive: %" PRId64, what, v);
+	return -1;
+}
+
+static int
+check_resource(const struct billing_resource *r, char *err, size_t errlen)
+{
+	if (r->rule != BILLING_RULE_GPU_SHARE && r->rule != BILLING_RULE_WHOLE_NODE) {
+		snprintf(err, errlen, "unknown billing rule %d", (int)r->rule);
+		return -1;
+	}
+	/* Checked whatever the rule, so a resource that is valid stays valid if its rule changes. */
+	if (refuse_not_positive("gpus_per_node of the resource", r->gpus_per_node, err, errlen) !=
+	        0 ||
+	    refuse_not_positive("cores_per_gpu of the resource", r->cores_per_gpu, err, errlen) !=
+	        0 ||
+	    refuse_not_positive(
+	        "threads_per_core of the resource", r->threads_per_core, err, errlen) != 0 ||
+	    refuse_not_positive(
+	        "weight_per_mille of the resource", r->weight_per_mille, err, errlen) != 0 ||
+	    refuse_above("weight_per_mille of the resource", r->weight_per_mille,
+	        BILLING_MAX_WEIGHT, "", err, errlen) != 0 ||
+	    refuse_negative("mem_per_gpu_mb of the resource", r->mem_per_gpu_mb, err, errlen) !=
+	        0 ||
+	    refuse_negative("native_milli_per_gpu_hour of the resource",
+	        r->native_milli_per_gpu_hour, err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
+static int
+check_usage(const struct billing_usage *u, char *err, size_t errlen)
+{
+	if (refuse_negative("gpus", u->gpus, err, errlen) != 0 ||
+	    refuse_negative("cpus", u->cpus, err, errlen) != 0 ||
+	    refuse_negative("nodes", u->nodes, err, errlen) != 0 ||
+	    refuse_negative("mem_mb", u->mem_mb, err, errlen) != 0 ||
+	    refuse_negative("elapsed_s", u->elapsed_s, err, errlen) != 0)
+		return -1;
+	if (refuse_above("gpus", u->gpus, BILLING_MAX_COUNT, "", err, errlen) != 0 ||
+	    refuse_above("cpus", u->cpus, BILLING_MAX_COUNT, "", err, errlen) != 0 ||
+	    refuse_above("nodes", u->nodes, BILLING_MAX_COUNT, "", err, errlen) != 0 ||
+	    refuse_above("mem_mb", u->mem_mb, BILLING_MAX_MEM_MB, " (1 PB)", err, errlen) != 0 ||
+	    refuse_above(
+	        "elapsed_s", u->elapsed_s, BILLING_MAX_ELAPSED_S, " (366 days)", err, errlen) != 0)
+		return -1;
+	return 0;
+}
+
+static int64_t
+occupied_gpus(const struct billing_resource *r, const struct billing_usage *u)
+{
+	int64_t occupied, by_cores, by_mem;
+
+	if (r->rule == BILLING_RULE_WHOLE_NODE)
+		return (int64_t)u->nodes * r->gpus_per_node; /* at most 1e6 * 2^31: fits */
+
+	/* Slurm counts hardware threads as CPUs; a GPU's share is in physical cores. */
+	by_cores = ceil_div(ceil_div(u->cpus, r->threads_per_core), r->cores_per_gpu);
+	by_mem = r->mem_per_gpu_mb > 0 ? ceil_div(u->mem_mb, r->mem_per_gpu_mb) : 0;
+	occupied = u->gpus;
+	if (by_cores > occupied)
+		occupied = by_cores;
+	if (by_mem > occupied)
+		occupied = by_mem;
+	return occupied;
 }
 
 int
 billing_compute(const struct billing_resource *r, const struct billing_usage *u,
     struct billing_charge *out, char *err, size_t errlen)
 {
-	int64_t occupied, gpu_s, t;
+	int64_t occupied, gpu_s, gpu_ms, charge_units, hours, rest, native_hours, native_rest,
+	    native_milli;
 
-	if (u->gpus < 0 || u->cpus < 0 || u->nodes < 0 || u->mem_mb < 0 || u->elapsed_s < 0) {
-		snprintf(err, errlen, "%s must not be negative",
-		    u->gpus < 0         ? "gpus"
-		        : u->cpus < 0   ? "cpus"
-		        : u->nodes < 0  ? "nodes"
-		        : u->mem_mb < 0 ? "mem_mb"
-		                        : "elapsed_s");
+	if (check_resource(r, err, errlen) != 0 || check_usage(u, err, errlen) != 0)
 		return -1;
-	}
-	if (u->gpus > BILLING_MAX_COUNT || u->cpus > BILLING_MAX_COUNT ||
-	    u->nodes > BILLING_MAX_COUNT) {
-		snprintf(err, errlen, "%s is more than %d",
-		    u->gpus > BILLING_MAX_COUNT       ? "gpus"
-		        : u->cpus > BILLING_MAX_COUNT ? "cpus"
-		                                      : "nodes",
-		    BILLING_MAX_COUNT);
-		return -1;
-	}
-	if (u->mem_mb > BILLING_MAX_MEM_MB) {
-		snprintf(err, errlen, "mem_mb %lld is more than %lld", (long long)u->mem_mb,
-		    BILLING_MAX_MEM_MB);
-		return -1;
-	}
-	if (u->elapsed_s > BILLING_MAX_ELAPSED_S) {
-		snprintf(
-		    err, errlen, "elapsed_s %lld is more than a year", (long long)u->elapsed_s);
-		return -1;
-	}
-	if (r->gpus_per_node <= 0 || r->mem_per_gpu_mb < 0 || r->native_milli_per_gpu_hour < 0 ||
-	    r->weight_per_mille <= 0 || r->weight_per_mille > BILLING_MAX_WEIGHT ||
-	    (r->rule == BILLING_RULE_GPU_SHARE &&
-	        (r->cores_per_gpu <= 0 || r->threads_per_core <= 0))) {
-		snprintf(err, errlen, "the resource's billing parameters are out of range");
-		return -1;
-	}
-	switch (r->rule) {
-	case BILLING_RULE_GPU_SHARE:
-		occupied = u->gpus;
-		t = ceil_div(ceil_div(u->cpus, r->threads_per_core), r->cores_per_gpu);
-		if (t > occupied)
-			occupied = t;
-		if (r->mem_per_gpu_mb > 0 &&
-		    (t = ceil_div(u->mem_mb, r->mem_per_gpu_mb)) > occupied)
-			occupied = t;
-		break;
-	case BILLING_RULE_WHOLE_NODE:
-		occupied = (int64_t)u->nodes * r->gpus_per_node;
-		break;
-	default:
-		snprintf(err, errlen, "unknown billing rule %d", (int)r->rule);
-		return -1;
-	}
+	occupied = occupied_gpus(r, u);
 	if (__builtin_mul_overflow(occupied, u->elapsed_s, &gpu_s) ||
-	    __builtin_mul_overflow(gpu_s, (int64_t)1000, &out->gpu_ms) ||
-	    __builtin_mul_overflow(out->gpu_ms, (int64_t)r->weight_per_mille, &t)) {
-		snprintf(err, errlen, "the charge overflows");
+	    __builtin_mul_overflow(gpu_s, (int64_t)1000, &gpu_ms)) {
+		snprintf(err, errlen,
+		    "GPU time overflows 64 bits: %" PRId64 " GPUs for %" PRId64 " s", occupied,
+		    u->elapsed_s);
+		return -1;
+	}
+	/*
+	 * floor(gpu_ms * weight / 1000) == gpu_s * weight exactly, as gpu_ms is a
+	 * multiple of 1000; multiplying gpu_s avoids overflowing an intermediate that
+	 * is 1000 times the result.
+	 */
+	if (__builtin_mul_overflow(gpu_s, (int64_t)r->weight_per_mille, &charge_units)) {
+		snprintf(err, errlen,
+		    "charge overflows 64 bits: %" PRId64 " GPU-seconds at weight %" PRId32, gpu_s,
+		    r->weight_per_mille);
+		return -1;
+	}
+	/*
+	 * floor(gpu_s * n / 3600) split on whole hours: (h * 3600 + s) * n / 3600 ==
+	 * h * n + floor(s * n / 3600), which is exact whenever the result fits.
+	 */
+	hours = gpu_s / 3600;
+	rest = gpu_s % 3600;
+	if (__builtin_mul_overflow(hours, r->native_milli_per_gpu_hour, &native_hours) ||
+	    __builtin_mul_overflow(rest, r->native_milli_per_gpu_hour, &native_rest) ||
+	    __builtin_add_overflow(native_hours, native_rest / 3600, &native_milli)) {
+		snprintf(err, errlen,
+		    "site-native figure overflows 64 bits: %" PRId64 " GPU-seconds at %" PRId64
+		    " milli per GPU-hour",
+		    gpu_s, r->native_milli_per_gpu_hour);
 		return -1;
 	}
 	out->occupied_gpus = occupied;
-	out->charge_units = t / 1000;
-	if (__builtin_mul_overflow(gpu_s, r->native_milli_per_gpu_hour, &t)) {
-		snprintf(err, errlen, "the site's figure overflows");
-		return -1;
-	}
-	out->native_milli = t / 3600;
+	out->gpu_ms = gpu_ms;
+	out->charge_units = charge_units;
+	out->native_milli = native_milli;
 	return 0;
 }
 
@@ -97,4 +172,16 @@ billing_rule_parse(const char *name, enum billing_rule *rule)
 	else
 		return -1;
 	return 0;
+}
+
+const char *
+billing_rule_name(enum billing_rule rule)
+{
+	switch (rule) {
+	case BILLING_RULE_GPU_SHARE:
+		return "BILLING_RULE_GPU_SHARE";
+	case BILLING_RULE_WHOLE_NODE:
+		return "BILLING_RULE_WHOLE_NODE";
+	}
+	return NULL;
 }

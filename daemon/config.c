@@ -1,7 +1,11 @@
 /*
- * config: the key table, the file parser and reload merging. It checks syntax,
- * types and bounds; whether the files named exist is left to the modules that
- * open them (tls.c for certificates, db.c for the database).
+ * config: the table of keys, the file parser, and the merge of a reload into the
+ * running settings. Everything about a key (type, default, bounds, reload, help,
+ * where its value lives) is in the table; the functions below only interpret it.
+ *
+ * It checks syntax, types and bounds. Whether the files named exist and hold
+ * certificates is left to tls.c, whether the database can be reached to db.c;
+ * acting on a reload (new limits, new level) is main.c's job.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -12,29 +16,30 @@
 
 #include "config.h"
 
-#define LINE_MAX_LEN 4096
-/* The value of key k in cfg, as a pointer to type. */
-#define SLOT(cfg, k, type) ((type *)(void *)((char *)(cfg) + (k)->offset))
+/* The longest line accepted, without its newline. */
+#define CONFIG_LINE_MAX 4096
 
 #define OFF(field) offsetof(struct config, field)
+/* The value of key k in cfg, as a pointer to type. */
+#define SLOT(cfg, k, type) ((type *)(void *)((char *)(cfg) + (k)->offset))
+#define CSLOT(cfg, k, type) ((const type *)(const void *)((const char *)(cfg) + (k)->offset))
 
 static const struct config_key keys[] = {
-    {"listen", CONFIG_LISTEN, "127.0.0.1:8443", 0, 0, false, OFF(listen),
-        "address and port of the HTTPS listener"},
-    {"tls_cert", CONFIG_STRING, NULL, 0, 0, true, OFF(tls_cert), "server certificate (PEM, ECDSA)"},
-    {"tls_key", CONFIG_STRING, NULL, 0, 0, true, OFF(tls_key), "its private key (PEM)"},
-    {"tls_ca", CONFIG_STRING, NULL, 0, 0, true, OFF(tls_ca),
-        "CA that signs client certificates (PEM)"},
-    {"database", CONFIG_STRING, NULL, 0, 0, false, OFF(database), "libpq connection string"},
-    {"db_pool_size", CONFIG_INT, "4", 1, 64, false, OFF(db_pool_size), "PostgreSQL connections"},
-    {"db_reconnect_max_s", CONFIG_INT, "10", 1, 600, true, OFF(db_reconnect_max_s),
-        "longest wait between reconnection attempts, in seconds"},
-    {"max_body_bytes", CONFIG_SIZE, "4M", 1024, 268435456, true, OFF(max_body_bytes),
-        "largest request body accepted (k, M, G suffixes)"},
-    {"idle_timeout_s", CONFIG_INT, "60", 1, 3600, true, OFF(idle_timeout_s),
-        "close a connection idle this long, in seconds"},
-    {"log_level", CONFIG_LOG_LEVEL, "info", 0, 0, true, OFF(log_level),
-        "least severe level logged: fatal, error, warn, info, debug"},
+    {"listen", CONFIG_LISTEN, "127.0.0.1:8443", 0, 0, false,
+        "address and port of the HTTPS listener", OFF(listen)},
+    {"tls_cert", CONFIG_PATH, NULL, 0, 0, true, "server certificate (PEM, ECDSA)", OFF(tls_cert)},
+    {"tls_key", CONFIG_PATH, NULL, 0, 0, true, "its private key", OFF(tls_key)},
+    {"tls_ca", CONFIG_PATH, NULL, 0, 0, true, "CA that signs client certificates", OFF(tls_ca)},
+    {"database", CONFIG_STRING, NULL, 0, 0, false, "libpq connection string", OFF(database)},
+    {"db_pool_size", CONFIG_INT, "4", 1, 64, false, "PostgreSQL connections", OFF(db_pool_size)},
+    {"db_reconnect_max_s", CONFIG_INT, "10", 1, 600, true,
+        "longest wait between reconnection attempts", OFF(db_reconnect_max_s)},
+    {"max_body_bytes", CONFIG_SIZE, "4194304", 1024, 268435456, true,
+        "largest request body accepted", OFF(max_body_bytes)},
+    {"idle_timeout_s", CONFIG_INT, "60", 1, 3600, true, "close a connection idle this long",
+        OFF(idle_timeout_s)},
+    {"log_level", CONFIG_LOG_LEVEL, "info", 0, 0, true, "least severe level logged",
+        OFF(log_level)},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -45,6 +50,32 @@ config_keys(size_t *n)
 	return keys;
 }
 
+const char *
+config_type_name(enum config_type type)
+{
+	switch (type) {
+	case CONFIG_STRING:
+		return "string";
+	case CONFIG_PATH:
+		return "path";
+	case CONFIG_INT:
+		return "int";
+	case CONFIG_SIZE:
+		return "size";
+	case CONFIG_LISTEN:
+		return "host:port";
+	case CONFIG_LOG_LEVEL:
+		return "enum";
+	}
+	return "unknown";
+}
+
+static bool
+is_string_type(enum config_type type)
+{
+	return type == CONFIG_STRING || type == CONFIG_PATH || type == CONFIG_LISTEN;
+}
+
 static void errf(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -53,77 +84,182 @@ errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (errlen == 0)
+		return;
 	va_start(ap, fmt);
 	vsnprintf(err, errlen, fmt, ap);
 	va_end(ap);
 }
 
-static int
-parse_number(const char *value, bool size, long long *out)
+/* Appends to the string in err, cutting at errlen. */
+static void errcat(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+errcat(char *err, size_t errlen, const char *fmt, ...)
 {
-	char *end;
-	long long v;
+	size_t len = strnlen(err, errlen);
+	va_list ap;
 
-	errno = 0;
-	if (!isdigit((unsigned char)value[0]) && value[0] != '-')
-		return -1;
-	v = strtoll(value, &end, 10);
-	if (errno != 0 || end == value)
-		return -1;
-	if (size && *end != '\0') {
-		int shift = *end == 'k' || *end == 'K' ? 10
-		    : *end == 'M'                      ? 20
-		    : *end == 'G'                      ? 30
-		                                       : -1;
+	if (len + 1 >= errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err + len, errlen - len, fmt, ap);
+	va_end(ap);
+}
 
-		if (shift < 0 || end[1] != '\0' || v > (LLONG_MAX >> shift) || v < 0)
-			return -1;
-		v <<= shift;
-		end++;
+/*
+ * Reads an optional '-', decimal digits and, when size is set, one suffix k, M or G
+ * (1024-based). Returns 0 with the value in *out, 1 when the syntax is right but the
+ * value does not fit in a long long, -1 for bad syntax.
+ */
+static int
+parse_number(const char *text, bool size, long long *out)
+{
+	const char *p = text;
+	bool negative = false, overflow = false;
+	long long v = 0;
+	int shift = 0;
+
+	if (*p == '-') {
+		negative = true;
+		p++;
 	}
-	if (*end != '\0')
+	if (!isdigit((unsigned char)*p))
 		return -1;
-	*out = v;
+	for (; isdigit((unsigned char)*p); p++) {
+		int digit = *p - '0';
+
+		if (v > (LLONG_MAX - digit) / 10)
+			overflow = true;
+		else
+			v = v * 10 + digit;
+	}
+	if (size && *p != '\0') {
+		shift = *p == 'k' ? 10 : *p == 'M' ? 20 : *p == 'G' ? 30 : -1;
+		if (shift < 0)
+			return -1;
+		p++;
+	}
+	if (*p != '\0')
+		return -1;
+	if (v > (LLONG_MAX >> shift))
+		overflow = true;
+	if (overflow)
+		return 1;
+	v <<= shift;
+	*out = negative ? -v : v;
 	return 0;
 }
 
+/*
+ * Splits "host:port" or "[v6addr]:port" into a new string *host (the caller frees it)
+ * and *port. Returns 0, or -1 with a message in err.
+ */
 static int
-replace_string(char **slot, const char *value)
+parse_listen(const char *name, const char *text, char **host, int *port, char *err, size_t errlen)
 {
-	char *copy = strdup(value);
-
-	if (copy == NULL)
-		return -1;
-	free(*slot);
-	*slot = copy;
-	return 0;
-}
-
-/* Sets key k of cfg from value; returns 0 or -1 with a message (no location) in err. */
-static int
-config_set(
-    struct config *cfg, const struct config_key *k, const char *value, char *err, size_t errlen)
-{
+	const char *host_start = text, *host_end, *port_text;
 	long long v;
 
-	switch (k->type) {
-	case CONFIG_STRING:
-		if (value[0] == '\0') {
-			errf(err, errlen, "\"%s\" must not be empty", k->name);
+	if (text[0] == '[') {
+		host_start = text + 1;
+		if ((host_end = strchr(host_start, ']')) == NULL || host_end[1] != ':') {
+			errf(err, errlen, "value \"%s\" of \"%s\" is not [address]:port", text,
+			    name);
 			return -1;
 		}
-		if (replace_string(SLOT(cfg, k, char *), value) != 0)
+		port_text = host_end + 2;
+	} else {
+		if ((host_end = strrchr(text, ':')) == NULL) {
+			errf(err, errlen, "value \"%s\" of \"%s\" is not host:port", text, name);
+			return -1;
+		}
+		if (strchr(text, ':') != host_end) {
+			errf(err, errlen,
+			    "value \"%s\" of \"%s\" is ambiguous: write an IPv6 address in "
+			    "brackets, as in [::1]:8443",
+			    text, name);
+			return -1;
+		}
+		port_text = host_end + 1;
+	}
+	if (host_end == host_start) {
+		errf(err, errlen,
+		    "value \"%s\" of \"%s\" has no host (0.0.0.0 listens on every address)", text,
+		    name);
+		return -1;
+	}
+	for (const char *p = host_start; p < host_end; p++) {
+		if (isspace((unsigned char)*p) || *p == '[' || *p == ']') {
+			errf(err, errlen, "value \"%s\" of \"%s\" is not host:port", text, name);
+			return -1;
+		}
+	}
+	if (port_text[0] == '-' || parse_number(port_text, false, &v) != 0 || v < 1 || v > 65535) {
+		errf(err, errlen, "port \"%s\" of \"%s\" is not a number in 1..65535", port_text,
+		    name);
+		return -1;
+	}
+	if ((*host = strndup(host_start, (size_t)(host_end - host_start))) == NULL) {
+		errf(err, errlen, "out of memory");
+		return -1;
+	}
+	*port = (int)v;
+	return 0;
+}
+
+/* Sets key k of cfg from its text. Returns 0, or -1 with a message (no location) in err. */
+static int
+set_value(
+    struct config *cfg, const struct config_key *k, const char *text, char *err, size_t errlen)
+{
+	char *copy = NULL, *host = NULL;
+	long long v = 0;
+	int port = 0, r;
+
+	if (text[0] == '\0') {
+		errf(err, errlen, "\"%s\" has an empty value", k->name);
+		return -1;
+	}
+	switch (k->type) {
+	case CONFIG_STRING:
+	case CONFIG_PATH:
+		if ((copy = strdup(text)) == NULL)
 			goto nomem;
+		free(*SLOT(cfg, k, char *));
+		*SLOT(cfg, k, char *) = copy;
+		return 0;
+	case CONFIG_LISTEN:
+		if (parse_listen(k->name, text, &host, &port, err, errlen) != 0)
+			return -1;
+		if ((copy = strdup(text)) == NULL) {
+			free(host);
+			goto nomem;
+		}
+		/* One key, three fields: see struct config. */
+		free(*SLOT(cfg, k, char *));
+		*SLOT(cfg, k, char *) = copy;
+		free(cfg->listen_host);
+		cfg->listen_host = host;
+		cfg->listen_port = port;
 		return 0;
 	case CONFIG_INT:
 	case CONFIG_SIZE:
-		if (parse_number(value, k->type == CONFIG_SIZE, &v) != 0) {
-			errf(err, errlen, "value \"%s\" of \"%s\" is not %s", value, k->name,
-			    k->type == CONFIG_SIZE ? "a size" : "an integer");
+		if ((r = parse_number(text, k->type == CONFIG_SIZE, &v)) < 0) {
+			if (k->type == CONFIG_SIZE)
+				errf(err, errlen,
+				    "value \"%s\" of \"%s\" is not a size: write a number of "
+				    "bytes, "
+				    "with an optional suffix k, M or G",
+				    text, k->name);
+			else
+				errf(err, errlen, "value \"%s\" of \"%s\" is not an integer", text,
+				    k->name);
 			return -1;
 		}
-		if (v < k->min || v > k->max) {
-			errf(err, errlen, "value %lld of \"%s\" is out of range %lld..%lld", v,
+		if (r > 0 || v < k->min || v > k->max) {
+			errf(err, errlen, "value %s of \"%s\" is out of range %lld..%lld", text,
 			    k->name, k->min, k->max);
 			return -1;
 		}
@@ -132,38 +268,59 @@ config_set(
 		else
 			*SLOT(cfg, k, int) = (int)v;
 		return 0;
-	case CONFIG_LISTEN: {
-		const char *colon = strrchr(value, ':');
-		char *host;
-
-		if (colon == NULL || colon == value || parse_number(colon + 1, false, &v) != 0 ||
-		    v < 1 || v > 65535) {
-			errf(err, errlen, "\"%s\" is not host:port with a port of 1..65535", value);
-			return -1;
-		}
-		if ((host = strndup(value, (size_t)(colon - value))) == NULL)
-			goto nomem;
-		if (replace_string(SLOT(cfg, k, char *), value) != 0) {
-			free(host);
-			goto nomem;
-		}
-		free(cfg->listen_host);
-		cfg->listen_host = host;
-		cfg->listen_port = (int)v;
-		return 0;
-	}
 	case CONFIG_LOG_LEVEL:
-		if (!log_level_parse(value, SLOT(cfg, k, enum log_level))) {
+		if (!log_level_parse(text, SLOT(cfg, k, enum log_level))) {
 			errf(err, errlen,
-			    "log level \"%s\" is not one of fatal, error, warn, info, debug",
-			    value);
+			    "value \"%s\" of \"%s\" is not one of fatal, error, warn, info, debug",
+			    text, k->name);
 			return -1;
 		}
 		return 0;
 	}
+	errf(err, errlen, "key \"%s\" has an unknown type", k->name);
 	return -1;
 nomem:
 	errf(err, errlen, "out of memory");
+	return -1;
+}
+
+/* Frees the strings of cfg and sets them to NULL; cfg itself stays. */
+static void
+config_cleanup(struct config *cfg)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (is_string_type(keys[i].type)) {
+			free(*SLOT(cfg, &keys[i], char *));
+			*SLOT(cfg, &keys[i], char *) = NULL;
+		}
+	}
+	free(cfg->listen_host);
+	cfg->listen_host = NULL;
+}
+
+/* Makes dst a deep copy of src. Returns 0, or -1 when out of memory (dst then owns nothing). */
+static int
+config_copy(struct config *dst, const struct config *src)
+{
+	*dst = *src;
+	/* dst must own nothing before the first copy, so that a failure frees only copies. */
+	for (size_t i = 0; i < NKEYS; i++)
+		if (is_string_type(keys[i].type))
+			*SLOT(dst, &keys[i], char *) = NULL;
+	dst->listen_host = NULL;
+	for (size_t i = 0; i < NKEYS; i++) {
+		const char *s;
+
+		if (!is_string_type(keys[i].type) || (s = *CSLOT(src, &keys[i], char *)) == NULL)
+			continue;
+		if ((*SLOT(dst, &keys[i], char *) = strdup(s)) == NULL)
+			goto fail;
+	}
+	if (src->listen_host != NULL && (dst->listen_host = strdup(src->listen_host)) == NULL)
+		goto fail;
+	return 0;
+fail:
+	config_cleanup(dst);
 	return -1;
 }
 
@@ -177,7 +334,7 @@ config_new(void)
 		return NULL;
 	for (size_t i = 0; i < NKEYS; i++) {
 		if (keys[i].default_value != NULL &&
-		    config_set(cfg, &keys[i], keys[i].default_value, err, sizeof(err)) != 0) {
+		    set_value(cfg, &keys[i], keys[i].default_value, err, sizeof(err)) != 0) {
 			config_free(cfg);
 			return NULL;
 		}
@@ -190,86 +347,108 @@ config_free(struct config *cfg)
 {
 	if (cfg == NULL)
 		return;
-	for (size_t i = 0; i < NKEYS; i++)
-		if (keys[i].type == CONFIG_STRING || keys[i].type == CONFIG_LISTEN)
-			free(*SLOT(cfg, &keys[i], char *));
-	free(cfg->listen_host);
+	config_cleanup(cfg);
 	free(cfg);
 }
 
+static const struct config_key *
+find_key(const char *name, size_t *index)
+{
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (strcmp(keys[i].name, name) == 0) {
+			*index = i;
+			return &keys[i];
+		}
+	}
+	return NULL;
+}
+
+static char *
+skip_blanks(char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
 /*
- * Splits one line into key and value in place. Returns 1 for a setting, 0 for a
- * blank or comment line, -1 with err set for a malformed one.
+ * Splits one line (without its newline) into key and value, in place. Returns 1 for
+ * a setting, 0 for a blank or comment line, -1 with a message in err.
  */
 static int
 split_line(char *line, char **key, char **value, char *err, size_t errlen)
 {
-	char *p = line, *out;
+	char *p = skip_blanks(line), *key_end, *out, *end;
 
-	while (isspace((unsigned char)*p))
-		p++;
 	if (*p == '\0' || *p == '#')
 		return 0;
 	*key = p;
-	while (isalnum((unsigned char)*p) || *p == '_')
+	while (*p != '\0' && *p != ' ' && *p != '\t' && *p != '=' && *p != '#')
 		p++;
 	if (p == *key) {
-		errf(err, errlen, "expected a key");
+		errf(err, errlen, "missing key before \"=\"");
 		return -1;
 	}
-	if (*p != '\0' && !isspace((unsigned char)*p) && *p != '=') {
-		errf(err, errlen, "unexpected character '%c' in key", *p);
-		return -1;
-	}
-	out = p;
-	while (isspace((unsigned char)*p))
-		p++;
+	key_end = p;
+	p = skip_blanks(p);
 	if (*p != '=') {
-		*out = '\0';
+		*key_end = '\0';
 		errf(err, errlen, "missing \"=\" after key \"%s\"", *key);
 		return -1;
 	}
-	*out = '\0';
-	p++;
-	while (isspace((unsigned char)*p))
-		p++;
-	if (*p == '"') {
-		*value = out = ++p;
-		for (;; p++) {
-			if (*p == '\0') {
+	p = skip_blanks(p + 1);
+	*key_end = '\0';
+
+	if (*p != '"') {
+		*value = p;
+		end = p + strcspn(p, "#");
+		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+			end--;
+		*end = '\0';
+		return 1;
+	}
+	*value = out = ++p;
+	for (;;) {
+		if (*p == '\0') {
+			errf(err, errlen, "unterminated quoted value of \"%s\"", *key);
+			return -1;
+		}
+		if (*p == '"')
+			break;
+		if (*p == '\\') {
+			if (p[1] == '\0') {
 				errf(err, errlen, "unterminated quoted value of \"%s\"", *key);
 				return -1;
 			}
-			if (*p == '"')
-				break;
-			if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
-				p++;
-			*out++ = *p;
-		}
-		*out = '\0';
-		p++;
-		while (isspace((unsigned char)*p))
+			if (p[1] != '"' && p[1] != '\\') {
+				errf(err, errlen,
+				    "invalid escape \"\\%c\" in the quoted value of \"%s\": only "
+				    "\\\" "
+				    "and \\\\ are allowed",
+				    p[1], *key);
+				return -1;
+			}
 			p++;
-		if (*p != '\0' && *p != '#') {
-			errf(err, errlen, "unexpected text after the quoted value of \"%s\"", *key);
-			return -1;
 		}
-		return 1;
+		*out++ = *p++;
 	}
-	*value = p;
-	while (*p != '\0' && *p != '#')
-		p++;
-	while (p > *value && isspace((unsigned char)p[-1]))
-		p--;
-	*p = '\0';
+	p = skip_blanks(p + 1);
+	*out = '\0';
+	if (*p != '\0' && *p != '#') {
+		errf(err, errlen, "unexpected text after the quoted value of \"%s\"", *key);
+		return -1;
+	}
 	return 1;
 }
 
 int
 config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-	char line[LINE_MAX_LEN + 2], msg[512];
-	bool seen[NKEYS] = {false};
+	int seen_on[NKEYS] = {0};
+	struct config tmp;
+	char *line = NULL, msg[CONFIG_LINE_MAX + 256];
+	size_t cap = 0;
+	ssize_t len;
 	FILE *f;
 	int lineno = 0, rc = -1;
 
@@ -277,54 +456,83 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		errf(err, errlen, "%s: could not open: %s", path, strerror(errno));
 		return -1;
 	}
-	while (fgets(line, sizeof(line), f) != NULL) {
-		char *key, *value;
-		size_t len = strlen(line), i;
+	/* Parse into a copy: a file with an error must leave cfg as it was. */
+	if (config_copy(&tmp, cfg) != 0) {
+		errf(err, errlen, "%s: out of memory", path);
+		fclose(f);
+		return -1;
+	}
+	errno = 0;
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		const struct config_key *k;
+		char *p = line, *key, *value;
+		size_t i;
 		int r;
 
 		lineno++;
-		if (len > LINE_MAX_LEN) {
-			errf(err, errlen, "%s:%d: line is longer than %d bytes", path, lineno,
-			    LINE_MAX_LEN);
+		if ((size_t)len != strlen(line)) {
+			errf(err, errlen, "%s:%d: line contains a NUL byte", path, lineno);
 			goto out;
 		}
-		line[strcspn(line, "\r\n")] = '\0';
-		if ((r = split_line(line, &key, &value, msg, sizeof(msg))) < 0) {
+		line[strcspn(line, "\n")] = '\0';
+		len = (ssize_t)strlen(line);
+		if (len > 0 && line[len - 1] == '\r')
+			line[--len] = '\0';
+		if (lineno == 1 && strncmp(p, "\xef\xbb\xbf", 3) == 0)
+			p += 3; /* a UTF-8 byte order mark, as some editors write */
+		if (strlen(p) > CONFIG_LINE_MAX) {
+			errf(err, errlen, "%s:%d: line is longer than %d bytes", path, lineno,
+			    CONFIG_LINE_MAX);
+			goto out;
+		}
+		if ((r = split_line(p, &key, &value, msg, sizeof(msg))) < 0) {
 			errf(err, errlen, "%s:%d: %s", path, lineno, msg);
 			goto out;
 		}
 		if (r == 0)
 			continue;
-		for (i = 0; i < NKEYS && strcmp(keys[i].name, key) != 0; i++)
-			;
-		if (i == NKEYS) {
+		if ((k = find_key(key, &i)) == NULL) {
 			errf(err, errlen, "%s:%d: unknown key \"%s\"", path, lineno, key);
 			goto out;
 		}
-		if (seen[i]) {
-			errf(err, errlen, "%s:%d: \"%s\" is set twice", path, lineno, key);
+		if (seen_on[i] != 0) {
+			errf(err, errlen, "%s:%d: \"%s\" is set twice (first on line %d)", path,
+			    lineno, key, seen_on[i]);
 			goto out;
 		}
-		seen[i] = true;
-		if (config_set(cfg, &keys[i], value, msg, sizeof(msg)) != 0) {
+		seen_on[i] = lineno;
+		if (set_value(&tmp, k, value, msg, sizeof(msg)) != 0) {
 			errf(err, errlen, "%s:%d: %s", path, lineno, msg);
 			goto out;
 		}
+		errno = 0;
 	}
 	if (ferror(f)) {
-		errf(err, errlen, "%s: could not read: %s", path, strerror(errno));
+		errf(err, errlen, "%s: could not read: %s", path,
+		    errno != 0 ? strerror(errno) : "read error");
 		goto out;
 	}
 	for (size_t i = 0; i < NKEYS; i++) {
-		if (keys[i].default_value == NULL && !seen[i]) {
+		if (keys[i].default_value == NULL && seen_on[i] == 0) {
 			errf(err, errlen, "%s: required key \"%s\" is not set", path, keys[i].name);
 			goto out;
 		}
 	}
+	config_cleanup(cfg);
+	*cfg = tmp;
 	rc = 0;
 out:
+	if (rc != 0)
+		config_cleanup(&tmp);
+	free(line);
 	fclose(f);
 	return rc;
+}
+
+static bool
+same_string(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
 static bool
@@ -332,17 +540,18 @@ same_value(const struct config *a, const struct config *b, const struct config_k
 {
 	switch (k->type) {
 	case CONFIG_STRING:
-	case CONFIG_LISTEN: {
-		const char *x = *SLOT(a, k, char *), *y = *SLOT(b, k, char *);
-
-		return (x == NULL && y == NULL) || (x != NULL && y != NULL && strcmp(x, y) == 0);
-	}
+	case CONFIG_PATH:
+		return same_string(*CSLOT(a, k, char *), *CSLOT(b, k, char *));
+	case CONFIG_LISTEN:
+		/* By address, not spelling: "[::1]:80" and "[::1]:080" are the same listener. */
+		return same_string(a->listen_host, b->listen_host) &&
+		    a->listen_port == b->listen_port;
 	case CONFIG_INT:
-		return *SLOT(a, k, int) == *SLOT(b, k, int);
+		return *CSLOT(a, k, int) == *CSLOT(b, k, int);
 	case CONFIG_SIZE:
-		return *SLOT(a, k, long long) == *SLOT(b, k, long long);
+		return *CSLOT(a, k, long long) == *CSLOT(b, k, long long);
 	case CONFIG_LOG_LEVEL:
-		return *SLOT(a, k, enum log_level) == *SLOT(b, k, enum log_level);
+		return *CSLOT(a, k, enum log_level) == *CSLOT(b, k, enum log_level);
 	}
 	return false;
 }
@@ -350,59 +559,92 @@ same_value(const struct config *a, const struct config *b, const struct config_k
 int
 config_reload_merge(struct config *running, const struct config *fresh, char *err, size_t errlen)
 {
-	char kept[256] = "";
+	char *copies[NKEYS] = {NULL};
+	bool apply[NKEYS] = {false};
+	size_t kept[NKEYS], nkept = 0;
 
+	/* Copy every new string first: out of memory must leave running untouched. */
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct config_key *k = &keys[i];
+		const char *s;
 
 		if (same_value(running, fresh, k))
 			continue;
-		if (!k->reloadable) {
-			/* Needs a restart: note the change, keep the running value. */
-			strncat(kept, " ", sizeof(kept) - strlen(kept) - 1);
-			strncat(kept, k->name, sizeof(kept) - strlen(kept) - 1);
+		/* The listener is bound once, at start, whatever the table says. */
+		if (!k->reloadable || k->type == CONFIG_LISTEN) {
+			kept[nkept++] = i;
 			continue;
 		}
-		switch (k->type) {
-		case CONFIG_STRING:
-			if (replace_string(SLOT(running, k, char *), *SLOT(fresh, k, char *)) !=
-			    0) {
-				errf(err, errlen, "out of memory");
-				return 1;
-			}
-			break;
-		case CONFIG_INT:
-			*SLOT(running, k, int) = *SLOT(fresh, k, int);
-			break;
-		case CONFIG_SIZE:
-			*SLOT(running, k, long long) = *SLOT(fresh, k, long long);
-			break;
-		case CONFIG_LOG_LEVEL:
-			*SLOT(running, k, enum log_level) = *SLOT(fresh, k, enum log_level);
-			break;
-		case CONFIG_LISTEN:
-			abort(); /* the listener is never reloadable: see the table */
+		apply[i] = true;
+		if (is_string_type(k->type) && (s = *CSLOT(fresh, k, char *)) != NULL &&
+		    (copies[i] = strdup(s)) == NULL) {
+			for (size_t j = 0; j < i; j++)
+				free(copies[j]);
+			errf(err, errlen, "out of memory");
+			return -1;
 		}
 	}
-	if (kept[0] == '\0')
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct config_key *k = &keys[i];
+
+		if (!apply[i])
+			continue;
+		switch (k->type) {
+		case CONFIG_STRING:
+		case CONFIG_PATH:
+		case CONFIG_LISTEN:
+			free(*SLOT(running, k, char *));
+			*SLOT(running, k, char *) = copies[i];
+			break;
+		case CONFIG_INT:
+			*SLOT(running, k, int) = *CSLOT(fresh, k, int);
+			break;
+		case CONFIG_SIZE:
+			*SLOT(running, k, long long) = *CSLOT(fresh, k, long long);
+			break;
+		case CONFIG_LOG_LEVEL:
+			*SLOT(running, k, enum log_level) = *CSLOT(fresh, k, enum log_level);
+			break;
+		}
+	}
+	if (nkept == 0)
 		return 0;
-	errf(err, errlen, "changes to%s need a restart: keeping the running values", kept);
+	errf(err, errlen, "%s", "");
+	for (size_t j = 0; j < nkept; j++)
+		errcat(err, errlen, "%s\"%s\"",
+		    j == 0               ? ""
+		        : j == nkept - 1 ? " and "
+		                         : ", ",
+		    keys[kept[j]].name);
+	errcat(err, errlen, " changed but only a restart applies %s: keeping the running %s",
+	    nkept == 1 ? "it" : "them", nkept == 1 ? "value" : "values");
 	return 1;
 }
 
 void
 config_print_help(FILE *f)
 {
-	static const char *const types[] = {"string", "integer", "size", "host:port", "level"};
-
+	fprintf(
+	    f, "Keys of the allotd configuration file (\"key = value\" lines, '#' comments):\n");
 	for (size_t i = 0; i < NKEYS; i++) {
 		const struct config_key *k = &keys[i];
 
-		fprintf(f, "%-20s %-9s default %s", k->name, types[k->type],
-		    k->default_value != NULL ? k->default_value : "(required)");
+		fprintf(f, "\n%s (%s, ", k->name, config_type_name(k->type));
+		if (k->default_value != NULL)
+			fprintf(f, "default %s", k->default_value);
+		else
+			fprintf(f, "required");
 		if (k->type == CONFIG_INT || k->type == CONFIG_SIZE)
 			fprintf(f, ", %lld..%lld", k->min, k->max);
-		fprintf(
-		    f, "%s\n    %s\n", k->reloadable ? ", reloads" : ", needs a restart", k->help);
+		if (k->type == CONFIG_SIZE)
+			fprintf(f, " bytes, suffixes k, M, G");
+		if (k->type == CONFIG_LOG_LEVEL) {
+			fprintf(f, ", one of");
+			for (int l = LOG_FATAL; l <= LOG_DEBUG; l++)
+				fprintf(f, "%s %s", l == LOG_FATAL ? "" : ",",
+				    log_level_name((enum log_level)l));
+		}
+		fprintf(f, ", %s)\n    %s\n",
+		    k->reloadable ? "reloads on SIGHUP" : "needs a restart", k->help);
 	}
 }

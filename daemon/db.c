@@ -125,7 +125,7 @@ conn_schedule_retry(struct conn *c)
 	tv.tv_sec = c->backoff_ms / 1000;
 	tv.tv_usec = (c->backoff_ms % 1000) * 1000;
 	if (evtimer_add(c->retry, &tv) != 0)
-		log_error("could not schedule reconnection of database connection %d", c->index);
+		log_errorx("could not schedule reconnection of database connection %d", c->index);
 	c->backoff_ms *= 2;
 	if (c->backoff_ms > c->db->reconnect_max_ms)
 		c->backoff_ms = c->db->reconnect_max_ms;

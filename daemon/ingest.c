@@ -256,7 +256,7 @@ ingest_done_cb(const struct db_result *r, void *arg)
 	resp = (Allot__V1__IngestResponse *)pbjson_decode(&allot__v1__ingest_response__descriptor,
 	    PQgetvalue(r->res, 0, 0), (size_t)PQgetlength(r->res, 0, 0), err, sizeof(err));
 	if (resp == NULL) {
-		log_error("Usage/Ingest: could not decode the database's answer: %s", err);
+		log_errorx("Usage/Ingest: could not decode the database's answer: %s", err);
 		twirp_reply_error(call, TWIRP_INTERNAL, "internal error");
 		return;
 	}
@@ -323,7 +323,7 @@ ingest_billing_cb(const struct db_result *r, void *arg)
 	root = json_loadb(PQgetvalue(r->res, 0, 0), (size_t)PQgetlength(r->res, 0, 0), 0, NULL);
 	if (root == NULL || (nres = parse_resources(root, &res)) < 0) {
 		json_decref(root);
-		log_error("Usage/Ingest: malformed site_billing answer");
+		log_errorx("Usage/Ingest: malformed site_billing answer");
 		ingest_fail(in, TWIRP_INTERNAL, "internal error");
 		return;
 	}

@@ -42,7 +42,7 @@ server_bev_cb(struct event_base *base, void *arg)
 	SSL *ssl;
 
 	if ((ssl = SSL_new(s->ctx)) == NULL) {
-		log_error("could not create a TLS session for a new connection");
+		log_errorx("could not create a TLS session for a new connection");
 		return NULL;
 	}
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,

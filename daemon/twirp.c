@@ -228,7 +228,7 @@ twirp_reply(struct twirp_call *call, const ProtobufCMessage *response)
 		strbuf_init(&sb);
 		if (!pbjson_encode(response, &sb)) {
 			strbuf_cleanup(&sb);
-			log_error("%s: could not encode the answer as JSON", call_name(call));
+			log_errorx("%s: could not encode the answer as JSON", call_name(call));
 			twirp_reply_error(call, TWIRP_INTERNAL, "could not encode the answer");
 			return;
 		}
@@ -292,7 +292,7 @@ twirp_reply_db_error(struct twirp_call *call, const struct db_result *r)
 		twirp_reply_error(call, TWIRP_UNAVAILABLE, "database is unavailable");
 		return;
 	}
-	log_error("%s by \"%s\" failed in the database: %s (SQLSTATE %s)", call_name(call),
+	log_errorx("%s by \"%s\" failed in the database: %s (SQLSTATE %s)", call_name(call),
 	    call->principal.subject, r->message, r->sqlstate);
 	twirp_reply_error(call, TWIRP_INTERNAL, "internal error");
 }
@@ -304,14 +304,14 @@ twirp_reply_db_json(struct twirp_call *call, const struct db_result *r)
 	char err[256];
 
 	if (PQntuples(r->res) != 1 || PQnfields(r->res) < 1 || PQgetisnull(r->res, 0, 0)) {
-		log_error("%s: the database returned no answer", call_name(call));
+		log_errorx("%s: the database returned no answer", call_name(call));
 		twirp_reply_error(call, TWIRP_INTERNAL, "internal error");
 		return;
 	}
 	msg = pbjson_decode(call->md->output, PQgetvalue(r->res, 0, 0),
 	    (size_t)PQgetlength(r->res, 0, 0), err, sizeof(err));
 	if (msg == NULL) {
-		log_error("%s: could not decode the database's answer: %s", call_name(call), err);
+		log_errorx("%s: could not decode the database's answer: %s", call_name(call), err);
 		twirp_reply_error(call, TWIRP_INTERNAL, "internal error");
 		return;
 	}

@@ -78,7 +78,8 @@ class Reload(AllotTestCase):
         mark = len(self.daemon.lines())
         self.daemon.write_config(db_pool_size=2)
         self.daemon.signal(signal.SIGHUP)
-        self.daemon.wait_log(r"warn: changes to db_pool_size need a restart", since=mark)
+        self.daemon.wait_log(r"warn: \"db_pool_size\" changed but only a restart applies it",
+                             since=mark)
         self.call("Admin/ListSites", {})
         self.daemon.write_config()
 

@@ -1,7 +1,9 @@
 /*
- * Unit tests for daemon/billing.c: each site's rule on the sites' real sacct
- * samples (shared/fixtures/sacct), worked out by hand in the comments, and every
- * refusal.
+ * Unit tests for daemon/billing.c, table-driven: the default resources of the
+ * specification applied to the sites' real sacct records (the fixtures
+ * sacct/{leonardo,mn5,jupiter}.psv of the shared fixture set), each figure worked
+ * out by hand in a comment; CPU- and memory-bound jobs; the rounding rule; every
+ * refusal; and overflow at the edge of 64 bits.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,186 +15,351 @@
 
 #include "billing.h"
 
-/* The demo's resources (README, "Billing rules"). */
+/*
+ * The default resources: rule, gpus_per_node, cores_per_gpu, threads_per_core,
+ * mem_per_gpu_mb, native_milli_per_gpu_hour, weight_per_mille.
+ */
 static const struct billing_resource leonardo = {
     BILLING_RULE_GPU_SHARE, 4, 8, 1, 128000, 8000, 1000};
-static const struct billing_resource lumi_standard = {
+static const struct billing_resource lumi_standard_g = {
     BILLING_RULE_WHOLE_NODE, 8, 7, 1, 0, 500, 500};
-static const struct billing_resource lumi_small = {
+static const struct billing_resource lumi_small_g = {
     BILLING_RULE_GPU_SHARE, 8, 8, 1, 64000, 500, 500};
-static const struct billing_resource mn5 = {BILLING_RULE_GPU_SHARE, 4, 20, 2, 125000, 20000, 1000};
-static const struct billing_resource jupiter = {BILLING_RULE_WHOLE_NODE, 4, 72, 1, 0, 72000, 1000};
+static const struct billing_resource mn5_acc = {
+    BILLING_RULE_GPU_SHARE, 4, 20, 2, 125000, 20000, 1000};
+static const struct billing_resource jupiter_booster = {
+    BILLING_RULE_WHOLE_NODE, 4, 72, 1, 0, 72000, 1000};
 
-static const struct {
+/* Usage as {gpus, cpus, nodes, mem_mb, elapsed_s}. */
+#define USAGE(g, c, n, m, e) \
+	{ \
+		.gpus = (g), .cpus = (c), .nodes = (n), .mem_mb = (m), .elapsed_s = (e) \
+	}
+
+struct bill_case {
 	const char *name;
 	const struct billing_resource *r;
-	struct billing_usage u; /* gpus, cpus, nodes, mem_mb, elapsed_s */
+	struct billing_usage u;
 	int64_t occupied, gpu_ms, charge_units, native_milli;
-} cases[] = {
+};
+
+static const struct bill_case bill_cases[] = {
     /*
-	 * LEONARDO 48411710 (leonardo.psv): gres/gpu=1, cpu=8, mem=64G, 00:04:31 = 271 s.
-	 * max(1, 8/8 = 1, 65536/128000 -> 1) = 1 GPU; 271,000 GPU-ms; weight 1000 ->
-	 * 271,000 units; 271 s * 8000 milli core-h / 3600 = 602.2 -> 602.
-	 */
-    {"leonardo 48411710", &leonardo, {1, 8, 1, 65536, 271}, 1, 271000, 271000, 602},
-    /* LEONARDO, CPU-bound: 1 GPU asked, 20 cores -> ceil(20/8) = 3 GPUs for an hour. */
-    {"leonardo cpu-bound", &leonardo, {1, 20, 1, 1000, 3600}, 3, 10800000, 10800000, 24000},
-    /* LEONARDO, memory-bound: 300,000 MB -> ceil(300000/128000) = 3 GPUs for 10 s. */
-    {"leonardo mem-bound", &leonardo, {1, 8, 1, 300000, 10}, 3, 30000, 30000, 66},
+     * LEONARDO 48411710 (leonardo.psv, the allocation row; .batch and .extern repeat
+     * it): AllocTRES cpu=8,gres/gpu=1,mem=64G,node=1, Elapsed 00:04:31 = 271 s.
+     * mem 64G = 65536 MB. cores ceil(8/1) = 8 -> ceil(8/8) = 1 GPU; memory
+     * ceil(65536/128000) = 1; gpus 1: occupied 1.
+     * gpu_ms = 1 * 271 * 1000 = 271,000; charge = 271,000 * 1000 / 1000 = 271,000.
+     * native = 1 * 271 * 8000 / 3600 = 2,168,000 / 3600 = 602.2 -> 602 milli core-h.
+     */
+    {"leonardo 48411710", &leonardo, USAGE(1, 8, 1, 65536, 271), 1, 271000, 271000, 602},
     /*
-	 * MN5 46783172 (mn5.psv): gres/gpu=4, 160 CPUs = 80 cores (2 threads each) -> 80/20 =
-	 * 4, mem 500000M -> 4; ElapsedRaw 11632 s -> 4 * 11632 * 1000 = 46,528,000 GPU-ms;
-	 * native 4 * 11632 * 20000 / 3600 = 258,488.9 -> 258,488 milli core-h.
-	 */
-    {"mn5 46783172", &mn5, {4, 160, 1, 500000, 11632}, 4, 46528000, 46528000, 258488},
-    /* MN5 21687187: 1 GPU, 40 CPUs = 20 cores -> 1, 125000M -> 1; 22 s; 22 * 20000 / 3600 = 122.2. */
-    {"mn5 21687187", &mn5, {1, 40, 1, 125000, 22}, 1, 22000, 22000, 122},
-    /* MN5 4534836: 32 GPUs on 8 nodes, 1280 CPUs = 640 cores -> 32; 7208 s. */
-    {"mn5 4534836", &mn5, {32, 1280, 8, 4000000, 7208}, 32, 230656000, 230656000, 1281422},
+     * MN5 46783172 (mn5.psv, RUNNING): cpu=160,gres/gpu=4,mem=500000M,node=1,
+     * ElapsedRaw 11632. 160 threads / 2 = 80 cores -> ceil(80/20) = 4; memory
+     * ceil(500000/125000) = 4; gpus 4: occupied 4.
+     * gpu_ms = 4 * 11632 * 1000 = 46,528,000 = charge (weight 1000).
+     * native = 46,528 GPU-s * 20000 / 3600 = 930,560,000 / 3600 = 258,488.9 -> 258,488.
+     */
+    {"mn5 46783172", &mn5_acc, USAGE(4, 160, 1, 500000, 11632), 4, 46528000, 46528000, 258488},
     /*
-	 * JUPITER 1618999 (jupiter.psv): asked gres/gpu=1 but got node=1: whole node = 4 GPUs
-	 * for 16 s = 64,000 GPU-ms; native 4 * 16 * 72000 / 3600 = 1280 milli core-h (1.28
-	 * core-h = 288 core-h per node-hour * 16 s / 3600).
-	 */
-    {"jupiter 1618999", &jupiter, {1, 72, 1, 878535, 16}, 4, 64000, 64000, 1280},
-    /* JUPITER 1618998: 4 GPUs, 1 node, 19 s. */
-    {"jupiter 1618998", &jupiter, {4, 288, 1, 878535, 19}, 4, 76000, 76000, 1520},
+     * MN5 21687187: cpu=40,gres/gpu=1,mem=125000M,node=1, ElapsedRaw 22.
+     * 40 / 2 = 20 cores -> 1; memory 125000/125000 = 1; occupied 1.
+     * gpu_ms = 22,000 = charge; native = 22 * 20000 / 3600 = 440,000 / 3600 = 122.2 -> 122.
+     */
+    {"mn5 21687187", &mn5_acc, USAGE(1, 40, 1, 125000, 22), 1, 22000, 22000, 122},
     /*
-	 * LUMI standard-g: 2 nodes = 16 GCDs for 6 h, weight 500 (one LUMI GPU-hour is a
-	 * module of 2 GCDs): 16 * 21600 * 1000 = 345,600,000 GPU-ms -> 172,800,000 units =
-	 * 48 normalized GPU-hours; native 16 * 21600 * 500 / 3600 = 48,000 milli GPU-h.
-	 */
-    {"lumi standard-g 2 nodes", &lumi_standard, {16, 112, 2, 0, 21600}, 16, 345600000, 172800000,
-        48000},
-    /* LUMI small-g: 2 GCDs but 24 cores -> ceil(24/8) = 3 GCDs for 3 h. */
-    {"lumi small-g cores", &lumi_small, {2, 24, 1, 120000, 10800}, 3, 32400000, 16200000, 4500},
-    /* LUMI small-g: 2 GCDs, 8 cores, 200 GB -> ceil(200000/64000) = 4 GCDs for 1 h. */
-    {"lumi small-g mem", &lumi_small, {2, 8, 1, 200000, 3600}, 4, 14400000, 7200000, 2000},
-    /* Whole nodes need no core or thread counts. */
-    {"whole node without cores",
-        &(const struct billing_resource){BILLING_RULE_WHOLE_NODE, 4, 0, 0, 0, 72000, 1000},
-        {0, 0, 2, 0, 60}, 8, 480000, 480000, 9600},
-    /* A pending job: nothing used yet. */
-    {"nothing yet", &mn5, {4, 160, 1, 500000, 0}, 4, 0, 0, 0},
-    /* Rounding: 1 GPU for 1 s at 1 milli per GPU-hour is 1/3600 milli: floor -> 0. */
-    {"native floor", &(const struct billing_resource){BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, 1, 1000},
-        {1, 1, 1, 0, 1}, 1, 1000, 1000, 0},
-    /* A weight of 1 per mille: 1 GPU-second = 1000 GPU-ms -> 1 unit. */
-    {"weight 1", &(const struct billing_resource){BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, 0, 1},
-        {1, 1, 1, 0, 1}, 1, 1000, 1, 0},
+     * MN5 4534836 (TIMEOUT): cpu=1280,gres/gpu=32,mem=4000000M,node=8, ElapsedRaw 7208.
+     * 1280 / 2 = 640 cores -> 640/20 = 32; memory 4,000,000/125,000 = 32; occupied 32.
+     * gpu_s = 32 * 7208 = 230,656; gpu_ms = 230,656,000 = charge.
+     * native = 230,656 * 20000 / 3600 = 4,613,120,000 / 3600 = 1,281,422.2 -> 1,281,422.
+     */
+    {"mn5 4534836", &mn5_acc, USAGE(32, 1280, 8, 4000000, 7208), 32, 230656000, 230656000, 1281422},
+    /*
+     * JUPITER 1618999 (jupiter.psv): ReqTRES asked gres/gpu=1,cpu=72 but booster
+     * allocates whole nodes: node=1 -> 1 * 4 = 4 GPUs, whatever was requested.
+     * ElapsedRaw 16: gpu_ms = 4 * 16 * 1000 = 64,000 = charge.
+     * native = 64 * 72000 / 3600 = 1,280 milli core-h, which is sacct's own
+     * CPUTimeRAW 4608 core-s / 3600 = 1.28 core-h.
+     */
+    {"jupiter 1618999", &jupiter_booster, USAGE(1, 72, 1, 878535, 16), 4, 64000, 64000, 1280},
+    /*
+     * JUPITER 1618998: the whole node asked for, ElapsedRaw 19: 4 GPUs,
+     * gpu_ms 76,000; native 76 * 72000 / 3600 = 1,520 (CPUTimeRAW 5472 / 3600 = 1.52).
+     */
+    {"jupiter 1618998", &jupiter_booster, USAGE(4, 288, 1, 878535, 19), 4, 76000, 76000, 1520},
+    /*
+     * LUMI standard-g, 2 nodes for one hour (constructed): 2 * 8 = 16 GCDs.
+     * gpu_ms = 16 * 3600 * 1000 = 57,600,000; weight 500 (a LUMI GPU-hour is a
+     * module of 2 GCDs) -> charge 28,800,000 = 8 normalized GPU-hours.
+     * native = 16 * 3600 * 500 / 3600 = 8,000 milli = 8 LUMI GPU-hours (4 per node-hour).
+     */
+    {"lumi standard-g 2 nodes", &lumi_standard_g, USAGE(16, 112, 2, 0, 3600), 16, 57600000,
+        28800000, 8000},
+    /* LUMI standard-g: 1 GCD asked on 2 nodes is still billed 16 GCDs. */
+    {"lumi standard-g 1 of 16", &lumi_standard_g, USAGE(1, 7, 2, 0, 3600), 16, 57600000, 28800000,
+        8000},
+    /*
+     * LUMI small-g, 2 GCDs with 24 cores, 10 min: ceil(24/8) = 3 GCDs.
+     * gpu_ms = 3 * 600 * 1000 = 1,800,000; charge = 1,800,000 * 500 / 1000 = 900,000.
+     * native = 3 * 600 * 500 / 3600 = 900,000 / 3600 = 250 (exact).
+     */
+    {"lumi small-g 24 cores", &lumi_small_g, USAGE(2, 24, 1, 1000, 600), 3, 1800000, 900000, 250},
+    /*
+     * LUMI small-g, 2 GCDs with mem=200G = 204,800 MB: ceil(204800/64000) = ceil(3.2)
+     * = 4 GCDs. gpu_ms = 4 * 600 * 1000 = 2,400,000; charge 1,200,000;
+     * native = 4 * 600 * 500 / 3600 = 1,200,000 / 3600 = 333.3 -> 333.
+     */
+    {"lumi small-g 200G", &lumi_small_g, USAGE(2, 16, 1, 204800, 600), 4, 2400000, 1200000, 333},
+    /* LEONARDO, CPU-bound: 1 GPU, 20 cores -> ceil(20/8) = 3 for an hour: 24,000 = 24 core-h. */
+    {"leonardo cpu-bound", &leonardo, USAGE(1, 20, 1, 1000, 3600), 3, 10800000, 10800000, 24000},
+    /*
+     * LEONARDO, memory-bound: 1 GPU, 300,000 MB -> ceil(300000/128000) = 3 for 10 s:
+     * gpu_ms 30,000; native 3 * 10 * 8000 / 3600 = 66.7 -> 66.
+     */
+    {"leonardo mem-bound", &leonardo, USAGE(1, 8, 1, 300000, 10), 3, 30000, 30000, 66},
+    /* MN5: 41 threads -> ceil(41/2) = 21 cores -> ceil(21/20) = 2 GPUs; 1 s: native 11.1 -> 11. */
+    {"mn5 odd thread", &mn5_acc, USAGE(1, 41, 1, 0, 1), 2, 2000, 2000, 11},
+    /* No GPU asked on a GPU partition: 4 cores still take ceil(4/8) = 1 GPU. */
+    {"leonardo no gpu", &leonardo, USAGE(0, 4, 1, 1000, 3600), 1, 3600000, 3600000, 8000},
+    /* Nothing allocated (a pending job) or no time elapsed costs nothing. */
+    {"leonardo nothing", &leonardo, USAGE(0, 0, 0, 0, 3600), 0, 0, 0, 0},
+    {"lumi standard-g 0 nodes", &lumi_standard_g, USAGE(0, 0, 0, 0, 3600), 0, 0, 0, 0},
+    {"mn5 zero elapsed", &mn5_acc, USAGE(4, 160, 1, 500000, 0), 4, 0, 0, 0},
+    /*
+     * Rounding: native is floored on the cumulative total. LEONARDO 1 GPU:
+     * 1 s -> 8000 / 3600 = 2.2 -> 2; 449 s -> 3,592,000 / 3600 = 997.8 -> 997;
+     * 450 s -> 3,600,000 / 3600 = 1000 exactly. LUMI 1 GCD for 7 s: 3500 / 3600 -> 0.
+     * The charge is exact: 1 GCD-second at weight 500 is 500 units.
+     */
+    {"round 1 s", &leonardo, USAGE(1, 1, 1, 1, 1), 1, 1000, 1000, 2},
+    {"round 449 s", &leonardo, USAGE(1, 1, 1, 1, 449), 1, 449000, 449000, 997},
+    {"round 450 s", &leonardo, USAGE(1, 1, 1, 1, 450), 1, 450000, 450000, 1000},
+    {"round lumi 7 s", &lumi_small_g, USAGE(1, 1, 1, 1, 7), 1, 7000, 3500, 0},
+    {"lumi 1 s", &lumi_small_g, USAGE(1, 1, 1, 1, 1), 1, 1000, 500, 0},
+    /*
+     * The largest usage accepted, on LEONARDO: 1e6 GPUs (cores give 125,000 and 1 PB
+     * of memory 7,813) for 366 days = 8784 h: gpu_ms = 1e6 * 31,622,400 * 1000 =
+     * 31,622,400,000,000,000; native = 1e6 * 8784 h * 8000 = 70,272,000,000,000.
+     */
+    {"bounds", &leonardo, USAGE(1000000, 1000000, 1000000, 1000000000, 31622400), 1000000,
+        31622400000000000LL, 31622400000000000LL, 70272000000000LL},
 };
 
 static void
-test_cases(void **state)
+test_bill_cases(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct billing_charge c;
+	for (size_t i = 0; i < sizeof(bill_cases) / sizeof(bill_cases[0]); i++) {
+		const struct bill_case *c = &bill_cases[i];
+		struct billing_charge out;
 		char err[256] = "";
 
-		if (billing_compute(cases[i].r, &cases[i].u, &c, err, sizeof(err)) != 0)
-			fail_msg("%s: refused: %s", cases[i].name, err);
-		if (c.occupied_gpus != cases[i].occupied || c.gpu_ms != cases[i].gpu_ms ||
-		    c.charge_units != cases[i].charge_units ||
-		    c.native_milli != cases[i].native_milli)
-			fail_msg("%s: got %lld GPUs, %lld GPU-ms, %lld units, %lld native milli",
-			    cases[i].name, (long long)c.occupied_gpus, (long long)c.gpu_ms,
-			    (long long)c.charge_units, (long long)c.native_milli);
+		print_message("%s\n", c->name);
+		assert_int_equal(billing_compute(c->r, &c->u, &out, err, sizeof(err)), 0);
+		assert_string_equal(err, "");
+		assert_int_equal(out.occupied_gpus, c->occupied);
+		assert_int_equal(out.gpu_ms, c->gpu_ms);
+		assert_int_equal(out.charge_units, c->charge_units);
+		assert_int_equal(out.native_milli, c->native_milli);
+		/* The formula as the specification writes it (no overflow at these sizes). */
+		if (out.gpu_ms <= INT64_MAX / c->r->weight_per_mille)
+			assert_int_equal(
+			    out.charge_units, out.gpu_ms * c->r->weight_per_mille / 1000);
 	}
 }
 
-static const struct {
+struct refusal_case {
 	const char *name;
 	struct billing_resource r;
 	struct billing_usage u;
-	const char *reason;
-} refusals[] = {
-    {"negative gpus", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, 8000, 1000}, {-1, 8, 1, 0, 10},
-        "gpus must not be negative"},
-    {"negative cpus", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, 8000, 1000}, {1, -8, 1, 0, 10},
-        "cpus must not be negative"},
-    {"negative elapsed", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, 8000, 1000}, {1, 8, 1, 0, -10},
-        "elapsed_s must not be negative"},
-    {"negative mem", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, 8000, 1000}, {1, 8, 1, -1, 10},
-        "mem_mb must not be negative"},
-    {"absurd gpus", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, 8000, 1000}, {1000001, 8, 1, 0, 10},
-        "gpus is more than 1000000"},
-    {"absurd nodes", {BILLING_RULE_WHOLE_NODE, 4, 8, 1, 0, 8000, 1000}, {1, 8, 2000000, 0, 10},
-        "nodes is more than 1000000"},
-    {"absurd elapsed", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, 8000, 1000},
-        {1, 8, 1, 0, 367 * 86400LL}, "more than a year"},
-    {"absurd mem", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, 8000, 1000}, {1, 8, 1, 2000000000LL, 10},
-        "mem_mb 2000000000 is more than"},
-    {"zero weight", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, 8000, 0}, {1, 8, 1, 0, 10},
-        "billing parameters are out of range"},
-    {"huge weight", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, 8000, 100001}, {1, 8, 1, 0, 10},
-        "billing parameters are out of range"},
-    {"no cores per gpu", {BILLING_RULE_GPU_SHARE, 4, 0, 1, 0, 8000, 1000}, {1, 8, 1, 0, 10},
-        "billing parameters are out of range"},
-    {"unknown rule", {(enum billing_rule)7, 4, 8, 1, 0, 8000, 1000}, {1, 8, 1, 0, 10},
-        "unknown billing rule 7"},
-    /* 1,000,000 GPUs for a year at weight 100000 overflows int64 units. */
-    {"overflow", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, 8000, 100000},
-        {1000000, 8, 1, 0, 366 * 86400LL}, "overflows"},
-    {"native overflow", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, INT64_MAX / 2, 1000},
-        {1000, 8, 1, 0, 3600}, "site's figure overflows"},
+	const char *err;
+};
+
+#define OK_USAGE USAGE(1, 8, 1, 1000, 60)
+
+static const struct refusal_case refusal_cases[] = {
+    {"negative gpus", leonardo, USAGE(-1, 8, 1, 1000, 60), "gpus must not be negative: -1"},
+    {"negative cpus", leonardo, USAGE(1, -8, 1, 1000, 60), "cpus must not be negative: -8"},
+    {"negative nodes", leonardo, USAGE(1, 8, -1, 1000, 60), "nodes must not be negative: -1"},
+    {"negative mem", leonardo, USAGE(1, 8, 1, -1000, 60), "mem_mb must not be negative: -1000"},
+    {"negative elapsed", leonardo, USAGE(1, 8, 1, 1000, -60),
+        "elapsed_s must not be negative: -60"},
+    {"min int32 gpus", leonardo, USAGE(INT32_MIN, 8, 1, 1000, 60),
+        "gpus must not be negative: -2147483648"},
+    {"min int64 elapsed", leonardo, USAGE(1, 8, 1, 1000, INT64_MIN),
+        "elapsed_s must not be negative: -9223372036854775808"},
+    {"absurd gpus", leonardo, USAGE(1000001, 8, 1, 1000, 60),
+        "gpus must not exceed 1000000: 1000001"},
+    {"absurd cpus", leonardo, USAGE(1, INT32_MAX, 1, 1000, 60),
+        "cpus must not exceed 1000000: 2147483647"},
+    {"absurd nodes", leonardo, USAGE(1, 8, 1000001, 1000, 60),
+        "nodes must not exceed 1000000: 1000001"},
+    {"absurd mem", leonardo, USAGE(1, 8, 1, 1000000001, 60),
+        "mem_mb must not exceed 1000000000 (1 PB): 1000000001"},
+    {"absurd elapsed", leonardo, USAGE(1, 8, 1, 1000, 31622401),
+        "elapsed_s must not exceed 31622400 (366 days): 31622401"},
+    {"max int64 elapsed", leonardo, USAGE(1, 8, 1, 1000, INT64_MAX),
+        "elapsed_s must not exceed 31622400 (366 days): 9223372036854775807"},
+    {"rule 0", {0, 4, 8, 1, 128000, 8000, 1000}, OK_USAGE, "unknown billing rule 0"},
+    {"rule 3", {3, 4, 8, 1, 128000, 8000, 1000}, OK_USAGE, "unknown billing rule 3"},
+    {"gpus_per_node 0", {BILLING_RULE_GPU_SHARE, 0, 8, 1, 128000, 8000, 1000}, OK_USAGE,
+        "gpus_per_node of the resource must be positive: 0"},
+    {"gpus_per_node -4 whole node", {BILLING_RULE_WHOLE_NODE, -4, 8, 1, 0, 8000, 1000}, OK_USAGE,
+        "gpus_per_node of the resource must be positive: -4"},
+    {"cores_per_gpu 0", {BILLING_RULE_GPU_SHARE, 4, 0, 1, 128000, 8000, 1000}, OK_USAGE,
+        "cores_per_gpu of the resource must be positive: 0"},
+    {"cores_per_gpu 0 whole node", {BILLING_RULE_WHOLE_NODE, 4, 0, 1, 0, 8000, 1000}, OK_USAGE,
+        "cores_per_gpu of the resource must be positive: 0"},
+    {"threads_per_core 0", {BILLING_RULE_GPU_SHARE, 4, 8, 0, 128000, 8000, 1000}, OK_USAGE,
+        "threads_per_core of the resource must be positive: 0"},
+    {"threads_per_core -1", {BILLING_RULE_GPU_SHARE, 4, 8, -1, 128000, 8000, 1000}, OK_USAGE,
+        "threads_per_core of the resource must be positive: -1"},
+    {"weight 0", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 128000, 8000, 0}, OK_USAGE,
+        "weight_per_mille of the resource must be positive: 0"},
+    {"weight -500", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 128000, 8000, -500}, OK_USAGE,
+        "weight_per_mille of the resource must be positive: -500"},
+    {"weight 100001", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 128000, 8000, 100001}, OK_USAGE,
+        "weight_per_mille of the resource must not exceed 100000: 100001"},
+    {"mem_per_gpu_mb -1", {BILLING_RULE_GPU_SHARE, 4, 8, 1, -1, 8000, 1000}, OK_USAGE,
+        "mem_per_gpu_mb of the resource must not be negative: -1"},
+    {"native -1", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 128000, -1, 1000}, OK_USAGE,
+        "native_milli_per_gpu_hour of the resource must not be negative: -1"},
+    /*
+     * Overflow. Whole nodes of INT32_MAX GPUs: 1e6 nodes make 2,147,483,647,000,000
+     * GPUs; for 5 s that is 10,737,418,235,000,000 GPU-s, which fits, but times 1000
+     * ms it exceeds INT64_MAX = 9,223,372,036,854,775,807.
+     */
+    {"gpu_ms overflow", {BILLING_RULE_WHOLE_NODE, INT32_MAX, 1, 1, 0, 0, 1000},
+        USAGE(0, 0, 1000000, 0, 5), "GPU time overflows 64 bits: 2147483647000000 GPUs for 5 s"},
+    {"gpu_s overflow", {BILLING_RULE_WHOLE_NODE, INT32_MAX, 1, 1, 0, 0, 1000},
+        USAGE(0, 0, 1000000, 0, 31622400),
+        "GPU time overflows 64 bits: 2147483647000000 GPUs for 31622400 s"},
+    /*
+     * Memory alone: 1 PB at 1 MB per GPU is 1e9 GPUs; for 366 days,
+     * 31,622,400,000,000,000 GPU-s fits but 1000 times that does not.
+     */
+    {"mem-bound overflow", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 1, 0, 1000},
+        USAGE(0, 0, 1, 1000000000, 31622400),
+        "GPU time overflows 64 bits: 1000000000 GPUs for 31622400 s"},
+    /* For 4 s: 8,589,934,588,000,000 GPU-s; at weight 1074 the charge would be 9.2256e18. */
+    {"charge overflow", {BILLING_RULE_WHOLE_NODE, INT32_MAX, 1, 1, 0, 0, 1074},
+        USAGE(0, 0, 1000000, 0, 4),
+        "charge overflows 64 bits: 8589934588000000 GPU-seconds at weight 1074"},
+    /* 3601 GPU-s at INT64_MAX per hour: INT64_MAX + INT64_MAX / 3600 does not fit. */
+    {"native overflow", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, INT64_MAX, 1000},
+        USAGE(1, 0, 1, 0, 3601),
+        "site-native figure overflows 64 bits: 3601 GPU-seconds at 9223372036854775807 milli "
+        "per GPU-hour"},
+    {"native overflow 2 h", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, INT64_MAX, 1000},
+        USAGE(1, 0, 1, 0, 7200),
+        "site-native figure overflows 64 bits: 7200 GPU-seconds at 9223372036854775807 milli "
+        "per GPU-hour"},
 };
 
 static void
 test_refusals(void **state)
 {
 	(void)state;
-	for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
-		struct billing_charge c;
+	for (size_t i = 0; i < sizeof(refusal_cases) / sizeof(refusal_cases[0]); i++) {
+		const struct refusal_case *c = &refusal_cases[i];
+		struct billing_charge out = {-7, -7, -7, -7};
 		char err[256] = "";
 
-		if (billing_compute(&refusals[i].r, &refusals[i].u, &c, err, sizeof(err)) != -1)
-			fail_msg("%s: accepted", refusals[i].name);
-		if (strstr(err, refusals[i].reason) == NULL)
-			fail_msg("%s: reason \"%s\" lacks \"%s\"", refusals[i].name, err,
-			    refusals[i].reason);
+		print_message("%s\n", c->name);
+		assert_int_equal(billing_compute(&c->r, &c->u, &out, err, sizeof(err)), -1);
+		assert_string_equal(err, c->err);
+		/* A refusal leaves the output alone. */
+		assert_int_equal(out.occupied_gpus, -7);
+		assert_int_equal(out.gpu_ms, -7);
+		assert_int_equal(out.charge_units, -7);
+		assert_int_equal(out.native_milli, -7);
 	}
 }
 
-/* The largest usage within the bounds at the largest weight still fits: no false overflow. */
+/* Results close to INT64_MAX are exact, not refused, when they fit. */
 static void
-test_bounds_fit(void **state)
+test_edge_of_int64(void **state)
 {
-	struct billing_resource r = {BILLING_RULE_GPU_SHARE, 4, 1, 1, 0, 1000000, 100000};
-	struct billing_usage u = {1000, 1000, 1, 0, 366 * 86400LL};
-	struct billing_charge c;
-	char err[256];
+	struct billing_resource r = {BILLING_RULE_WHOLE_NODE, INT32_MAX, 1, 1, 0, 0, 1073};
+	struct billing_usage u = USAGE(0, 0, 1000000, 0, 4);
+	struct billing_charge out;
+	char err[256] = "";
 
 	(void)state;
-	assert_int_equal(billing_compute(&r, &u, &c, err, sizeof(err)), 0);
-	assert_int_equal(c.occupied_gpus, 1000);
-	assert_int_equal(c.gpu_ms, 1000LL * 366 * 86400 * 1000);
-	assert_int_equal(c.charge_units, 1000LL * 366 * 86400 * 100000);
+	/*
+	 * 2,147,483,647,000,000 GPUs * 4 s = 8,589,934,588,000,000 GPU-s;
+	 * gpu_ms = 8,589,934,588,000,000,000; at weight 1073 the charge is
+	 * 8,589,934,588,000,000 * 1073 = 9,216,999,812,924,000,000 < INT64_MAX, although
+	 * gpu_ms * 1073 (the formula's intermediate) would not fit.
+	 */
+	assert_int_equal(billing_compute(&r, &u, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.occupied_gpus, 2147483647000000LL);
+	assert_int_equal(out.gpu_ms, 8589934588000000000LL);
+	assert_int_equal(out.charge_units, 9216999812924000000LL);
+	assert_int_equal(out.native_milli, 0);
+
+	/*
+	 * Native at INT64_MAX milli per GPU-hour: exactly one GPU-hour gives INT64_MAX,
+	 * one GPU-second gives floor(INT64_MAX / 3600) = 2,562,047,788,015,215.
+	 */
+	r = (struct billing_resource){BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, INT64_MAX, 1000};
+	u = (struct billing_usage)USAGE(1, 0, 1, 0, 3600);
+	assert_int_equal(billing_compute(&r, &u, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.native_milli, INT64_MAX);
+	u.elapsed_s = 1;
+	assert_int_equal(billing_compute(&r, &u, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.native_milli, 2562047788015215LL);
+}
+
+/* A short or absent error buffer is never overrun. */
+static void
+test_small_err(void **state)
+{
+	struct billing_usage u = USAGE(-1, 0, 0, 0, 0);
+	struct billing_charge out;
+	char err[8];
+
+	(void)state;
+	memset(err, 'x', sizeof(err));
+	assert_int_equal(billing_compute(&leonardo, &u, &out, err, 5), -1);
+	assert_string_equal(err, "gpus");
+	assert_int_equal(err[5], 'x');
+	assert_int_equal(billing_compute(&leonardo, &u, &out, NULL, 0), -1);
 }
 
 static void
-test_rule_parse(void **state)
+test_rule_names(void **state)
 {
-	enum billing_rule rule = 0;
+	enum billing_rule rule = BILLING_RULE_WHOLE_NODE;
 
 	(void)state;
 	assert_int_equal(billing_rule_parse("BILLING_RULE_GPU_SHARE", &rule), 0);
 	assert_int_equal(rule, BILLING_RULE_GPU_SHARE);
 	assert_int_equal(billing_rule_parse("BILLING_RULE_WHOLE_NODE", &rule), 0);
 	assert_int_equal(rule, BILLING_RULE_WHOLE_NODE);
+
+	assert_int_equal(billing_rule_parse("billing_rule_gpu_share", &rule), -1);
 	assert_int_equal(billing_rule_parse("BILLING_RULE_UNSPECIFIED", &rule), -1);
-	assert_int_equal(billing_rule_parse("gpu_share", &rule), -1);
+	assert_int_equal(billing_rule_parse("GPU_SHARE", &rule), -1);
 	assert_int_equal(billing_rule_parse("", &rule), -1);
+	assert_int_equal(billing_rule_parse("BILLING_RULE_GPU_SHARE ", &rule), -1);
+	assert_int_equal(rule, BILLING_RULE_WHOLE_NODE);
+
+	assert_string_equal(billing_rule_name(BILLING_RULE_GPU_SHARE), "BILLING_RULE_GPU_SHARE");
+	assert_string_equal(billing_rule_name(BILLING_RULE_WHOLE_NODE), "BILLING_RULE_WHOLE_NODE");
+	assert_null(billing_rule_name((enum billing_rule)0));
+	assert_null(billing_rule_name((enum billing_rule)3));
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_cases),
+	    cmocka_unit_test(test_bill_cases),
 	    cmocka_unit_test(test_refusals),
-	    cmocka_unit_test(test_bounds_fit),
-	    cmocka_unit_test(test_rule_parse),
+	    cmocka_unit_test(test_edge_of_int64),
+	    cmocka_unit_test(test_small_err),
+	    cmocka_unit_test(test_rule_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
