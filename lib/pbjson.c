@@ -5,13 +5,16 @@
  * parses with jansson, then builds the message field by field at the offsets
  * the descriptor gives, allocating with malloc so that
  * protobuf_c_message_free_unpacked(msg, NULL) releases it, also halfway through
- * a failed decode: counts of repeated fields are only ever raised after their
- * element is in place. Which message a route expects is the caller's business.
+ * a failed decode: a repeated field's count is only raised once its element is
+ * in place, and a oneof case or a has_ flag only once its value is. Recursion,
+ * both ways, stops at PBJSON_MAX_DEPTH nested messages.
+ *
+ * Left to others: which message a route expects, size limits on the input
+ * (the caller bounds the body), the well-known types, and map fields, which
+ * protobuf-c 1.4 cannot mark as such and Allot's protos do not use: an empty map
+ * reads and writes as {}, anything else is refused.
  */
-#include <ctype.h>
-#include <errno.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -27,75 +30,165 @@
 #define MEMBER(msg, off) ((void *)((char *)(msg) + (off)))
 #define CMEMBER(msg, off) ((const void *)((const char *)(msg) + (off)))
 
-/* lowerCamelCase of a .proto field name, as protoc's json_name would be. */
-static void
-json_name(const char *name, char *out, size_t len)
-{
-	size_t n = 0;
-	int upper = 0;
+/* ---- names and field kinds ---- */
 
-	for (; *name != '\0' && n + 1 < len; name++) {
+static char
+ascii_upper(char c)
+{
+	return c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+}
+
+/*
+ * Matches the camel-case form of a .proto name (underscores dropped, the letter
+ * after one upper-cased, the first one too when upper) against the start of s.
+ * Returns where s goes on after it, or NULL when s does not start with it. This
+ * is protoc's rule for json_name and for the entry type of a map field.
+ */
+static const char *
+camel_match(const char *name, const char *s, bool upper)
+{
+	for (; *name != '\0'; name++) {
 		if (*name == '_') {
-			upper = 1;
+			upper = true;
 			continue;
 		}
-		out[n++] = upper ? (char)toupper((unsigned char)*name) : *name;
-		upper = 0;
+		if (*s++ != (upper ? ascii_upper(*name) : *name))
+			return NULL;
+		upper = false;
 	}
-	out[n] = '\0';
+	return s;
+}
+
+static void
+put_json_name(struct strbuf *out, const char *name)
+{
+	bool upper = false;
+
+	strbuf_putc(out, '"');
+	for (; *name != '\0'; name++) {
+		if (*name == '_') {
+			upper = true;
+			continue;
+		}
+		strbuf_putc(out, upper ? ascii_upper(*name) : *name);
+		upper = false;
+	}
+	strbuf_putc(out, '"');
+}
+
+/*
+ * protoc-c 1.4 turns map<K, V> foo_bar into repeated FooBarEntry {K key = 1;
+ * V value = 2;}, nested in the message, and leaves no mark on the descriptor: the
+ * shape and the name are all there is to go by.
+ */
+static bool
+is_map_field(const ProtobufCMessageDescriptor *md, const ProtobufCFieldDescriptor *f)
+{
+	const ProtobufCMessageDescriptor *e = f->descriptor;
+	size_t plen = strlen(md->name);
+	const char *rest;
+
+	if (f->label != PROTOBUF_C_LABEL_REPEATED || f->type != PROTOBUF_C_TYPE_MESSAGE ||
+	    e == NULL || e->n_fields != 2)
+		return false;
+	if (e->fields[0].id != 1 || strcmp(e->fields[0].name, "key") != 0 || e->fields[1].id != 2 ||
+	    strcmp(e->fields[1].name, "value") != 0)
+		return false;
+	if (strncmp(e->name, md->name, plen) != 0 || e->name[plen] != '.')
+		return false;
+	rest = camel_match(f->name, e->short_name, true);
+	return rest != NULL && strcmp(rest, "Entry") == 0;
 }
 
 size_t
 pbjson_field_size(const ProtobufCFieldDescriptor *f)
 {
 	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		return sizeof(int32_t);
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		return sizeof(uint32_t);
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
+		return sizeof(int64_t);
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64:
-		return 8;
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return sizeof(double);
+		return sizeof(uint64_t);
 	case PROTOBUF_C_TYPE_FLOAT:
 		return sizeof(float);
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return sizeof(double);
 	case PROTOBUF_C_TYPE_BOOL:
 		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_ENUM:
+		return sizeof(int); /* protobuf-c stores enums as C enums */
 	case PROTOBUF_C_TYPE_STRING:
 		return sizeof(char *);
 	case PROTOBUF_C_TYPE_BYTES:
 		return sizeof(ProtobufCBinaryData);
 	case PROTOBUF_C_TYPE_MESSAGE:
 		return sizeof(ProtobufCMessage *);
-	default:
-		return 4;
 	}
+	return 0;
 }
 
-/* ---- encoding ---- */
-
-static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static void
-put_base64(struct strbuf *out, const uint8_t *p, size_t len)
+static const char *
+type_name(ProtobufCType t)
 {
-	strbuf_putc(out, '"');
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		char q[4];
-
-		if (i + 1 < len)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		q[0] = b64[(v >> 18) & 63];
-		q[1] = b64[(v >> 12) & 63];
-		q[2] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
-		q[3] = i + 2 < len ? b64[v & 63] : '=';
-		strbuf_append(out, q, 4);
+	switch (t) {
+	case PROTOBUF_C_TYPE_INT32:
+		return "int32";
+	case PROTOBUF_C_TYPE_SINT32:
+		return "sint32";
+	case PROTOBUF_C_TYPE_SFIXED32:
+		return "sfixed32";
+	case PROTOBUF_C_TYPE_UINT32:
+		return "uint32";
+	case PROTOBUF_C_TYPE_FIXED32:
+		return "fixed32";
+	case PROTOBUF_C_TYPE_INT64:
+		return "int64";
+	case PROTOBUF_C_TYPE_SINT64:
+		return "sint64";
+	case PROTOBUF_C_TYPE_SFIXED64:
+		return "sfixed64";
+	case PROTOBUF_C_TYPE_UINT64:
+		return "uint64";
+	case PROTOBUF_C_TYPE_FIXED64:
+		return "fixed64";
+	case PROTOBUF_C_TYPE_ENUM:
+		return "an enum";
+	default:
+		return "this field";
 	}
-	strbuf_putc(out, '"');
 }
+
+/*
+ * Whether a singular field holds a value of its own: a oneof member when it is
+ * the one chosen, an optional field (proto2, or proto3 `optional`) when its has_
+ * flag is set or its pointer is neither NULL nor the default, as protobuf-c's
+ * packer decides. Plain proto3 fields always do.
+ */
+static bool
+field_is_set(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
+{
+	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+		return *(const uint32_t *)CMEMBER(msg, f->quantifier_offset) == f->id;
+	if (f->label != PROTOBUF_C_LABEL_OPTIONAL)
+		return true;
+	if (f->type == PROTOBUF_C_TYPE_STRING || f->type == PROTOBUF_C_TYPE_MESSAGE) {
+		const void *p = *(const void *const *)CMEMBER(msg, f->offset);
+
+		return p != NULL && p != f->default_value;
+	}
+	return *(const protobuf_c_boolean *)CMEMBER(msg, f->quantifier_offset) != 0;
+}
+
+/* ---- UTF-8 ---- */
 
 /* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one. */
 static size_t
@@ -103,6 +196,7 @@ utf8_seq(const unsigned char *s)
 {
 	if (s[0] < 0x80)
 		return 1;
+	/* Each test stops at the first byte that is not a continuation, NUL included. */
 	if (s[0] >= 0xc2 && s[0] <= 0xdf)
 		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
 	if (s[0] >= 0xe0 && s[0] <= 0xef) {
@@ -116,7 +210,7 @@ utf8_seq(const unsigned char *s)
 		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
 			return 0;
 		if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-			return 0;
+			return 0; /* overlong, or past U+10FFFF */
 		return 4;
 	}
 	return 0;
@@ -150,8 +244,7 @@ strings_valid(const ProtobufCMessage *msg, int depth)
 
 		if (f->type != PROTOBUF_C_TYPE_STRING && f->type != PROTOBUF_C_TYPE_MESSAGE)
 			continue;
-		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
-		    *(const uint32_t *)CMEMBER(msg, f->quantifier_offset) != f->id)
+		if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) && !field_is_set(msg, f))
 			continue;
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 			n = *(const size_t *)CMEMBER(msg, f->quantifier_offset);
@@ -176,9 +269,35 @@ pbjson_strings_valid(const ProtobufCMessage *msg)
 	return strings_valid(msg, 0);
 }
 
+/* ---- encoding ---- */
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static void
+put_base64(struct strbuf *out, const uint8_t *p, size_t len)
+{
+	strbuf_putc(out, '"');
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		char q[4];
+
+		if (i + 1 < len)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		q[0] = b64[(v >> 18) & 63];
+		q[1] = b64[(v >> 12) & 63];
+		q[2] = i + 1 < len ? b64[(v >> 6) & 63] : '=';
+		q[3] = i + 2 < len ? b64[v & 63] : '=';
+		strbuf_append(out, q, 4);
+	}
+	strbuf_putc(out, '"');
+}
+
 static bool
 put_string(struct strbuf *out, const char *s)
 {
+	static const char hex[] = "0123456789abcdef";
 	const unsigned char *p = (const unsigned char *)(s != NULL ? s : "");
 
 	strbuf_putc(out, '"');
@@ -189,14 +308,26 @@ put_string(struct strbuf *out, const char *s)
 			strbuf_putc(out, '\\');
 			strbuf_putc(out, (char)*p++);
 		} else if (*p < 0x20) {
-			static const char short_escapes[] = "\bb\ff\nn\rr\tt";
-			const char *e = memchr(short_escapes, *p, sizeof(short_escapes) - 1);
+			char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
 
-			if (e != NULL && (e - short_escapes) % 2 == 0) {
-				strbuf_putc(out, '\\');
-				strbuf_putc(out, e[1]);
-			} else {
-				strbuf_printf(out, "\\u%04x", *p);
+			switch (*p) {
+			case '\b':
+				strbuf_puts(out, "\\b");
+				break;
+			case '\f':
+				strbuf_puts(out, "\\f");
+				break;
+			case '\n':
+				strbuf_puts(out, "\\n");
+				break;
+			case '\r':
+				strbuf_puts(out, "\\r");
+				break;
+			case '\t':
+				strbuf_puts(out, "\\t");
+				break;
+			default:
+				strbuf_append(out, esc, sizeof(esc));
 			}
 			p++;
 		} else if ((n = utf8_seq(p)) == 0) {
@@ -210,17 +341,38 @@ put_string(struct strbuf *out, const char *s)
 	return true;
 }
 
+/*
+ * Writes the shortest %g text, from DBL_DIG or FLT_DIG digits up, that reads
+ * back, through strtod as jansson reads it (and a cast for a float, as the
+ * decoder does), to the same value. Assumes the C locale for LC_NUMERIC, as the
+ * rest of Allot does.
+ */
 static void
 put_double(struct strbuf *out, double v, bool is_float)
 {
-	if (isnan(v))
+	char buf[40];
+
+	if (isnan(v)) {
 		strbuf_puts(out, "\"NaN\"");
-	else if (isinf(v))
+		return;
+	}
+	if (isinf(v)) {
 		strbuf_puts(out, v > 0 ? "\"Infinity\"" : "\"-Infinity\"");
-	else if (v == 0 && signbit(v))
+		return;
+	}
+	if (v == 0 && signbit(v)) {
 		strbuf_puts(out, "-0.0"); /* "-0" would read back as the integer 0 */
-	else
-		strbuf_printf(out, is_float ? "%.9g" : "%.17g", v);
+		return;
+	}
+	for (int prec = is_float ? 6 : 15; prec <= 17; prec++) {
+		double back;
+
+		snprintf(buf, sizeof(buf), "%.*g", prec, v);
+		back = strtod(buf, NULL);
+		if (is_float ? (float)back == (float)v : back == v)
+			break;
+	}
+	strbuf_puts(out, buf);
 }
 
 static bool encode_message(const ProtobufCMessage *msg, struct strbuf *out, int depth);
@@ -261,11 +413,10 @@ encode_value(const ProtobufCFieldDescriptor *f, const void *p, struct strbuf *ou
 		const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(
 		    (const ProtobufCEnumDescriptor *)f->descriptor, v);
 
-		/* An unknown number (a newer peer's value) is written as the number. */
+		/* A number this side does not know (a newer peer's value) stays a number. */
 		if (ev != NULL)
-			strbuf_printf(out, "\"%s\"", ev->name);
-		else
-			strbuf_printf(out, "%d", v);
+			return put_string(out, ev->name);
+		strbuf_printf(out, "%d", v);
 		return true;
 	}
 	case PROTOBUF_C_TYPE_STRING:
@@ -279,8 +430,8 @@ encode_value(const ProtobufCFieldDescriptor *f, const void *p, struct strbuf *ou
 	case PROTOBUF_C_TYPE_MESSAGE: {
 		const ProtobufCMessage *sub = *(const ProtobufCMessage *const *)p;
 
-		/* An unset message field is null: its presence is information, and a type may
-		 * contain itself. */
+		/* An unset message is null: presence is information, and a type may
+		 * contain itself, so its defaults could not be written out. */
 		if (sub == NULL) {
 			strbuf_puts(out, "null");
 			return true;
@@ -303,34 +454,30 @@ encode_message(const ProtobufCMessage *msg, struct strbuf *out, int depth)
 	for (unsigned i = 0; i < d->n_fields; i++) {
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
 		const void *p = CMEMBER(msg, f->offset);
-		char name[128];
 
-		if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
-			if (*(const uint32_t *)CMEMBER(msg, f->quantifier_offset) != f->id)
-				continue;
-		} else if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
-			/* proto3 optional: an unset field is left out. */
-			if (f->type == PROTOBUF_C_TYPE_STRING ||
-			    f->type == PROTOBUF_C_TYPE_MESSAGE) {
-				if (*(const void *const *)p == NULL)
-					continue;
-			} else if (!*(const protobuf_c_boolean *)CMEMBER(
-			               msg, f->quantifier_offset)) {
-				continue;
-			}
-		}
-		json_name(f->name, name, sizeof(name));
-		strbuf_printf(out, "%s\"%s\":", first ? "" : ",", name);
+		if (f->label != PROTOBUF_C_LABEL_REPEATED && !field_is_set(msg, f))
+			continue;
+		if (!first)
+			strbuf_putc(out, ',');
 		first = false;
+		put_json_name(out, f->name);
+		strbuf_putc(out, ':');
 		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t n = *(const size_t *)CMEMBER(msg, f->quantifier_offset);
 			const char *arr = *(const char *const *)p;
+			size_t size = pbjson_field_size(f);
 
+			if (is_map_field(d, f)) {
+				if (n > 0)
+					return false;
+				strbuf_puts(out, "{}");
+				continue;
+			}
 			strbuf_putc(out, '[');
 			for (size_t k = 0; k < n; k++) {
 				if (k > 0)
 					strbuf_putc(out, ',');
-				if (!encode_value(f, arr + k * pbjson_field_size(f), out, depth))
+				if (!encode_value(f, arr + k * size, out, depth))
 					return false;
 			}
 			strbuf_putc(out, ']');
@@ -345,7 +492,7 @@ encode_message(const ProtobufCMessage *msg, struct strbuf *out, int depth)
 bool
 pbjson_encode(const ProtobufCMessage *msg, struct strbuf *out)
 {
-	return encode_message(msg, out, 0);
+	return encode_message(msg, out, 0) && !strbuf_failed(out);
 }
 
 /* ---- decoding ---- */
@@ -353,7 +500,7 @@ pbjson_encode(const ProtobufCMessage *msg, struct strbuf *out)
 struct dec {
 	char *err;
 	size_t errlen;
-	char path[256];
+	char path[256]; /* the field being read: records[2].gpus */
 };
 
 static bool dec_fail(struct dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -374,51 +521,80 @@ dec_fail(struct dec *d, const char *fmt, ...)
 	return false;
 }
 
-/* Reads an integer from a JSON integer, an integral real, or a decimal string. */
+/* An integer read from JSON, as a sign and a magnitude, before its range is known. */
+struct dec_int {
+	bool neg;
+	uint64_t mag;
+	char text[48]; /* as given, for messages */
+};
+
+/* Reads a JSON integer, an integral real, or a string of decimal digits. */
 static bool
-read_integer(struct dec *d, const json_t *v, bool is_unsigned, int64_t *s, uint64_t *u)
+read_integer(struct dec *d, json_t *v, struct dec_int *r)
 {
 	if (json_is_integer(v)) {
 		json_int_t x = json_integer_value(v);
 
-		if (is_unsigned && x < 0)
-			return dec_fail(d, "expected a non-negative integer");
-		*s = (int64_t)x;
-		*u = (uint64_t)x;
+		r->neg = x < 0;
+		/* The magnitude of LLONG_MIN does not fit in a json_int_t. */
+		r->mag = x < 0 ? (uint64_t)(-(x + 1)) + 1 : (uint64_t)x;
+		snprintf(r->text, sizeof(r->text), "%lld", (long long)x);
 		return true;
 	}
 	if (json_is_real(v)) {
 		double x = json_real_value(v);
 
-		/* 2^63 is exact as a double: anything at or past it is out of range. */
-		if (x != floor(x) || x < -9223372036854775808.0 || x >= 9223372036854775808.0 ||
-		    (is_unsigned && x < 0))
-			return dec_fail(d, "expected an integer");
-		*s = (int64_t)x;
-		*u = (uint64_t)*s;
+		snprintf(r->text, sizeof(r->text), "%.17g", x);
+		if (x != floor(x))
+			return dec_fail(d, "expected an integer, not %s", r->text);
+		if (fabs(x) >= 18446744073709551616.0) /* 2^64, exact as a double */
+			return dec_fail(d, "%s is out of range", r->text);
+		r->neg = signbit(x) != 0;
+		r->mag = (uint64_t)fabs(x);
 		return true;
 	}
 	if (json_is_string(v)) {
-		const char *str = json_string_value(v);
-		char *end;
+		const char *s = json_string_value(v);
+		const char *digits = s + (s[0] == '-');
 
-		errno = 0;
-		if (str[0] == '\0' || isspace((unsigned char)str[0]))
-			return dec_fail(d, "expected an integer");
-		if (is_unsigned) {
-			if (str[0] == '-')
-				return dec_fail(d, "expected a non-negative integer");
-			*u = strtoull(str, &end, 10);
-			*s = (int64_t)*u;
-		} else {
-			*s = strtoll(str, &end, 10);
-			*u = (uint64_t)*s;
+		snprintf(r->text, sizeof(r->text), "\"%.40s\"", s);
+		r->neg = s[0] == '-';
+		r->mag = 0;
+		if (*digits == '\0')
+			return dec_fail(d, "expected an integer, not %s", r->text);
+		for (const char *c = digits; *c != '\0'; c++) {
+			if (*c < '0' || *c > '9')
+				return dec_fail(d, "expected an integer, not %s", r->text);
+			if (r->mag > (UINT64_MAX - (uint64_t)(*c - '0')) / 10)
+				return dec_fail(d, "%s is out of range", r->text);
+			r->mag = r->mag * 10 + (uint64_t)(*c - '0');
 		}
-		if (errno != 0 || *end != '\0')
-			return dec_fail(d, "\"%s\" is not an integer in range", str);
 		return true;
 	}
 	return dec_fail(d, "expected an integer");
+}
+
+/*
+ * Reads an integer that must lie in [min, max] into *s (signed) and *u (unsigned,
+ * for max past INT64_MAX); f names the type for the message.
+ */
+static bool
+read_ranged(struct dec *d, const ProtobufCFieldDescriptor *f, json_t *v, int64_t min, uint64_t max,
+    int64_t *s, uint64_t *u)
+{
+	struct dec_int r;
+	uint64_t neg_limit = min < 0 ? (uint64_t)(-(min + 1)) + 1 : 0;
+
+	if (!read_integer(d, v, &r))
+		return false;
+	if (r.neg ? r.mag > neg_limit : r.mag > max)
+		return dec_fail(d, "%s is out of range for %s", r.text, type_name(f->type));
+	if (r.neg && r.mag > 0)
+		*s = -(int64_t)(r.mag - 1) - 1;
+	else
+		*s = r.mag <= INT64_MAX ? (int64_t)r.mag : 0; /* unsigned: *u holds it */
+	*u = r.neg ? 0 : r.mag;
+	return true;
 }
 
 static int
@@ -427,7 +603,7 @@ b64_value(char c)
 	const char *p;
 
 	if (c == '-')
-		return 62;
+		return 62; /* the URL-safe alphabet */
 	if (c == '_')
 		return 63;
 	if (c == '\0' || (p = strchr(b64, c)) == NULL)
@@ -435,18 +611,26 @@ b64_value(char c)
 	return (int)(p - b64);
 }
 
+/* Standard or URL-safe base64, padded or not; padding, where given, must be right. */
 static bool
 read_bytes(struct dec *d, const char *s, ProtobufCBinaryData *out)
 {
-	size_t len = strlen(s), n = 0;
+	size_t len = strlen(s), pad = 0, n = 0;
 	uint32_t acc = 0;
 	int bits = 0;
 	uint8_t *buf;
 
-	while (len > 0 && s[len - 1] == '=')
+	while (len > 0 && s[len - 1] == '=') {
 		len--;
-	if (len % 4 == 1)
+		pad++;
+	}
+	if (len % 4 == 1 || pad > 2 || (pad > 0 && (len + pad) % 4 != 0))
 		return dec_fail(d, "not valid base64");
+	if (len == 0) {
+		out->data = NULL;
+		out->len = 0;
+		return true;
+	}
 	if ((buf = malloc(len * 3 / 4 + 1)) == NULL)
 		return dec_fail(d, "out of memory");
 	for (size_t i = 0; i < len; i++) {
@@ -456,7 +640,7 @@ read_bytes(struct dec *d, const char *s, ProtobufCBinaryData *out)
 			free(buf);
 			return dec_fail(d, "not valid base64");
 		}
-		acc = (acc << 6) | (uint32_t)v;
+		acc = (acc << 6 | (uint32_t)v) & 0xffffff;
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
@@ -468,12 +652,72 @@ read_bytes(struct dec *d, const char *s, ProtobufCBinaryData *out)
 	return true;
 }
 
-static ProtobufCMessage *decode_object(
-    struct dec *d, const ProtobufCMessageDescriptor *desc, const json_t *obj, int depth);
-
-/* Stores one JSON value into the field storage at p (zeroed or holding the default). */
+/* A JSON number written as a string: -?digits[.digits][e[+-]digits], nothing else. */
 static bool
-decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, void *p, int depth)
+is_decimal_text(const char *s)
+{
+	const char *p = s + (*s == '-');
+
+	if (*p < '0' || *p > '9')
+		return false;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (*p == '.') {
+		p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	return *p == '\0';
+}
+
+static bool
+read_double(struct dec *d, const ProtobufCFieldDescriptor *f, json_t *v, double *x)
+{
+	const char *s;
+
+	if (json_is_number(v)) {
+		*x = json_number_value(v);
+	} else if (!json_is_string(v)) {
+		return dec_fail(d, "expected a number");
+	} else if (strcmp((s = json_string_value(v)), "NaN") == 0) {
+		*x = NAN;
+		return true;
+	} else if (strcmp(s, "Infinity") == 0) {
+		*x = INFINITY;
+		return true;
+	} else if (strcmp(s, "-Infinity") == 0) {
+		*x = -INFINITY;
+		return true;
+	} else if (is_decimal_text(s)) {
+		*x = strtod(s, NULL);
+		if (isinf(*x))
+			return dec_fail(d, "\"%.40s\" is out of range for a double", s);
+	} else {
+		return dec_fail(d, "expected a number, not \"%.40s\"", s);
+	}
+	/* Only the three strings above may stand for the values a float cannot hold. */
+	if (f->type == PROTOBUF_C_TYPE_FLOAT && isinf((float)*x))
+		return dec_fail(d, "%g is out of range for a float", *x);
+	return true;
+}
+
+static ProtobufCMessage *decode_object(
+    struct dec *d, const ProtobufCMessageDescriptor *desc, json_t *obj, int depth);
+
+/* Stores one JSON value into the field storage at p, which holds the field's default. */
+static bool
+decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, json_t *v, void *p, int depth)
 {
 	int64_t s;
 	uint64_t u;
@@ -482,30 +726,26 @@ decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, 
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_SINT32:
 	case PROTOBUF_C_TYPE_SFIXED32:
-		if (!read_integer(d, v, false, &s, &u))
+		if (!read_ranged(d, f, v, INT32_MIN, INT32_MAX, &s, &u))
 			return false;
-		if (s < INT32_MIN || s > INT32_MAX)
-			return dec_fail(d, "%" PRId64 " is out of range for a 32-bit integer", s);
 		*(int32_t *)p = (int32_t)s;
 		return true;
 	case PROTOBUF_C_TYPE_UINT32:
 	case PROTOBUF_C_TYPE_FIXED32:
-		if (!read_integer(d, v, true, &s, &u))
+		if (!read_ranged(d, f, v, 0, UINT32_MAX, &s, &u))
 			return false;
-		if (u > UINT32_MAX)
-			return dec_fail(d, "%" PRIu64 " is out of range for a 32-bit integer", u);
 		*(uint32_t *)p = (uint32_t)u;
 		return true;
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
-		if (!read_integer(d, v, false, &s, &u))
+		if (!read_ranged(d, f, v, INT64_MIN, INT64_MAX, &s, &u))
 			return false;
 		*(int64_t *)p = s;
 		return true;
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64:
-		if (!read_integer(d, v, true, &s, &u))
+		if (!read_ranged(d, f, v, 0, UINT64_MAX, &s, &u))
 			return false;
 		*(uint64_t *)p = u;
 		return true;
@@ -513,23 +753,8 @@ decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, 
 	case PROTOBUF_C_TYPE_DOUBLE: {
 		double x;
 
-		if (json_is_number(v)) {
-			x = json_number_value(v);
-		} else if (json_is_string(v) && strcmp(json_string_value(v), "NaN") == 0) {
-			x = NAN;
-		} else if (json_is_string(v) && strcmp(json_string_value(v), "Infinity") == 0) {
-			x = INFINITY;
-		} else if (json_is_string(v) && strcmp(json_string_value(v), "-Infinity") == 0) {
-			x = -INFINITY;
-		} else if (json_is_string(v)) {
-			char *end;
-
-			x = strtod(json_string_value(v), &end);
-			if (json_string_value(v)[0] == '\0' || *end != '\0')
-				return dec_fail(d, "expected a number");
-		} else {
-			return dec_fail(d, "expected a number");
-		}
+		if (!read_double(d, f, v, &x))
+			return false;
 		if (f->type == PROTOBUF_C_TYPE_FLOAT)
 			*(float *)p = (float)x;
 		else
@@ -548,15 +773,16 @@ decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, 
 		if (json_is_string(v)) {
 			ev = protobuf_c_enum_descriptor_get_value_by_name(ed, json_string_value(v));
 			if (ev == NULL)
-				return dec_fail(d, "\"%s\" is not a value of %s",
+				return dec_fail(d, "\"%.60s\" is not a value of %s",
 				    json_string_value(v), ed->name);
 			*(int *)p = ev->value;
 			return true;
 		}
-		if (!read_integer(d, v, false, &s, &u))
+		if (!json_is_number(v))
+			return dec_fail(d, "expected a name of %s", ed->name);
+		/* proto3 enums are open: a number this side does not know is kept. */
+		if (!read_ranged(d, f, v, INT32_MIN, INT32_MAX, &s, &u))
 			return false;
-		if (s < INT32_MIN || s > INT32_MAX)
-			return dec_fail(d, "enum number out of range");
 		*(int *)p = (int)s;
 		return true;
 	}
@@ -578,10 +804,7 @@ decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, 
 			return true;
 		if ((copy = strdup(str)) == NULL)
 			return dec_fail(d, "out of memory");
-		if (*slot != NULL && *slot != (const char *)f->default_value &&
-		    *slot != protobuf_c_empty_string)
-			free(*slot);
-		*slot = copy;
+		*slot = copy; /* over a default: each field is read once */
 		return true;
 	}
 	case PROTOBUF_C_TYPE_BYTES:
@@ -603,9 +826,10 @@ decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, const json_t *v, 
 }
 
 static bool
-decode_field(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
-    const json_t *v, int depth)
+decode_field(
+    struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f, json_t *v, int depth)
 {
+	const ProtobufCMessageDescriptor *md = msg->descriptor;
 	void *p = MEMBER(msg, f->offset);
 
 	if (json_is_null(v))
@@ -615,12 +839,15 @@ decode_field(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescripto
 		size_t n, size = pbjson_field_size(f), plen = strlen(d->path);
 		char *arr;
 
+		if (is_map_field(md, f)) {
+			if (json_is_object(v) && json_object_size(v) == 0)
+				return true;
+			return dec_fail(d, "map fields are not supported");
+		}
 		if (!json_is_array(v))
 			return dec_fail(d, "expected an array");
 		if ((n = json_array_size(v)) == 0)
 			return true;
-		if (*count != 0)
-			return dec_fail(d, "is given twice");
 		if ((arr = calloc(n, size)) == NULL)
 			return dec_fail(d, "out of memory");
 		*(char **)p = arr;
@@ -637,8 +864,13 @@ decode_field(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescripto
 	if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
 		uint32_t *which = MEMBER(msg, f->quantifier_offset);
 
-		if (*which != 0)
-			return dec_fail(d, "another member of its oneof is already set");
+		if (*which != 0) {
+			const ProtobufCFieldDescriptor *other =
+			    protobuf_c_message_descriptor_get_field(md, *which);
+
+			return dec_fail(d, "another member of its oneof, %s, is already set",
+			    other != NULL ? other->name : "?");
+		}
 		if (!decode_value(d, f, v, p, depth))
 			return false;
 		*which = f->id;
@@ -652,75 +884,100 @@ decode_field(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescripto
 	return true;
 }
 
-static const ProtobufCFieldDescriptor *
+/* Index of the field named key, in lowerCamelCase or as in the .proto; -1 if none. */
+static int
 find_field(const ProtobufCMessageDescriptor *desc, const char *key)
 {
-	char name[128];
-
 	for (unsigned i = 0; i < desc->n_fields; i++) {
+		const char *rest;
+
 		if (strcmp(desc->fields[i].name, key) == 0)
-			return &desc->fields[i];
-		json_name(desc->fields[i].name, name, sizeof(name));
-		if (strcmp(name, key) == 0)
-			return &desc->fields[i];
+			return (int)i;
+		if ((rest = camel_match(desc->fields[i].name, key, false)) != NULL && *rest == '\0')
+			return (int)i;
 	}
-	return NULL;
+	return -1;
 }
 
 static ProtobufCMessage *
-decode_object(struct dec *d, const ProtobufCMessageDescriptor *desc, const json_t *obj, int depth)
+decode_object(struct dec *d, const ProtobufCMessageDescriptor *desc, json_t *obj, int depth)
 {
-	ProtobufCMessage *msg;
+	ProtobufCMessage *msg = NULL;
+	unsigned char small[32], *seen = small; /* which fields were given */
+	size_t plen = strlen(d->path);
 	const char *key;
 	json_t *v;
-	size_t plen = strlen(d->path);
 
 	if (depth > PBJSON_MAX_DEPTH) {
 		dec_fail(d, "nested more than %d deep", PBJSON_MAX_DEPTH);
 		return NULL;
 	}
-	if ((msg = malloc(desc->sizeof_message)) == NULL) {
+	if (desc->n_fields > sizeof(small))
+		seen = calloc(desc->n_fields, 1);
+	else
+		memset(small, 0, sizeof(small));
+	if (seen == NULL || (msg = malloc(desc->sizeof_message)) == NULL) {
+		if (seen != small)
+			free(seen);
 		dec_fail(d, "out of memory");
 		return NULL;
 	}
 	desc->message_init(msg);
-	json_object_foreach((json_t *)(uintptr_t)obj, key, v)
+	json_object_foreach(obj, key, v)
 	{
-		const ProtobufCFieldDescriptor *f = find_field(desc, key);
+		int i = find_field(desc, key);
 
-		if (f == NULL)
+		if (i < 0)
 			continue; /* unknown fields are skipped, as Twirp servers do */
-		snprintf(
-		    d->path + plen, sizeof(d->path) - plen, "%s%s", plen > 0 ? "." : "", f->name);
-		if (!decode_field(d, msg, f, v, depth)) {
-			d->path[plen] = '\0';
-			protobuf_c_message_free_unpacked(msg, NULL);
-			return NULL;
+		snprintf(d->path + plen, sizeof(d->path) - plen, "%s%s", plen > 0 ? "." : "",
+		    desc->fields[i].name);
+		/* Under both names: the second must neither leak the first nor silently win. */
+		if (seen[i]) {
+			dec_fail(d, "given twice");
+			goto fail;
 		}
+		seen[i] = 1;
+		if (!decode_field(d, msg, &desc->fields[i], v, depth))
+			goto fail;
 		d->path[plen] = '\0';
 	}
+	if (seen != small)
+		free(seen);
 	return msg;
+fail:
+	d->path[plen] = '\0';
+	if (seen != small)
+		free(seen);
+	protobuf_c_message_free_unpacked(msg, NULL);
+	return NULL;
 }
 
 ProtobufCMessage *
 pbjson_decode(
     const ProtobufCMessageDescriptor *desc, const char *json, size_t len, char *err, size_t errlen)
 {
+	char spare[1];
 	struct dec d = {.err = err, .errlen = errlen, .path = ""};
 	json_error_t je;
 	json_t *root;
 	ProtobufCMessage *msg;
 
+	if (err == NULL || errlen == 0) {
+		d.err = spare;
+		d.errlen = sizeof(spare);
+	}
+	if (json == NULL && len == 0)
+		json = ""; /* an empty body, as evbuffer_pullup gives it */
 	root =
 	    json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
 	if (root == NULL) {
-		snprintf(err, errlen, "invalid JSON at line %d column %d: %s", je.line, je.column,
-		    je.text);
+		snprintf(d.err, d.errlen, "invalid JSON at line %d column %d: %s", je.line,
+		    je.column, je.text);
 		return NULL;
 	}
 	if (!json_is_object(root)) {
 		json_decref(root);
-		snprintf(err, errlen, "expected a JSON object");
+		snprintf(d.err, d.errlen, "expected a JSON object");
 		return NULL;
 	}
 	msg = decode_object(&d, desc, root, 0);

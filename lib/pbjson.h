@@ -8,8 +8,10 @@
  * is written, defaults included, so that a reader never has to guess, except an
  * unset message field (null), an unset proto3 optional and the oneof members not
  * chosen (left out). Unknown fields are skipped on input (as Twirp servers do),
- * null reads as the default. Map fields and the well-known types are not used by
- * Allot's protos: a map reads and writes as its repeated entries.
+ * null reads as the default, a field given under both its names is refused.
+ * Map fields and the well-known types are not used by Allot's protos: an empty
+ * map reads and writes as {}, any other is refused both ways. Messages nest at
+ * most 32 deep below the top one, both ways.
  */
 #ifndef ALLOT_PBJSON_H
 #define ALLOT_PBJSON_H
@@ -23,8 +25,9 @@
 
 /*
  * Appends the JSON object for msg to out. Returns false when out failed to grow
- * or msg holds something the mapping cannot express (then out holds a partial
- * text that the caller discards).
+ * or msg holds something the mapping cannot express: a string that is not
+ * UTF-8, a map entry, nesting past the bound (then out holds a partial text
+ * that the caller discards). msg stays the caller's.
  */
 bool pbjson_encode(const ProtobufCMessage *msg, struct strbuf *out)
     __attribute__((warn_unused_result));
@@ -33,7 +36,9 @@ bool pbjson_encode(const ProtobufCMessage *msg, struct strbuf *out)
  * Decodes the JSON text json[0..len) as a message of type desc. Returns a new
  * message, which the caller frees with protobuf_c_message_free_unpacked(msg,
  * NULL), or NULL with a reason in err (lower case, no trailing period, naming
- * the field: "field \"gpus\": expected a number"). Depth is bounded.
+ * the field by its .proto path: "records[2].gpus: expected an integer, not
+ * 2.5"; cut to errlen; err may be NULL). Depth is bounded. json need not be
+ * NUL-terminated.
  */
 ProtobufCMessage *pbjson_decode(const ProtobufCMessageDescriptor *desc, const char *json,
     size_t len, char *err, size_t errlen) __attribute__((warn_unused_result));
@@ -41,6 +46,7 @@ ProtobufCMessage *pbjson_decode(const ProtobufCMessageDescriptor *desc, const ch
 /*
  * True when every string field of msg, nested messages included, is valid UTF-8,
  * as proto3 requires and JSON can carry. protobuf-c's unpacking does not check.
+ * False too for a message nested past the bound, which pbjson_encode refuses.
  */
 bool pbjson_strings_valid(const ProtobufCMessage *msg);
 

@@ -1,6 +1,7 @@
 /*
  * strbuf: growth by doubling, a NUL always after the contents, and a sticky
- * failure flag instead of an error on every append.
+ * failure flag instead of an error on every append. Formatting is vsnprintf's;
+ * what the bytes mean (text, JSON, binary) is the caller's business.
  */
 #include <stdarg.h>
 #include <stdint.h>
@@ -9,6 +10,8 @@
 #include <string.h>
 
 #include "strbuf.h"
+
+#define STRBUF_MIN_CAP 64
 
 void
 strbuf_init(struct strbuf *sb)
@@ -46,7 +49,7 @@ strbuf_grow(struct strbuf *sb, size_t extra)
 	need = sb->len + extra + 1;
 	if (need <= sb->cap)
 		return true;
-	cap = sb->cap > 0 ? sb->cap : 64;
+	cap = sb->cap > 0 ? sb->cap : STRBUF_MIN_CAP;
 	while (cap < need)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
 	if ((p = realloc(sb->data, cap)) == NULL)
@@ -88,6 +91,8 @@ strbuf_printf(struct strbuf *sb, const char *fmt, ...)
 	va_list ap;
 	int n;
 
+	if (sb->failed)
+		return;
 	va_start(ap, fmt);
 	n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
@@ -108,8 +113,12 @@ strbuf_steal(struct strbuf *sb)
 {
 	char *p = sb->data;
 
-	if (p == NULL)
+	if (sb->failed) {
+		free(p);
+		p = NULL;
+	} else if (p == NULL) {
 		p = calloc(1, 1);
+	}
 	strbuf_init(sb);
 	return p;
 }
