@@ -3,12 +3,18 @@
  * specification applied to the sites' real sacct records (the fixtures
  * sacct/{leonardo,mn5,jupiter}.psv of the shared fixture set), each figure worked
  * out by hand in a comment; CPU- and memory-bound jobs; the rounding rule; every
- * refusal; and overflow at the edge of 64 bits.
+ * refusal; overflow at the edge of 64 bits; and the resources CreateResource accepts
+ * and refuses, from the case table that sql/tests/resource_rules.sql runs too (its
+ * path is this program's argument, given by tests/unit/meson.build).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -388,6 +394,124 @@ test_small_err(void **state)
 	assert_int_equal(billing_compute(&leonardo, &u, &out, NULL, 0), -1);
 }
 
+/* The case table shared with sql/tests/resource_rules.sql: this program's argument. */
+static const char *resource_rules_path;
+
+/* Reads a decimal in [min, max] from all of s. */
+static int
+parse_decimal(const char *s, int64_t min, int64_t max, int64_t *v)
+{
+	char *end;
+	long long x;
+
+	errno = 0;
+	x = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || x < min || x > max)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+/*
+ * Each resource of tests/fixtures/resource_rules.tsv is accepted or refused by
+ * billing_compute as the table says CreateResource accepts or refuses it. The job is
+ * small, so that a refusal is the resource's and never an overflow.
+ */
+static void
+test_resource_rules(void **state)
+{
+	static const char *const names[] = {"rule", "gpus_per_node", "cores_per_gpu",
+	    "threads_per_core", "mem_per_gpu_mb", "native_milli_per_gpu_hour", "weight_per_mille",
+	    "verdict", "what"};
+	enum { NFIELDS = sizeof(names) / sizeof(names[0]) };
+	const struct billing_usage u = OK_USAGE;
+	char line[512];
+	int lineno = 0, ncases = 0, naccepted = 0, nwrong = 0;
+	FILE *f;
+
+	(void)state;
+	if (resource_rules_path == NULL)
+		fail_msg("usage: unit-billing RESOURCE_RULES_TSV");
+	if ((f = fopen(resource_rules_path, "r")) == NULL)
+		fail_msg("could not open \"%s\": %s", resource_rules_path, strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *field[NFIELDS], *p = line;
+		int64_t v[7];
+		size_t n = 0, len = strlen(line);
+		struct billing_resource r;
+		struct billing_charge out;
+		char err[256] = "";
+		bool accept, accepted;
+
+		lineno++;
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		else if (!feof(f))
+			fail_msg("%s:%d: line too long", resource_rules_path, lineno);
+		if (line[0] == '#' || line[0] == '\0')
+			continue;
+		for (;;) {
+			char *tab = strchr(p, '\t');
+
+			if (n == NFIELDS)
+				fail_msg("%s:%d: more than %d fields", resource_rules_path, lineno,
+				    (int)NFIELDS);
+			field[n++] = p;
+			if (tab == NULL)
+				break;
+			*tab = '\0';
+			p = tab + 1;
+		}
+		if (n != NFIELDS)
+			fail_msg("%s:%d: %zu fields, not %d", resource_rules_path, lineno, n,
+			    (int)NFIELDS);
+		for (size_t i = 1; i < 7; i++) {
+			/* Values that do not fit the proto field never reach either side. */
+			bool wide = i == 4 || i == 5;
+
+			if (parse_decimal(field[i], wide ? INT64_MIN : INT32_MIN,
+			        wide ? INT64_MAX : INT32_MAX, &v[i]) != 0)
+				fail_msg("%s:%d: %s \"%s\" is not a decimal %s",
+				    resource_rules_path, lineno, names[i], field[i],
+				    wide ? "int64" : "int32");
+		}
+		if (strcmp(field[7], "accept") != 0 && strcmp(field[7], "refuse") != 0)
+			fail_msg("%s:%d: verdict \"%s\" is not accept or refuse",
+			    resource_rules_path, lineno, field[7]);
+		accept = strcmp(field[7], "accept") == 0;
+
+		/* As ingest.c does: a rule that does not parse is no rule. */
+		if (billing_rule_parse(field[0], &r.rule) != 0)
+			r.rule = (enum billing_rule)0;
+		r.gpus_per_node = (int32_t)v[1];
+		r.cores_per_gpu = (int32_t)v[2];
+		r.threads_per_core = (int32_t)v[3];
+		r.mem_per_gpu_mb = v[4];
+		r.native_milli_per_gpu_hour = v[5];
+		r.weight_per_mille = (int32_t)v[6];
+		accepted = billing_compute(&r, &u, &out, err, sizeof(err)) == 0;
+		ncases++;
+		naccepted += accepted;
+		if (accepted != accept) {
+			print_message("%s:%d: %s: billing_compute %s it, the table says %s%s%s\n",
+			    resource_rules_path, lineno, field[8], accepted ? "accepts" : "refuses",
+			    field[7], accepted ? "" : ": ", err);
+			nwrong++;
+		} else if (!accepted && strstr(err, "resource") == NULL &&
+		    strstr(err, "billing rule") == NULL) {
+			print_message("%s:%d: %s: refused, but not for the resource: %s\n",
+			    resource_rules_path, lineno, field[8], err);
+			nwrong++;
+		}
+	}
+	assert_false(ferror(f));
+	fclose(f);
+	print_message("%d cases, %d accepted\n", ncases, naccepted);
+	/* An empty or one-sided table would test nothing. */
+	assert_true(naccepted > 0 && naccepted < ncases);
+	assert_int_equal(nwrong, 0);
+}
+
 static void
 test_rule_names(void **state)
 {
@@ -413,7 +537,7 @@ test_rule_names(void **state)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bill_cases),
@@ -421,7 +545,9 @@ main(void)
 	    cmocka_unit_test(test_edge_of_int64),
 	    cmocka_unit_test(test_small_err),
 	    cmocka_unit_test(test_rule_names),
+	    cmocka_unit_test(test_resource_rules),
 	};
 
+	resource_rules_path = argc > 1 ? argv[1] : NULL;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
