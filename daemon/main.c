@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "db.h"
+#include "ledger.h"
 #include "log.h"
 #include "migrate.h"
 #include "rpc.h"
@@ -28,6 +29,7 @@ struct allotd {
 	struct config *cfg;
 	struct event_base *base;
 	struct db *db;
+	struct ledger *ledger;
 	struct twirp *tw;
 	struct server *server;
 	struct event *sigterm, *sigint, *sighup;
@@ -57,6 +59,7 @@ apply_settings(struct allotd *d)
 	log_set_level(d->cfg->log_level);
 	server_set_limits(d->server, d->cfg->max_body_bytes, d->cfg->idle_timeout_s);
 	db_set_reconnect_max(d->db, d->cfg->db_reconnect_max_s);
+	ledger_set_limits(d->ledger, d->cfg->lien_sweep_s, d->cfg->reserve_group_max);
 }
 
 static void
@@ -149,7 +152,11 @@ serve(struct allotd *d)
 	routes = rpc_routes(&nroutes);
 	if ((d->tw = twirp_new(d->db, routes, nroutes, err, sizeof(err))) == NULL)
 		log_fatal("%s", err);
+	if ((d->ledger = ledger_new(d->base, d->db, twirp_metrics(d->tw), d->cfg->lien_sweep_s,
+	         d->cfg->reserve_group_max)) == NULL)
+		log_fatal("could not create the ledger");
 	twirp_set_idle_cb(d->tw, idle_cb, d);
+	twirp_set_context(d->tw, d->ledger);
 	if ((d->server = server_new(d->base, d->tw)) == NULL)
 		log_fatal("could not create the HTTP server");
 	server_set_tls(d->server, ctx);
@@ -166,6 +173,8 @@ serve(struct allotd *d)
 		log_fatal("could not install signal handlers");
 	if (db_start(d->db) != 0)
 		log_fatal("could not start the database pool");
+	if (ledger_start(d->ledger) != 0)
+		log_fatal("could not start the sweep of expired liens");
 	log_info("listening on %s:%d", d->cfg->listen_host, d->cfg->listen_port);
 	if (event_base_dispatch(d->base) < 0)
 		log_fatal("the event loop failed");
@@ -176,6 +185,7 @@ serve(struct allotd *d)
 	event_free(d->sighup);
 	server_free(d->server);
 	twirp_free(d->tw);
+	ledger_free(d->ledger);
 	db_free(d->db);
 	event_base_free(d->base);
 	return 0;

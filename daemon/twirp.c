@@ -47,6 +47,7 @@ struct twirp {
 	int inflight;
 	void (*idle_cb)(void *);
 	void *idle_arg;
+	void *context;
 };
 
 uint64_t
@@ -112,6 +113,18 @@ twirp_free(struct twirp *tw)
 	free(tw->resolved);
 	free(tw->names);
 	free(tw);
+}
+
+void
+twirp_set_context(struct twirp *tw, void *context)
+{
+	tw->context = context;
+}
+
+void *
+twirp_context(const struct twirp *tw)
+{
+	return tw->context;
 }
 
 struct metrics *

@@ -58,6 +58,9 @@ struct twirp *twirp_new(
     struct db *db, const struct twirp_route *routes, size_t nroutes, char *err, size_t errlen);
 void twirp_free(struct twirp *tw);
 
+/* A pointer the handlers share (allotd's ledger); twirp only keeps it. */
+void twirp_set_context(struct twirp *tw, void *context);
+void *twirp_context(const struct twirp *tw);
 struct metrics *twirp_metrics(const struct twirp *tw);
 struct db *twirp_db(const struct twirp *tw);
 int twirp_inflight(const struct twirp *tw);

@@ -595,8 +595,10 @@ BEGIN
             gpu_ms bigint, units bigint, native_milli bigint, weight integer,
             project_id bigint, win boolean, status text, reason text, fresh boolean,
             allocation_id bigint, delta bigint, native_delta bigint, own_lien text,
-            camp_lien text, draw_own bigint, draw_camp bigint
+            camp_lien text, draw_own bigint, draw_camp bigint,
+            PRIMARY KEY (idx)
         ) ON COMMIT DELETE ROWS;
+        CREATE INDEX ON pg_temp.ingest_stage (job_id, step);
     ELSE
         DELETE FROM pg_temp.ingest_stage;
     END IF;
@@ -630,6 +632,9 @@ BEGIN
                 weight_, reject_)
          AS r(i, j, st, s, a, u, p, g, c, m, n, e, state, res, o, gm, un, nm, w, rej)
     LEFT JOIN allot.projects pr ON pr.name = r.a;
+    -- Fresh statistics, so that every join below is planned for the batch's real size
+    -- (index lookups per record, never a scan of job_usage per record or the reverse).
+    ANALYZE pg_temp.ingest_stage;
 
     -- Steps: kept for reports, never billed.
     WITH up AS (
@@ -827,15 +832,15 @@ BEGIN
         SELECT jsonb_agg(jsonb_build_object('index', s.idx, 'status', 'REJECTED', 'reason', s.reason))
         FROM pg_temp.ingest_stage s WHERE s.status = 'REJECTED')
     WHERE b.site = site_ AND b.batch_id = batch;
+    -- A job's other records of the batch answer with the allocation of its latest.
     RETURN QUERY
     SELECT s.idx, allot.ingest_status(s.status),
            CASE WHEN s.status = 'CHARGED' THEN s.delta ELSE 0 END,
            CASE WHEN s.step = '' AND s.status IS DISTINCT FROM 'REJECTED'
-                THEN coalesce(s.allocation_id, u.allocation_id, 0) ELSE 0 END,
+                THEN coalesce(max(s.allocation_id) OVER (PARTITION BY s.job_id, s.step), 0)
+                ELSE 0 END,
            coalesce(s.reason, '')
     FROM pg_temp.ingest_stage s
-    LEFT JOIN allot.job_usage u ON s.step = '' AND s.allocation_id IS NULL
-        AND u.site = site_ AND u.job_id = s.job_id AND u.step = ''
     ORDER BY s.idx;
 END $$;
 

@@ -120,7 +120,7 @@ METHODS = {
                                  "weightPerMille": 500, "effectiveFrom": "2027-01-01"},
                                 {"admin"}),
     "Admin/ListResources": ({}, {"admin", "auditor"}),
-    "Admin/CreateAllocation": ({"project": "acme-llm", "gpuHours": "1",
+    "Admin/CreateAllocation": ({"project": "acme-llm", "gpuHours": "10",
                                 "startsAt": "2026-01-01", "endsAt": "2027-01-01",
                                 "transferId": "t-{role}"}, {"admin"}),
     "Admin/ListAllocations": ({}, {"admin", "auditor"}),
@@ -132,6 +132,19 @@ METHODS = {
          "elapsedS": "10"}]}, {"admin", "collector"}),
     "Ledger/GetBalance": ({"project": "acme-llm"},
                           {"admin", "auditor", "scheduler", "project"}),
+    "Ledger/Quote": ({"site": "leonardo", "partition": "boost_usr_prod", "account": "acme-llm",
+                      "gpus": 1, "timeLimitS": "60"}, {"admin", "auditor", "scheduler", "project"}),
+    "Ledger/Reserve": ({"lienId": "r-{role}", "site": "leonardo", "jobId": "j-{role}",
+                        "partition": "boost_usr_prod", "account": "acme-llm", "gpus": 1,
+                        "timeLimitS": "60"}, {"admin", "scheduler", "project"}),
+    "Ledger/ReserveCampaign": ({"lienId": "c-{role}", "project": "acme-llm", "site": "leonardo",
+                                "partition": "boost_usr_prod", "gpuHours": "1",
+                                "endsAt": "2027-12-01"}, {"admin", "scheduler", "project"}),
+    "Ledger/Heartbeat": ({"site": "leonardo", "jobId": "j-{role}", "elapsedS": "10"},
+                         {"admin", "scheduler", "project"}),
+    "Ledger/Settle": ({"site": "leonardo", "jobId": "j-{role}"}, {"admin", "scheduler", "project"}),
+    "Ledger/Release": ({"site": "leonardo", "jobId": "j-{role}"},
+                       {"admin", "scheduler", "project"}),
 }
 
 # role -> certificate whose scope fits the requests above.
