@@ -46,6 +46,7 @@ static const struct twirp_route routes[] = {
     ADMIN_SQL("ListAllocations", READERS, "rpc_list_allocations"),
     ADMIN_SQL("CreatePrincipal", ADMIN, "rpc_create_principal"),
     ADMIN_SQL("ListPrincipals", READERS, "rpc_list_principals"),
+    ADMIN_SQL("RemovePrincipal", ADMIN, "rpc_remove_principal"),
     {&allot__v1__usage__descriptor, "Ingest", COLLECTORS, "site", NULL, NULL, ingest_handle},
     {&allot__v1__ledger__descriptor, "GetBalance", BALANCE_READERS, NULL, "project",
         "rpc_get_balance", NULL},

@@ -126,6 +126,8 @@ METHODS = {
     "Admin/ListAllocations": ({}, {"admin", "auditor"}),
     "Admin/CreatePrincipal": ({"subject": "CN=x-{role}", "role": "ROLE_AUDITOR"}, {"admin"}),
     "Admin/ListPrincipals": ({}, {"admin", "auditor"}),
+    # CN=x-admin is the one admin's CreatePrincipal made above.
+    "Admin/RemovePrincipal": ({"subject": "CN=x-{role}"}, {"admin"}),
     "Usage/Ingest": ({"site": "leonardo", "batchId": "b-{role}", "records": [
         {"jobId": "role-{role}", "startTime": START, "account": "acme-vision",
          "partition": "boost_usr_prod", "gpus": 1, "cpus": 1, "nodes": 1,
@@ -167,6 +169,8 @@ def fill(obj, role):
 class Authentication(AllotTestCase):
 
     def test_every_method_times_every_role(self):
+        admin = {m for m in SCHEMA.rpcs if m.startswith("Admin/")}
+        self.assertEqual(admin - set(METHODS), set(), "Admin methods missing from METHODS")
         for method, (request, allowed) in METHODS.items():
             for role, cert in ROLE_CERTS.items():
                 with self.subTest(method=method, role=role):
