@@ -1,8 +1,9 @@
 /*
  * admin: `allot admin METHOD [--field value ...]` for every method of the Admin
- * service, driven by its protobuf-c service descriptor: method names, request
- * and response types all come from the descriptor, so a new Admin method needs
- * no code here. Building the request is reqflags' job, printing render's.
+ * service, and `allot ledger METHOD ...` for the Ledger's, driven by the protobuf-c
+ * service descriptor: method names, request and response types all come from the
+ * descriptor, so a new method needs no code here. Building the request is
+ * reqflags' job, printing render's.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "allot/v1/admin.pb-c.h"
+#include "allot/v1/ledger.pb-c.h"
 #include "cli.h"
 #include "pbjson.h"
 #include "reqflags.h"
@@ -45,45 +47,46 @@ admin_find_method(const ProtobufCServiceDescriptor *sd, const char *kebab)
 }
 
 static void
-admin_print_methods(const ProtobufCServiceDescriptor *sd)
+admin_print_methods(const ProtobufCServiceDescriptor *sd, const char *cmd)
 {
 	char name[128];
 
-	printf("usage: allot admin METHOD [--FIELD VALUE ...]\n"
-	       "       allot admin METHOD --json '{...}'\n"
+	printf("usage: allot %s METHOD [--FIELD VALUE ...]\n"
+	       "       allot %s METHOD --json '{...}'\n"
 	       "\n"
 	       "Calls a method of %s. Flags are the request's fields in kebab-case;\n"
 	       "--json gives the whole request as proto3 JSON instead.\n"
 	       "\n"
 	       "methods:\n",
-	    sd->name);
+	    cmd, cmd, sd->name);
 	for (unsigned i = 0; i < sd->n_methods; i++) {
 		admin_kebab_method(sd->methods[i].name, name, sizeof(name));
 		printf("  %-22s %s -> %s\n", name, sd->methods[i].input->name,
 		    sd->methods[i].output->name);
 	}
-	printf("\n'allot admin METHOD --help' lists a method's fields.\n");
+	printf("\n'allot %s METHOD --help' lists a method's fields.\n", cmd);
 }
 
 static void
-admin_print_method(
-    const ProtobufCServiceDescriptor *sd, const ProtobufCMethodDescriptor *md, const char *kebab)
+admin_print_method(const ProtobufCServiceDescriptor *sd, const ProtobufCMethodDescriptor *md,
+    const char *cmd, const char *kebab)
 {
-	printf("usage: allot admin %s [--FIELD VALUE ...]\n"
-	       "       allot admin %s --json '{...}'\n"
+	printf("usage: allot %s %s [--FIELD VALUE ...]\n"
+	       "       allot %s %s --json '{...}'\n"
 	       "\n"
 	       "Calls %s/%s: request %s, response %s.\n"
 	       "\n"
 	       "fields:\n",
-	    kebab, kebab, sd->name, md->name, md->input->name, md->output->name);
+	    cmd, kebab, cmd, kebab, sd->name, md->name, md->input->name, md->output->name);
 	reqflags_print_fields(stdout, md->input);
 	printf("\nIntegers are decimal, bools true or false; enum values may also be given by\n"
 	       "their full name (as in the .proto file). Unset fields take their default.\n");
 }
 
-/* Runs one method of service sd; argv[0] is the command's name ("admin"). */
+/* Runs one method of service sd; argv[0] is the command's name, cmd ("admin"). */
 static int
-admin_run(struct cli *cli, const ProtobufCServiceDescriptor *sd, int argc, char **argv)
+admin_run(
+    struct cli *cli, const ProtobufCServiceDescriptor *sd, const char *cmd, int argc, char **argv)
 {
 	const ProtobufCMethodDescriptor *md;
 	struct reqflags *rf = NULL;
@@ -95,16 +98,16 @@ admin_run(struct cli *cli, const ProtobufCServiceDescriptor *sd, int argc, char 
 
 	strbuf_init(&text);
 	if (argc < 2)
-		return cli_usage_error("admin", "no method given");
+		return cli_usage_error(cmd, "no method given");
 	kebab = argv[1];
 	if (strcmp(kebab, "--help") == 0 || strcmp(kebab, "-h") == 0) {
-		admin_print_methods(sd);
+		admin_print_methods(sd, cmd);
 		return CLI_EXIT_OK;
 	}
 	md = admin_find_method(sd, kebab);
 	if (md == NULL)
-		return cli_usage_error("admin", "unknown method \"%s\"", kebab);
-	snprintf(help_cmd, sizeof(help_cmd), "admin %s", kebab);
+		return cli_usage_error(cmd, "unknown method \"%s\"", kebab);
+	snprintf(help_cmd, sizeof(help_cmd), "%s %s", cmd, kebab);
 
 	rf = reqflags_new(md->input);
 	if (rf == NULL) {
@@ -120,7 +123,7 @@ admin_run(struct cli *cli, const ProtobufCServiceDescriptor *sd, int argc, char 
 			goto done;
 		}
 		if (strcmp(name, "help") == 0) {
-			admin_print_method(sd, md, kebab);
+			admin_print_method(sd, md, cmd, kebab);
 			status = CLI_EXIT_OK;
 			goto done;
 		}
@@ -189,5 +192,11 @@ done:
 int
 admin_main(struct cli *cli, int argc, char **argv)
 {
-	return admin_run(cli, &allot__v1__admin__descriptor, argc, argv);
+	return admin_run(cli, &allot__v1__admin__descriptor, "admin", argc, argv);
+}
+
+int
+ledger_main(struct cli *cli, int argc, char **argv)
+{
+	return admin_run(cli, &allot__v1__ledger__descriptor, "ledger", argc, argv);
 }

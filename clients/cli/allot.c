@@ -2,7 +2,7 @@
  * allot: the command-line client of allotd.
  *
  * Parses the global options (each with its environment variable), dispatches
- * to a command (admin, balance, ingest) and turns outcomes into exit statuses:
+ * to a command (admin, ledger, balance, ingest) and turns outcomes into exit statuses:
  * 0 success, 1 an RPC error, 2 a usage error. The commands' own flags and
  * output live in admin.c, ingest.c and render.c; the transport in the client
  * library.
@@ -26,6 +26,7 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  admin METHOD [--FIELD VALUE ...]   call an Admin method (allot admin --help)\n"
+    "  ledger METHOD [--FIELD VALUE ...]  quote, reserve, heartbeat, settle (allot ledger --help)\n"
     "  balance --project P                show a project's balance\n"
     "  ingest --site S [--batch-id ID] [--batch-size N] FILE\n"
     "                                     send job records, JSON lines (FILE or -)\n"
@@ -301,6 +302,8 @@ main(int argc, char **argv)
 	cmd = argv[i];
 	if (strcmp(cmd, "admin") == 0)
 		status = admin_main(&cli, argc - i, argv + i);
+	else if (strcmp(cmd, "ledger") == 0)
+		status = ledger_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "balance") == 0)
 		status = balance_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "ingest") == 0)

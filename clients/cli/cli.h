@@ -70,6 +70,8 @@ int cli_print(const struct cli *cli, const ProtobufCMessage *msg);
 
 /* `allot admin ...`; argv[0] is "admin". Returns an exit status. */
 int admin_main(struct cli *cli, int argc, char **argv);
+/* allot ledger METHOD ...: any method of the Ledger service (quote, reserve, settle, ...). */
+int ledger_main(struct cli *cli, int argc, char **argv);
 
 /* `allot ingest ...`; argv[0] is "ingest". Returns an exit status. */
 int ingest_main(struct cli *cli, int argc, char **argv);

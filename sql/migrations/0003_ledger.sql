@@ -360,8 +360,9 @@ BEGIN
         avail := avail + old.held;
     END IF;
     IF avail < 0 OR own > avail THEN
-        RAISE EXCEPTION 'could not reserve % units for job % of project "%": % available on allocation %',
-            own, job, allot.j_text(req, 'account'), greatest(avail, 0), ja.allocation
+        RAISE EXCEPTION 'could not reserve % GPU-h (% units) for job % of project "%": % GPU-h (% units) available on allocation %',
+            round(own / 3600000.0, 2), own, job, allot.j_text(req, 'account'),
+            round(avail / 3600000.0, 2), avail, ja.allocation
             USING ERRCODE = '53400', DETAIL = jsonb_build_object(
                 'requested_units', own::text, 'requested_gpu_hours', round(own / 3600000.0, 6)::text,
                 'available_units', avail::text, 'available_gpu_hours', round(avail / 3600000.0, 6)::text,
