@@ -26,6 +26,28 @@ class Cli(AllotTestCase):
         self.assertIn("--gpus-per-node", self.ok("admin", "create-resource", "--help"))
         self.assertIn("create-allocation", self.ok("admin", "--help"))
 
+    def test_ledger_reserve_refuse_settle(self):
+        self.assertIn("reserve-campaign", self.ok("ledger", "--help"))
+        self.assertIn("--time-limit-s", self.ok("ledger", "reserve", "--help"))
+        self.create_project("cli-lien", allocations=(("leonardo", (), 2),))
+        job = ["--site", "leonardo", "--partition", "boost_usr_prod", "--account", "cli-lien",
+               "--gpus", "1", "--cpus", "8", "--nodes", "1"]
+        out = json.loads(self.ok("--format", "json", "ledger", "reserve", "--lien-id", "cli-1",
+                                 "--job-id", "7001", "--time-limit-s", "3600", *job,
+                                 cert="scheduler-leonardo"))
+        self.assertEqual((out["status"], out["heldUnits"]), ("LIEN_STATUS_ACTIVE", "3600000"))
+        # 2 GPU-hours granted, 1 held: 2 more do not fit.
+        r = self.cli("ledger", "reserve", "--lien-id", "cli-2", "--job-id", "7002",
+                     "--time-limit-s", "7200", *job, cert="scheduler-leonardo")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("allot: resource_exhausted: could not reserve 2.00 GPU-h (7200000 units)",
+                      r.stderr)
+        self.assertIn("1.00 GPU-h (3600000 units) available", r.stderr)
+        table = self.ok("ledger", "settle", "--site", "leonardo", "--job-id", "7001",
+                        cert="scheduler-leonardo")
+        self.assertRegex(table, r"(?m)^status: settled$")
+        self.assertRegex(table, r"(?m)^released_units: 3600000$")
+
     def test_admin_round_trip(self):
         out = self.ok("--format", "json", "admin", "create-site", "--name", "cli-site",
                       "--description", "made by the CLI")
