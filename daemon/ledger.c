@@ -141,14 +141,20 @@ reply_json_cb(const struct db_result *r, void *arg)
 		twirp_reply_db_json(call, r);
 }
 
+/* What Quote and Reserve need of a job before it can be billed; answers the call if not. */
 static bool
-bad_time_limit(struct twirp_call *call, int64_t s)
+bad_job(struct twirp_call *call, const char *partition, const char *account, int64_t time_limit_s)
 {
-	if (s >= 1 && s <= BILLING_MAX_ELAPSED_S)
+	if (partition[0] == '\0' || account[0] == '\0') {
+		twirp_reply_error(
+		    call, TWIRP_INVALID_ARGUMENT, "partition and account are required");
+		return true;
+	}
+	if (time_limit_s >= 1 && time_limit_s <= BILLING_MAX_ELAPSED_S)
 		return false;
 	twirp_reply_error(call, TWIRP_INVALID_ARGUMENT,
 	    "time_limit_s must be between 1 and %" PRId64 ", not %" PRId64, BILLING_MAX_ELAPSED_S,
-	    s);
+	    time_limit_s);
 	return true;
 }
 
@@ -208,12 +214,7 @@ ledger_quote(struct twirp_call *call)
 	const Allot__V1__QuoteRequest *req = (const void *)call->request;
 	const char *params[1] = {req->site};
 
-	if (req->partition[0] == '\0' || req->account[0] == '\0') {
-		twirp_reply_error(
-		    call, TWIRP_INVALID_ARGUMENT, "partition and account are required");
-		return;
-	}
-	if (bad_time_limit(call, req->time_limit_s))
+	if (bad_job(call, req->partition, req->account, req->time_limit_s))
 		return;
 	if (db_query(call_ledger(call)->db, "SELECT allot.site_billing($1)", 1, params,
 	        quote_billing_cb, call) != 0)
@@ -460,8 +461,18 @@ ledger_flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (lg->inflight != NULL || lg->head == NULL)
 		return;
-	if ((g = calloc(1, sizeof(*g))) == NULL)
-		return; /* the queue stays; the next reservation schedules it again */
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		struct pending *p;
+
+		while ((p = lg->head) != NULL) {
+			lg->head = p->next;
+			twirp_reply_error(p->call, TWIRP_INTERNAL, "out of memory");
+			pending_free(p);
+		}
+		lg->tail = NULL;
+		lg->queued = 0;
+		return;
+	}
 	g->lg = lg;
 	g->head = lg->head;
 	for (tail = &g->head; *tail != NULL && g->n < (size_t)lg->group_max; tail = &(*tail)->next)
@@ -511,12 +522,7 @@ ledger_reserve(struct twirp_call *call)
 		    call, TWIRP_INVALID_ARGUMENT, "job_id is required (1 to 128 characters)");
 		return;
 	}
-	if (req->partition[0] == '\0' || req->account[0] == '\0') {
-		twirp_reply_error(
-		    call, TWIRP_INVALID_ARGUMENT, "partition and account are required");
-		return;
-	}
-	if (bad_time_limit(call, req->time_limit_s))
+	if (bad_job(call, req->partition, req->account, req->time_limit_s))
 		return;
 	if (req->expires_in_s < 0 || req->expires_in_s > BILLING_MAX_ELAPSED_S) {
 		twirp_reply_error(call, TWIRP_INVALID_ARGUMENT,

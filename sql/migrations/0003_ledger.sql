@@ -305,6 +305,20 @@ BEGIN
         'nativeCostMilli', bill -> 'nativeMilli', 'nativeUnit', bill -> 'nativeUnit');
 END $$;
 
+-- The answer a replayed lien id gets: the first answer, or NULL when the id is new;
+-- a used id with another body is already_exists.
+CREATE FUNCTION allot.lien_replay(lid text, hash text) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE seen allot.liens;
+BEGIN
+    SELECT * INTO seen FROM allot.liens WHERE id = lid;
+    IF FOUND AND seen.body_hash <> hash THEN
+        RAISE EXCEPTION 'lien id "%" was already used with a different body', lid
+            USING ERRCODE = '23505';
+    END IF;
+    RETURN seen.answer;
+END $$;
+
 -- One reservation of a group; runs inside reserve_group's transaction, in a
 -- subtransaction of its own, with every account and lien it touches locked.
 CREATE FUNCTION allot.reserve_one(req jsonb, principal_ text) RETURNS jsonb
@@ -319,7 +333,6 @@ DECLARE
     hash text := allot.j_text(req, 'bodyHash');
     ttl bigint := coalesce((req ->> 'expiresInS')::bigint, 0);
     ja record;
-    seen allot.liens;
     old allot.liens;
     camp allot.liens;
     own bigint;
@@ -327,13 +340,9 @@ DECLARE
     l allot.liens;
     ans jsonb;
 BEGIN
-    SELECT * INTO seen FROM allot.liens WHERE id = lid;
-    IF FOUND THEN
-        IF seen.body_hash <> hash THEN
-            RAISE EXCEPTION 'lien id "%" was already used with a different body', lid
-                USING ERRCODE = '23505';
-        END IF;
-        RETURN seen.answer;
+    ans := allot.lien_replay(lid, hash);
+    IF ans IS NOT NULL THEN
+        RETURN ans;
     END IF;
     ja := allot.job_allocation(allot.j_text(req, 'account'), site_,
                                (bill ->> 'resourceId')::bigint, now());
@@ -446,7 +455,7 @@ DECLARE
     starts timestamptz := coalesce(allot.try_time(allot.j_text(req, 'startsAt')), now());
     ends timestamptz := allot.to_time('ends_at', allot.j_text(req, 'endsAt'));
     hash text;
-    seen allot.liens;
+    ans jsonb;
     ja record;
     avail bigint;
     res bigint;
@@ -466,13 +475,9 @@ BEGIN
     END IF;
     hash := md5((req - 'startsAt')::text || allot.rfc3339(starts));
     PERFORM pg_advisory_xact_lock(hashtextextended('allot.lien:' || lid, 0));
-    SELECT * INTO seen FROM allot.liens WHERE id = lid;
-    IF FOUND THEN
-        IF seen.body_hash <> hash THEN
-            RAISE EXCEPTION 'lien id "%" was already used with a different body', lid
-                USING ERRCODE = '23505';
-        END IF;
-        RETURN seen.answer;
+    ans := allot.lien_replay(lid, hash);
+    IF ans IS NOT NULL THEN
+        RETURN ans;
     END IF;
     SELECT id INTO res FROM allot.resources
     WHERE site = allot.j_text(req, 'site') AND partition = allot.j_text(req, 'partition');

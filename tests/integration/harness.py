@@ -660,6 +660,32 @@ class AllotTestCase(unittest.TestCase):
                               text=True, timeout=timeout, env=e)
 
 
+class TwoDaemonCase(AllotTestCase):
+    """AllotTestCase with a second allotd (cls.other) on the same database: no
+    correctness may depend on there being only one. other_config: its extra keys."""
+
+    other_config = {}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        second = os.path.join(cls.workdir, "second")
+        os.makedirs(second)
+        try:
+            cls.other = Daemon(second, cls.dbname, **cls.other_config)
+            cls.other.start()
+        except BaseException:
+            cls._cleanup_class()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.other.stop()
+        errors = cls.other.unexpected_errors()
+        super().tearDownClass()
+        assert rc == 0, f"second allotd exited with {rc}"
+        assert not errors, "second allotd logged errors:\n" + "\n".join(errors)
+
 def standard_setup(tc, allocations=True):
     """The specification's world through the Admin RPC: program, organization, the two
     projects, the four sites and their default resources, a principal for each

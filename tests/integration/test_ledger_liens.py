@@ -6,12 +6,11 @@ On LEONARDO's boost_usr_prod (weight 1000) one occupied GPU for one second is 1,
 units; a GPU-hour is 3,600,000 units; in LEONARDO's books a GPU-hour is 8 core-h.
 """
 
-import os
 import threading
 import time
 import unittest
 
-from harness import AllotTestCase, Daemon, job, twirp
+from harness import AllotTestCase, TwoDaemonCase, job, twirp
 
 H = 3_600_000  # units per GPU-hour
 SITE, PART = "leonardo", "boost_usr_prod"
@@ -267,27 +266,11 @@ class Liens(AllotTestCase):
         self.assertEqual(self.counts(), before)
 
 
-class Expiry(AllotTestCase):
+class Expiry(TwoDaemonCase):
     """Liens nobody settles are released by the service, each exactly once, with two
     allotd sweeping every second."""
 
-    config = {"lien_sweep_s": 1}
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        second = os.path.join(cls.workdir, "second")
-        os.makedirs(second)
-        cls.other = Daemon(second, cls.dbname, lien_sweep_s=1)
-        cls.other.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.other.stop()
-        errors = cls.other.unexpected_errors()
-        super().tearDownClass()
-        assert rc == 0, f"second allotd exited with {rc}"
-        assert not errors, "second allotd logged errors:\n" + "\n".join(errors)
+    config = other_config = {"lien_sweep_s": 1}
 
     def test_expiry_once_with_two_daemons(self):
         self.create_project("lexp", allocations=((SITE, (), 100),))
@@ -318,25 +301,9 @@ class Expiry(AllotTestCase):
         self.assertEqual(self.psql("SELECT allot.check_ledger()"), "t")
 
 
-class ConcurrentReservations(AllotTestCase):
+class ConcurrentReservations(TwoDaemonCase):
     """32 clients reserving on one allocation through two allotd: the holds never
     exceed what was available, every refusal says why, the books hold."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        second = os.path.join(cls.workdir, "second")
-        os.makedirs(second)
-        cls.other = Daemon(second, cls.dbname)
-        cls.other.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.other.stop()
-        errors = cls.other.unexpected_errors()
-        super().tearDownClass()
-        assert rc == 0, f"second allotd exited with {rc}"
-        assert not errors, "second allotd logged errors:\n" + "\n".join(errors)
 
     def test_32_clients_two_daemons_one_allocation(self):
         # 10 GPU-hours; each hold is 1 GPU for 1800 s (half a GPU-hour): 20 fit.

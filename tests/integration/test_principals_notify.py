@@ -9,7 +9,8 @@ import os
 import time
 import unittest
 
-from harness import (AllotTestCase, Daemon, PgCluster, make_cert, psql, subject, twirp)
+from harness import (AllotTestCase, Daemon, PgCluster, TwoDaemonCase, make_cert, psql, subject,
+                     twirp)
 
 # The issue's bound on how long a change may take to reach every allotd.
 WITHIN_S = 1.0
@@ -47,25 +48,9 @@ class Waiting:
             time.sleep(POLL_S)
 
 
-class TwoDaemons(Waiting, AllotTestCase):
+class TwoDaemons(Waiting, TwoDaemonCase):
     """Two allotd on one database, as test_slice_concurrency runs them."""
     standard = False
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        second = os.path.join(cls.workdir, "second")
-        os.makedirs(second)
-        cls.other = Daemon(second, cls.dbname)
-        cls.other.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.other.stop()
-        errors = cls.other.unexpected_errors()
-        super().tearDownClass()
-        assert rc == 0, f"second allotd exited with {rc}"
-        assert not errors, "second allotd logged errors:\n" + "\n".join(errors)
 
     @property
     def ports(self):

@@ -2,33 +2,16 @@
 being only one. Two daemons ingest the same jobs' cumulative records and create the
 same grant at the same time; every job is charged exactly once for its final usage."""
 
-import os
 import random
 import threading
 import unittest
 
-from harness import AllotTestCase, Daemon, charge_units, job, twirp
+from harness import TwoDaemonCase, charge_units, job, twirp
 
 DAY = "2026-11-21T"
 
 
-class TwoDaemons(AllotTestCase):
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        second = os.path.join(cls.workdir, "second")
-        os.makedirs(second)
-        cls.other = Daemon(second, cls.dbname)
-        cls.other.start()
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.other.stop()
-        errors = cls.other.unexpected_errors()
-        super().tearDownClass()
-        assert rc == 0, f"second allotd exited with {rc}"
-        assert not errors, "second allotd logged errors:\n" + "\n".join(errors)
+class TwoDaemons(TwoDaemonCase):
 
     def test_same_records_through_both(self):
         self.create_project("race", allocations=(("leonardo", (), 1000),))
