@@ -48,6 +48,12 @@ refuse_not_positive(const char *what, int64_t v, char *err, size_t errlen)
 	return -1;
 }
 
+/*
+ * The bounds and the order are allot.rpc_create_resource's, so that a resource the
+ * database accepted bills and one it refused would not; the cases of
+ * tests/fixtures/resource_rules.tsv run against both. A field the rule does not use is
+ * still bounded, but may be 0: a WHOLE_NODE resource has no cores per GPU.
+ */
 static int
 check_resource(const struct billing_resource *r, char *err, size_t errlen)
 {
@@ -55,21 +61,34 @@ check_resource(const struct billing_resource *r, char *err, size_t errlen)
 		snprintf(err, errlen, "unknown billing rule %d", (int)r->rule);
 		return -1;
 	}
-	/* Checked whatever the rule, so a resource that is valid stays valid if its rule changes. */
 	if (refuse_not_positive("gpus_per_node of the resource", r->gpus_per_node, err, errlen) !=
 	        0 ||
-	    refuse_not_positive("cores_per_gpu of the resource", r->cores_per_gpu, err, errlen) !=
+	    refuse_above("gpus_per_node of the resource", r->gpus_per_node,
+	        BILLING_MAX_GPUS_PER_NODE, "", err, errlen) != 0)
+		return -1;
+	if (r->rule == BILLING_RULE_GPU_SHARE &&
+	    refuse_not_positive("cores_per_gpu of a BILLING_RULE_GPU_SHARE resource",
+	        r->cores_per_gpu, err, errlen) != 0)
+		return -1;
+	if (refuse_negative("cores_per_gpu of the resource", r->cores_per_gpu, err, errlen) != 0 ||
+	    refuse_above("cores_per_gpu of the resource", r->cores_per_gpu,
+	        BILLING_MAX_CORES_PER_GPU, "", err, errlen) != 0 ||
+	    refuse_negative("threads_per_core of the resource", r->threads_per_core, err, errlen) !=
 	        0 ||
-	    refuse_not_positive(
-	        "threads_per_core of the resource", r->threads_per_core, err, errlen) != 0 ||
+	    refuse_above("threads_per_core of the resource", r->threads_per_core,
+	        BILLING_MAX_THREADS_PER_CORE, "", err, errlen) != 0 ||
+	    refuse_negative("mem_per_gpu_mb of the resource", r->mem_per_gpu_mb, err, errlen) !=
+	        0 ||
+	    refuse_above("mem_per_gpu_mb of the resource", r->mem_per_gpu_mb,
+	        BILLING_MAX_MEM_PER_GPU_MB, "", err, errlen) != 0 ||
+	    refuse_negative("native_milli_per_gpu_hour of the resource",
+	        r->native_milli_per_gpu_hour, err, errlen) != 0 ||
+	    refuse_above("native_milli_per_gpu_hour of the resource", r->native_milli_per_gpu_hour,
+	        BILLING_MAX_NATIVE_MILLI_PER_GPU_HOUR, "", err, errlen) != 0 ||
 	    refuse_not_positive(
 	        "weight_per_mille of the resource", r->weight_per_mille, err, errlen) != 0 ||
 	    refuse_above("weight_per_mille of the resource", r->weight_per_mille,
-	        BILLING_MAX_WEIGHT, "", err, errlen) != 0 ||
-	    refuse_negative("mem_per_gpu_mb of the resource", r->mem_per_gpu_mb, err, errlen) !=
-	        0 ||
-	    refuse_negative("native_milli_per_gpu_hour of the resource",
-	        r->native_milli_per_gpu_hour, err, errlen) != 0)
+	        BILLING_MAX_WEIGHT, "", err, errlen) != 0)
 		return -1;
 	return 0;
 }
@@ -96,13 +115,17 @@ check_usage(const struct billing_usage *u, char *err, size_t errlen)
 static int64_t
 occupied_gpus(const struct billing_resource *r, const struct billing_usage *u)
 {
-	int64_t occupied, by_cores, by_mem;
+	int64_t occupied, by_cores, by_mem, threads;
 
 	if (r->rule == BILLING_RULE_WHOLE_NODE)
-		return (int64_t)u->nodes * r->gpus_per_node; /* at most 1e6 * 2^31: fits */
+		return (int64_t)u->nodes * r->gpus_per_node; /* at most 1e6 * 1024 */
 
-	/* Slurm counts hardware threads as CPUs; a GPU's share is in physical cores. */
-	by_cores = ceil_div(ceil_div(u->cpus, r->threads_per_core), r->cores_per_gpu);
+	/*
+	 * Slurm counts hardware threads as CPUs; a GPU's share is in physical cores.
+	 * threads_per_core 0 is CreateResource's unset, stored as 1.
+	 */
+	threads = r->threads_per_core > 0 ? r->threads_per_core : 1;
+	by_cores = ceil_div(ceil_div(u->cpus, threads), r->cores_per_gpu);
 	by_mem = r->mem_per_gpu_mb > 0 ? ceil_div(u->mem_mb, r->mem_per_gpu_mb) : 0;
 	occupied = u->gpus;
 	if (by_cores > occupied)
@@ -122,6 +145,7 @@ billing_compute(const struct billing_resource *r, const struct billing_usage *u,
 	if (check_resource(r, err, errlen) != 0 || check_usage(u, err, errlen) != 0)
 		return -1;
 	occupied = occupied_gpus(r, u);
+	/* Within the bounds gpu_s fits (2^30 GPUs for 2^25 s) and gpu_ms may not. */
 	if (__builtin_mul_overflow(occupied, u->elapsed_s, &gpu_s) ||
 	    __builtin_mul_overflow(gpu_s, (int64_t)1000, &gpu_ms)) {
 		snprintf(err, errlen,

@@ -19,6 +19,13 @@
  * Intermediate products are computed so that a result that fits in 64 bits is
  * exact; one that does not is refused, never wrapped or saturated.
  *
+ * A resource is valid exactly when allot.rpc_create_resource (sql/migrations) accepts
+ * it, field for field and rule for rule, so a resource the database stored always
+ * bills: what a rule does not use may be 0 (cores_per_gpu and threads_per_core under
+ * BILLING_RULE_WHOLE_NODE), and threads_per_core 0 means 1, as CreateResource
+ * stores it. tests/fixtures/resource_rules.tsv holds the cases that both sides'
+ * tests run.
+ *
  * Which resource a record bills on, and which weight is in force at the job's start,
  * is the caller's choice (ingest.c); this module does no I/O and keeps no state.
  */
@@ -34,15 +41,19 @@ enum billing_rule {
 	BILLING_RULE_WHOLE_NODE = 2,
 };
 
-/* A resource's billing parameters with the weight in force for the job. */
+/*
+ * A resource's billing parameters with the weight in force for the job, each bounded
+ * by the BILLING_MAX_ constant of its name. cores_per_gpu and threads_per_core count
+ * only under BILLING_RULE_GPU_SHARE.
+ */
 struct billing_resource {
 	enum billing_rule rule;
-	int32_t gpus_per_node;             /* > 0 */
-	int32_t cores_per_gpu;             /* > 0: physical cores that count as one GPU */
-	int32_t threads_per_core;          /* > 0: Slurm's CPUs per physical core */
-	int64_t mem_per_gpu_mb;            /* >= 0; 0: memory never counts */
-	int64_t native_milli_per_gpu_hour; /* >= 0: thousandths of the site's unit */
-	int32_t weight_per_mille;          /* 1..BILLING_MAX_WEIGHT */
+	int32_t gpus_per_node;             /* 1..: GPUs (GCDs on LUMI) of a node */
+	int32_t cores_per_gpu;             /* physical cores per GPU: 1.., or 0.. if unused */
+	int32_t threads_per_core;          /* 0..: Slurm's CPUs per physical core; 0 means 1 */
+	int64_t mem_per_gpu_mb;            /* 0..; 0: memory never counts */
+	int64_t native_milli_per_gpu_hour; /* 0..: thousandths of the site's unit */
+	int32_t weight_per_mille;          /* 1.. */
 };
 
 /* A job's allocation and elapsed time, as the site's accounting reports them. */
@@ -61,11 +72,19 @@ struct billing_charge {
 	int64_t native_milli; /* thousandths of the site's native unit */
 };
 
-/* Bounds past which a value is refused as absurd rather than billed. */
+/*
+ * Bounds past which a value is refused as absurd rather than billed; those of a
+ * resource are allot.rpc_create_resource's.
+ */
 #define BILLING_MAX_COUNT 1000000                    /* gpus, cpus, nodes */
 #define BILLING_MAX_MEM_MB INT64_C(1000000000)       /* 1 PB */
 #define BILLING_MAX_ELAPSED_S (INT64_C(366) * 86400) /* a leap year */
 #define BILLING_MAX_WEIGHT 100000                    /* 100 times the reference GPU */
+#define BILLING_MAX_GPUS_PER_NODE 1024
+#define BILLING_MAX_CORES_PER_GPU 100000
+#define BILLING_MAX_THREADS_PER_CORE 16
+#define BILLING_MAX_MEM_PER_GPU_MB BILLING_MAX_MEM_MB
+#define BILLING_MAX_NATIVE_MILLI_PER_GPU_HOUR INT64_C(1000000000) /* a million units */
 
 /*
  * Computes the charge of usage on resource r into *out. Returns 0, or -1 with the

@@ -38,6 +38,10 @@ static const struct config_key keys[] = {
         "largest request body accepted", OFF(max_body_bytes)},
     {"idle_timeout_s", CONFIG_INT, "60", 1, 3600, true, "close a connection idle this long",
         OFF(idle_timeout_s)},
+    {"lien_sweep_s", CONFIG_INT, "5", 1, 3600, true,
+        "release the liens past their expiry this often", OFF(lien_sweep_s)},
+    {"reserve_group_max", CONFIG_INT, "256", 1, 4096, true,
+        "most reservations committed in one transaction", OFF(reserve_group_max)},
     {"log_level", CONFIG_LOG_LEVEL, "info", 0, 0, true, "least severe level logged",
         OFF(log_level)},
 };

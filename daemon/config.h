@@ -34,6 +34,8 @@ struct config {
 	int db_reconnect_max_s;
 	long long max_body_bytes;
 	int idle_timeout_s;
+	int lien_sweep_s;
+	int reserve_group_max;
 	enum log_level log_level;
 };
 

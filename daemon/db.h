@@ -10,6 +10,7 @@
 #define ALLOT_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <libpq-fe.h>
 
@@ -28,6 +29,25 @@ struct db_result {
 	const char *sqlstate; /* DB_ERROR: five characters; "" otherwise */
 	const char *message;  /* DB_ERROR, DB_UNAVAILABLE: primary message */
 };
+
+/* Reading a DB_OK result: its rows, and the text of one value ("" for NULL). */
+static inline int
+db_result_rows(const struct db_result *r)
+{
+	return PQntuples(r->res);
+}
+
+static inline const char *
+db_result_value(const struct db_result *r, int row, int col)
+{
+	return PQgetvalue(r->res, row, col);
+}
+
+static inline size_t
+db_result_length(const struct db_result *r, int row, int col)
+{
+	return (size_t)PQgetlength(r->res, row, col);
+}
 
 /* Called once per query, from the loop, never from inside db_query. */
 typedef void (*db_result_cb)(const struct db_result *result, void *arg);

@@ -1,14 +1,16 @@
 /*
  * ingest: Usage.Ingest, a batch of cumulative job records from one site.
  *
- * Two round trips: the site's resources and weights (allot.site_billing), then
- * one call of allot.rpc_ingest with every record, each carrying the charge that
- * billing.c computed for its cumulative usage, or the reason it was refused
- * here. The database does the rest in one transaction: choosing the allocation,
- * charging the difference with what the job was already charged, refusing
- * replays (sql/README.md). This module owns the request-to-charge arithmetic's
- * inputs, not the ledger.
+ * Two round trips, whatever the batch's size. allot.ingest_begin answers whether
+ * the batch was seen (a replay is answered from what it stored: no record is
+ * sent again) and, when it was not, the site's resources and weights. Then each
+ * record is checked and billed here (billing.c, through tariff.c) and the whole
+ * batch goes to allot.ingest_batch as one array per column, which merges it with
+ * set-based SQL in one transaction and answers one row per record
+ * (sql/README.md). The request is decoded once; nothing is re-encoded: the batch's
+ * digest is taken over the decoded fields while the arrays are written.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,28 +20,48 @@
 
 #include "allot/v1/usage.pb-c.h"
 
-#include "billing.h"
 #include "db.h"
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
-#include "pbjson.h"
 #include "rfc3339.h"
 #include "strbuf.h"
+#include "tariff.h"
 
 #define INGEST_MAX_RECORDS 100000
+#define INGEST_MAX_JOB_ID 128
+#define INGEST_MAX_STEP 64
 
-struct weight {
-	int64_t from_s;
-	int32_t per_mille;
+/* The columns of allot.ingest_batch's arrays, in its order. */
+enum col {
+	COL_IDX,
+	COL_JOB,
+	COL_STEP,
+	COL_START,
+	COL_ACCOUNT,
+	COL_USER,
+	COL_PARTITION,
+	COL_GPUS,
+	COL_CPUS,
+	COL_MEM,
+	COL_NODES,
+	COL_ELAPSED,
+	COL_STATE,
+	COL_RESOURCE,
+	COL_OCCUPIED,
+	COL_GPU_MS,
+	COL_UNITS,
+	COL_NATIVE,
+	COL_WEIGHT,
+	COL_REJECT,
+	NCOLS
 };
 
-struct resource {
-	const char *partition; /* points into the site_billing JSON */
-	struct billing_resource br;
-	struct weight *weights;
-	size_t nweights;
-};
+static const char ingest_batch_sql[] =
+    "SELECT * FROM allot.ingest_batch($1, $2, $3, $4, $5::int[], $6::text[], $7::text[], "
+    "$8::bigint[], $9::text[], $10::text[], $11::text[], $12::int[], $13::int[], "
+    "$14::bigint[], $15::int[], $16::bigint[], $17::text[], $18::bigint[], $19::bigint[], "
+    "$20::bigint[], $21::bigint[], $22::bigint[], $23::int[], $24::text[])";
 
 struct ingest {
 	struct twirp_call *call;
@@ -61,285 +83,407 @@ ingest_fail(struct ingest *in, enum twirp_code code, const char *msg)
 	twirp_reply_error(call, code, "%s", msg);
 }
 
-static int
-hash_request(const ProtobufCMessage *msg, char *hex)
+/* The digest's input: each field length-prefixed, so that no two batches share one. */
+static void
+digest_str(EVP_MD_CTX *md, const char *s)
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	size_t len = protobuf_c_message_get_packed_size(msg);
-	uint8_t *buf = malloc(len > 0 ? len : 1);
+	uint64_t n = strlen(s);
 
-	if (buf == NULL)
-		return -1;
-	protobuf_c_message_pack(msg, buf);
-	if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1) {
-		free(buf);
-		return -1;
-	}
-	free(buf);
-	for (unsigned int i = 0; i < mdlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	return 0;
-}
-
-static int64_t
-json_int(const json_t *obj, const char *key)
-{
-	const json_t *v = json_object_get(obj, key);
-
-	if (json_is_integer(v))
-		return (int64_t)json_integer_value(v);
-	if (json_is_string(v))
-		return strtoll(json_string_value(v), NULL, 10);
-	return 0;
-}
-
-/*
- * Reads site_billing's JSON into resources (which point into root). Returns the
- * number read, or -1 on a malformed answer.
- */
-static int
-parse_resources(json_t *root, struct resource **out)
-{
-	struct resource *res;
-	size_t n, i;
-	json_t *item;
-
-	if (!json_is_array(root))
-		return -1;
-	n = json_array_size(root);
-	if ((res = calloc(n > 0 ? n : 1, sizeof(*res))) == NULL)
-		return -1;
-	json_array_foreach(root, i, item)
-	{
-		struct resource *r = &res[i];
-		const json_t *weights = json_object_get(item, "weights");
-		const char *rule = json_string_value(json_object_get(item, "rule"));
-		size_t j;
-		json_t *w;
-
-		r->partition = json_string_value(json_object_get(item, "partition"));
-		if (r->partition == NULL || rule == NULL || !json_is_array(weights) ||
-		    billing_rule_parse(rule, &r->br.rule) != 0)
-			goto fail;
-		r->br.gpus_per_node = (int32_t)json_int(item, "gpusPerNode");
-		r->br.cores_per_gpu = (int32_t)json_int(item, "coresPerGpu");
-		r->br.threads_per_core = (int32_t)json_int(item, "threadsPerCore");
-		r->br.mem_per_gpu_mb = json_int(item, "memPerGpuMb");
-		r->br.native_milli_per_gpu_hour = json_int(item, "nativeMilliPerGpuHour");
-		r->nweights = json_array_size(weights);
-		if ((r->weights = calloc(r->nweights > 0 ? r->nweights : 1, sizeof(*r->weights))) ==
-		    NULL)
-			goto fail;
-		json_array_foreach(weights, j, w)
-		{
-			r->weights[j].from_s = json_int(w, "from");
-			r->weights[j].per_mille = (int32_t)json_int(w, "perMille");
-		}
-	}
-	*out = res;
-	return (int)n;
-fail:
-	for (size_t k = 0; k < n; k++)
-		free(res[k].weights);
-	free(res);
-	return -1;
+	EVP_DigestUpdate(md, &n, sizeof(n));
+	EVP_DigestUpdate(md, s, n);
 }
 
 static void
-free_resources(struct resource *res, int n)
+digest_int(EVP_MD_CTX *md, int64_t v)
 {
-	for (int i = 0; i < n; i++)
-		free(res[i].weights);
-	free(res);
+	EVP_DigestUpdate(md, &v, sizeof(v));
 }
 
-/* The weight in force at start_s: the latest whose date is not after it. */
-static int32_t
-weight_at(const struct resource *r, int64_t start_s)
+/* SHA-256 of the batch's decoded fields, as hex: tells a replay from a conflict. */
+static int
+hash_batch(const Allot__V1__IngestRequest *req, char *hex)
 {
-	int32_t w = 0;
+	unsigned char out[EVP_MAX_MD_SIZE];
+	unsigned int outlen = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int rc = -1;
 
-	for (size_t i = 0; i < r->nweights; i++)
-		if (r->weights[i].from_s <= start_s)
-			w = r->weights[i].per_mille;
-	return w;
+	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		goto out;
+	digest_str(md, req->site);
+	digest_str(md, req->batch_id);
+	for (size_t i = 0; i < req->n_records; i++) {
+		const Allot__V1__JobRecord *r = req->records[i];
+
+		digest_str(md, r->job_id);
+		digest_str(md, r->step);
+		digest_str(md, r->start_time);
+		digest_str(md, r->account);
+		digest_str(md, r->user);
+		digest_str(md, r->partition);
+		digest_int(md, r->gpus);
+		digest_int(md, r->cpus);
+		digest_int(md, r->mem_mb);
+		digest_int(md, r->nodes);
+		digest_int(md, r->elapsed_s);
+		digest_str(md, r->state);
+	}
+	if (EVP_DigestFinal_ex(md, out, &outlen) != 1)
+		goto out;
+	for (unsigned int i = 0; i < outlen; i++)
+		snprintf(hex + 2 * i, 3, "%02x", out[i]);
+	rc = 0;
+out:
+	EVP_MD_CTX_free(md);
+	return rc;
 }
 
-static json_t *
-json_int64(int64_t v)
+/* One element of a PostgreSQL array literal. */
+static void
+put_sep(struct strbuf *sb)
+{
+	strbuf_putc(sb, sb->len > 1 ? ',' : '{');
+}
+
+static void
+put_str(struct strbuf *sb, const char *s)
+{
+	put_sep(sb);
+	strbuf_putc(sb, '"');
+	for (const char *p = s; *p != '\0'; p++) {
+		const char *run = p;
+
+		while (*p != '\0' && *p != '"' && *p != '\\')
+			p++;
+		strbuf_append(sb, run, (size_t)(p - run));
+		if (*p == '\0')
+			break;
+		strbuf_putc(sb, '\\');
+		strbuf_putc(sb, *p);
+	}
+	strbuf_putc(sb, '"');
+}
+
+static void
+put_int(struct strbuf *sb, int64_t v)
 {
 	char buf[24];
+	int n = snprintf(buf, sizeof(buf), "%" PRId64, v);
 
-	snprintf(buf, sizeof(buf), "%lld", (long long)v);
-	return json_string(buf);
+	put_sep(sb);
+	strbuf_append(sb, buf, (size_t)n);
+}
+
+static void
+put_null(struct strbuf *sb)
+{
+	put_sep(sb);
+	strbuf_puts(sb, "NULL");
 }
 
 /*
- * Works out the charge of one record and adds it to the record's JSON object as
- * "bill", or adds "rejectReason". Step records carry no charge.
+ * Checks and bills one record. Returns NULL with its bill in *bill, or the reason
+ * it is refused (in reason). Steps are checked, never billed.
  */
-static int
-bill_record(const char *site, const Allot__V1__JobRecord *rec, const struct resource *res, int nres,
-    json_t *obj)
+static const char *
+check_record(const char *site, const Allot__V1__JobRecord *rec, const struct tariff *t,
+    int64_t *start_s, struct tariff_bill *bill, char *reason, size_t len)
 {
-	const struct resource *r = NULL;
 	struct billing_usage usage;
-	struct billing_charge charge;
-	int64_t start_s;
-	int32_t weight;
-	char reason[512];
-	json_t *bill;
 
-	if (rec->job_id[0] == '\0') {
-		snprintf(reason, sizeof(reason), "job_id is required");
-		goto reject;
+	if (rec->job_id[0] == '\0')
+		return "job_id is required";
+	if (strlen(rec->job_id) > INGEST_MAX_JOB_ID || strlen(rec->step) > INGEST_MAX_STEP)
+		return "job_id must be 1 to 128 characters and step at most 64";
+	if (rec->elapsed_s < 0)
+		return "elapsed_s must not be negative";
+	if (rfc3339_parse(rec->start_time, start_s) != 0) {
+		if (rec->step[0] != '\0') {
+			*start_s = INT64_MIN;
+			return NULL;
+		}
+		snprintf(
+		    reason, len, "start_time \"%.64s\" is not an RFC 3339 time", rec->start_time);
+		return reason;
 	}
 	if (rec->step[0] != '\0')
-		return 0;
-	for (int i = 0; i < nres; i++)
-		if (strcmp(res[i].partition, rec->partition) == 0)
-			r = &res[i];
-	if (r == NULL) {
-		snprintf(reason, sizeof(reason), "unknown partition \"%.100s\" at site \"%.100s\"",
-		    rec->partition, site);
-		goto reject;
-	}
-	if (rfc3339_parse(rec->start_time, &start_s) != 0) {
-		snprintf(reason, sizeof(reason), "start_time \"%.64s\" is not an RFC 3339 time",
-		    rec->start_time);
-		goto reject;
-	}
-	if ((weight = weight_at(r, start_s)) <= 0) {
-		snprintf(reason, sizeof(reason),
-		    "no billing weight of %.100s/%.100s in force at %.64s", site, r->partition,
-		    rec->start_time);
-		goto reject;
-	}
+		return NULL;
 	usage.gpus = rec->gpus;
 	usage.cpus = rec->cpus;
 	usage.nodes = rec->nodes;
 	usage.mem_mb = rec->mem_mb;
 	usage.elapsed_s = rec->elapsed_s;
-	{
-		struct billing_resource br = r->br;
+	if (tariff_bill(t, site, rec->partition, *start_s, &usage, bill, reason, len) != 0)
+		return reason;
+	return NULL;
+}
 
-		br.weight_per_mille = weight;
-		if (billing_compute(&br, &usage, &charge, reason, sizeof(reason)) != 0)
-			goto reject;
+/* Writes the batch's records, with their bills or refusals, as one array per column. */
+static int
+build_columns(const Allot__V1__IngestRequest *req, const struct tariff *t, struct strbuf *cols)
+{
+	char reason[512];
+
+	for (size_t i = 0; i < req->n_records; i++) {
+		const Allot__V1__JobRecord *r = req->records[i];
+		struct tariff_bill bill;
+		int64_t start_s = INT64_MIN;
+		const char *why =
+		    check_record(req->site, r, t, &start_s, &bill, reason, sizeof(reason));
+		bool billed = why == NULL && r->step[0] == '\0';
+
+		put_int(&cols[COL_IDX], (int64_t)i);
+		put_str(&cols[COL_JOB], r->job_id);
+		put_str(&cols[COL_STEP], r->step);
+		if (start_s != INT64_MIN)
+			put_int(&cols[COL_START], start_s);
+		else
+			put_null(&cols[COL_START]);
+		put_str(&cols[COL_ACCOUNT], r->account);
+		put_str(&cols[COL_USER], r->user);
+		put_str(&cols[COL_PARTITION], r->partition);
+		put_int(&cols[COL_GPUS], r->gpus);
+		put_int(&cols[COL_CPUS], r->cpus);
+		put_int(&cols[COL_MEM], r->mem_mb);
+		put_int(&cols[COL_NODES], r->nodes);
+		put_int(&cols[COL_ELAPSED], r->elapsed_s);
+		put_str(&cols[COL_STATE], r->state);
+		if (billed) {
+			put_int(&cols[COL_RESOURCE], bill.resource_id);
+			put_int(&cols[COL_OCCUPIED], bill.charge.occupied_gpus);
+			put_int(&cols[COL_GPU_MS], bill.charge.gpu_ms);
+			put_int(&cols[COL_UNITS], bill.charge.charge_units);
+			put_int(&cols[COL_NATIVE], bill.charge.native_milli);
+			put_int(&cols[COL_WEIGHT], bill.weight_per_mille);
+		} else {
+			for (int c = COL_RESOURCE; c <= COL_WEIGHT; c++)
+				put_null(&cols[c]);
+		}
+		if (why != NULL)
+			put_str(&cols[COL_REJECT], why);
+		else
+			put_null(&cols[COL_REJECT]);
 	}
-	snprintf(reason, sizeof(reason), "%s/%s", site, r->partition);
-	bill = json_pack("{s:s, s:o, s:o, s:o, s:o, s:i}", "resource", reason, "occupiedGpus",
-	    json_int64(charge.occupied_gpus), "gpuMs", json_int64(charge.gpu_ms), "chargeUnits",
-	    json_int64(charge.charge_units), "nativeMilli", json_int64(charge.native_milli),
-	    "weightPerMille", (int)weight);
-	if (bill == NULL)
+	for (int c = 0; c < NCOLS; c++) {
+		strbuf_putc(&cols[c], '}');
+		if (strbuf_failed(&cols[c]))
+			return -1;
+	}
+	return 0;
+}
+
+static Allot__V1__IngestStatus
+status_parse(const char *s)
+{
+	if (strcmp(s, "CHARGED") == 0)
+		return ALLOT__V1__INGEST_STATUS__INGEST_STATUS_CHARGED;
+	if (strcmp(s, "DUPLICATE") == 0)
+		return ALLOT__V1__INGEST_STATUS__INGEST_STATUS_DUPLICATE;
+	if (strcmp(s, "RECORDED") == 0)
+		return ALLOT__V1__INGEST_STATUS__INGEST_STATUS_RECORDED;
+	if (strcmp(s, "REJECTED") == 0)
+		return ALLOT__V1__INGEST_STATUS__INGEST_STATUS_REJECTED;
+	return ALLOT__V1__INGEST_STATUS__INGEST_STATUS_UNSPECIFIED;
+}
+
+/*
+ * The answer, built over the request's own strings (job ids, steps) and the
+ * database's (reasons): nothing is copied, and only the arrays are freed.
+ */
+struct answer {
+	Allot__V1__IngestResponse resp;
+	Allot__V1__RecordResult *results;
+	Allot__V1__RecordResult **ptrs;
+};
+
+static int
+answer_init(struct answer *a, const Allot__V1__IngestRequest *req)
+{
+	allot__v1__ingest_response__init(&a->resp);
+	a->results = calloc(req->n_records, sizeof(*a->results));
+	a->ptrs = calloc(req->n_records, sizeof(*a->ptrs));
+	if (a->results == NULL || a->ptrs == NULL)
 		return -1;
-	return json_object_set_new(obj, "bill", bill);
-reject:
-	return json_object_set_new(obj, "rejectReason", json_string(reason));
+	a->resp.batch_id = req->batch_id;
+	a->resp.n_results = req->n_records;
+	a->resp.results = a->ptrs;
+	for (size_t i = 0; i < req->n_records; i++) {
+		Allot__V1__RecordResult *r = &a->results[i];
+
+		allot__v1__record_result__init(r);
+		r->index = (int32_t)i;
+		r->job_id = req->records[i]->job_id;
+		r->step = req->records[i]->step;
+		r->status = ALLOT__V1__INGEST_STATUS__INGEST_STATUS_DUPLICATE;
+		a->ptrs[i] = r;
+	}
+	return 0;
+}
+
+static void
+answer_cleanup(struct answer *a)
+{
+	free(a->results);
+	free(a->ptrs);
+}
+
+/* Counts, logs and sends the answer; frees in. */
+static void
+answer_send(struct ingest *in, struct answer *a, const char *how)
+{
+	struct twirp_call *call = in->call;
+	Allot__V1__IngestResponse *resp = &a->resp;
+
+	for (size_t i = 0; i < resp->n_results; i++) {
+		switch (resp->results[i]->status) {
+		case ALLOT__V1__INGEST_STATUS__INGEST_STATUS_CHARGED:
+			resp->charged++;
+			break;
+		case ALLOT__V1__INGEST_STATUS__INGEST_STATUS_RECORDED:
+			resp->recorded++;
+			break;
+		case ALLOT__V1__INGEST_STATUS__INGEST_STATUS_REJECTED:
+			resp->rejected++;
+			break;
+		default:
+			resp->duplicates++;
+			break;
+		}
+	}
+	metrics_count_records(twirp_metrics(call->tw), resp->charged, resp->duplicates,
+	    resp->recorded, resp->rejected);
+	log_info("%s ingested %sbatch \"%s\" of %s: %d charged, %d duplicate, %d recorded, "
+	         "%d rejected",
+	    call->principal.subject, how, resp->batch_id, ingest_request(in)->site, resp->charged,
+	    resp->duplicates, resp->recorded, resp->rejected);
+	free(in);
+	twirp_reply(call, &resp->base);
 }
 
 static void
 ingest_done_cb(const struct db_result *r, void *arg)
 {
 	struct ingest *in = arg;
-	struct twirp_call *call = in->call;
-	Allot__V1__IngestResponse *resp;
-	char err[256];
+	const Allot__V1__IngestRequest *req = ingest_request(in);
+	struct answer a;
+	int rows;
 
-	free(in);
 	if (r->status != DB_OK) {
+		struct twirp_call *call = in->call;
+
+		free(in);
 		twirp_reply_db_error(call, r);
 		return;
 	}
-	resp = (Allot__V1__IngestResponse *)pbjson_decode(&allot__v1__ingest_response__descriptor,
-	    PQgetvalue(r->res, 0, 0), (size_t)PQgetlength(r->res, 0, 0), err, sizeof(err));
-	if (resp == NULL) {
-		log_errorx("Usage/Ingest: could not decode the database's answer: %s", err);
-		twirp_reply_error(call, TWIRP_INTERNAL, "internal error");
+	if (answer_init(&a, req) != 0) {
+		answer_cleanup(&a);
+		ingest_fail(in, TWIRP_INTERNAL, "out of memory");
 		return;
 	}
-	metrics_count_records(twirp_metrics(call->tw), resp->charged, resp->duplicates,
-	    resp->recorded, resp->rejected);
-	log_info("%s ingested batch \"%s\" of %s: %d charged, %d duplicate, %d recorded, "
-	         "%d rejected",
-	    call->principal.subject, resp->batch_id,
-	    ((const Allot__V1__IngestRequest *)(const void *)call->request)->site, resp->charged,
-	    resp->duplicates, resp->recorded, resp->rejected);
-	twirp_reply(call, &resp->base);
-	protobuf_c_message_free_unpacked(&resp->base, NULL);
+	rows = db_result_rows(r);
+	if (rows < 0 || (size_t)rows != req->n_records) {
+		answer_cleanup(&a);
+		log_errorx("Usage/Ingest: the database answered %d rows for %zu records", rows,
+		    req->n_records);
+		ingest_fail(in, TWIRP_INTERNAL, "internal error");
+		return;
+	}
+	for (int i = 0; i < rows; i++) {
+		long idx = strtol(db_result_value(r, i, 0), NULL, 10);
+		Allot__V1__RecordResult *res;
+
+		if (idx < 0 || (size_t)idx >= req->n_records)
+			continue;
+		res = &a.results[idx];
+		res->status = status_parse(db_result_value(r, i, 1));
+		res->charged_units = strtoll(db_result_value(r, i, 2), NULL, 10);
+		res->allocation_id = strtoll(db_result_value(r, i, 3), NULL, 10);
+		/* The result stays alive until after the reply: db clears it after this callback. */
+		res->reason = (char *)(uintptr_t)db_result_value(r, i, 4);
+	}
+	answer_send(in, &a, "");
+	answer_cleanup(&a);
 }
 
-/* Builds rpc_ingest's argument: the request as JSON, each record with its bill. */
-static char *
-build_batch(struct ingest *in, const struct resource *res, int nres)
+/* A replay: every record is a duplicate but those the first sending refused. */
+static void
+answer_replay(struct ingest *in, const json_t *rejected)
 {
 	const Allot__V1__IngestRequest *req = ingest_request(in);
-	struct strbuf sb;
-	json_t *root = NULL, *records;
-	char *text = NULL;
+	struct answer a;
+	size_t i;
+	const json_t *e;
 
-	strbuf_init(&sb);
-	if (!pbjson_encode(&req->base, &sb))
-		goto out;
-	if ((root = json_loadb(sb.data, sb.len, 0, NULL)) == NULL)
-		goto out;
-	records = json_object_get(root, "records");
-	if (!json_is_array(records) || json_array_size(records) != req->n_records)
-		goto out;
-	for (size_t i = 0; i < req->n_records; i++) {
-		json_t *obj = json_array_get(records, i);
-
-		if (json_object_set_new(obj, "index", json_integer((json_int_t)i)) != 0 ||
-		    bill_record(req->site, req->records[i], res, nres, obj) != 0)
-			goto out;
+	if (answer_init(&a, req) != 0) {
+		answer_cleanup(&a);
+		ingest_fail(in, TWIRP_INTERNAL, "out of memory");
+		return;
 	}
-	if (json_object_set_new(root, "bodyHash", json_string(in->body_hash)) != 0)
-		goto out;
-	text = json_dumps(root, JSON_COMPACT);
-out:
-	json_decref(root);
-	strbuf_cleanup(&sb);
-	return text;
+	json_array_foreach(rejected, i, e)
+	{
+		json_int_t idx = json_integer_value(json_object_get(e, "index"));
+		const char *why = json_string_value(json_object_get(e, "reason"));
+
+		if (idx < 0 || (size_t)idx >= req->n_records)
+			continue;
+		a.results[idx].status = ALLOT__V1__INGEST_STATUS__INGEST_STATUS_REJECTED;
+		a.results[idx].reason = (char *)(uintptr_t)(why != NULL ? why : "");
+	}
+	answer_send(in, &a, "again ");
+	answer_cleanup(&a);
 }
 
 static void
-ingest_billing_cb(const struct db_result *r, void *arg)
+ingest_begin_cb(const struct db_result *r, void *arg)
 {
 	struct ingest *in = arg;
 	struct twirp_call *call = in->call;
-	struct resource *res = NULL;
-	json_t *root = NULL;
-	char *batch = NULL;
-	const char *params[2];
-	int nres;
+	const Allot__V1__IngestRequest *req = ingest_request(in);
+	struct strbuf cols[NCOLS];
+	const char *params[4 + NCOLS];
+	struct tariff *t = NULL;
+	json_t *root = NULL, *billing, *replay;
+	int rc;
 
 	if (r->status != DB_OK) {
 		free(in);
 		twirp_reply_db_error(call, r);
 		return;
 	}
-	root = json_loadb(PQgetvalue(r->res, 0, 0), (size_t)PQgetlength(r->res, 0, 0), 0, NULL);
-	if (root == NULL || (nres = parse_resources(root, &res)) < 0) {
+	root = json_loadb(db_result_value(r, 0, 0), db_result_length(r, 0, 0), 0, NULL);
+	billing = json_object_get(root, "billing");
+	replay = json_object_get(root, "replay");
+	if (json_is_array(replay)) {
+		answer_replay(in, replay);
 		json_decref(root);
-		log_errorx("Usage/Ingest: malformed site_billing answer");
+		return;
+	}
+	t = tariff_new(billing);
+	json_decref(root);
+	if (t == NULL) {
+		log_errorx("Usage/Ingest: malformed ingest_begin answer");
 		ingest_fail(in, TWIRP_INTERNAL, "internal error");
 		return;
 	}
-	batch = build_batch(in, res, nres);
-	free_resources(res, nres);
-	json_decref(root);
-	if (batch == NULL) {
+	for (int c = 0; c < NCOLS; c++)
+		strbuf_init(&cols[c]);
+	if (build_columns(req, t, cols) != 0) {
 		ingest_fail(in, TWIRP_INTERNAL, "out of memory");
-		return;
+		goto out;
 	}
-	params[0] = batch;
-	params[1] = call->principal.subject;
-	if (db_query(twirp_db(call->tw), "SELECT allot.rpc_ingest($1::jsonb, $2::text)", 2, params,
-	        ingest_done_cb, in) != 0)
+	params[0] = req->site;
+	params[1] = req->batch_id;
+	params[2] = in->body_hash;
+	params[3] = call->principal.subject;
+	for (int c = 0; c < NCOLS; c++)
+		params[4 + c] = cols[c].data;
+	rc = db_query(twirp_db(call->tw), ingest_batch_sql, 4 + NCOLS, params, ingest_done_cb, in);
+	if (rc != 0)
 		ingest_fail(in, TWIRP_UNAVAILABLE, "database is unavailable");
-	free(batch);
+out:
+	for (int c = 0; c < NCOLS; c++)
+		strbuf_cleanup(&cols[c]);
+	tariff_free(t);
 }
 
 void
@@ -347,14 +491,15 @@ ingest_handle(struct twirp_call *call)
 {
 	const Allot__V1__IngestRequest *req = (const void *)call->request;
 	struct ingest *in;
-	const char *params[1];
+	const char *params[3];
 
 	if (req->site[0] == '\0') {
 		twirp_reply_error(call, TWIRP_INVALID_ARGUMENT, "site is required");
 		return;
 	}
-	if (req->batch_id[0] == '\0') {
-		twirp_reply_error(call, TWIRP_INVALID_ARGUMENT, "batch_id is required");
+	if (req->batch_id[0] == '\0' || strlen(req->batch_id) > 200) {
+		twirp_reply_error(
+		    call, TWIRP_INVALID_ARGUMENT, "batch_id is required (1 to 200 characters)");
 		return;
 	}
 	if (req->n_records == 0 || req->n_records > INGEST_MAX_RECORDS) {
@@ -367,12 +512,14 @@ ingest_handle(struct twirp_call *call)
 		return;
 	}
 	in->call = call;
-	if (hash_request(call->request, in->body_hash) != 0) {
+	if (hash_batch(req, in->body_hash) != 0) {
 		ingest_fail(in, TWIRP_INTERNAL, "could not hash the batch");
 		return;
 	}
 	params[0] = req->site;
-	if (db_query(twirp_db(call->tw), "SELECT allot.site_billing($1::text)", 1, params,
-	        ingest_billing_cb, in) != 0)
+	params[1] = req->batch_id;
+	params[2] = in->body_hash;
+	if (db_query(twirp_db(call->tw), "SELECT allot.ingest_begin($1, $2, $3)", 3, params,
+	        ingest_begin_cb, in) != 0)
 		ingest_fail(in, TWIRP_UNAVAILABLE, "database is unavailable");
 }

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -177,18 +178,17 @@ twirp_finish(struct twirp_call *call, int status, const char *code)
 		tw->idle_cb(tw->idle_arg);
 }
 
-static void
-twirp_reply_error_meta(struct twirp_call *call, enum twirp_code code, const char *meta_key,
-    const char *meta_value, const char *msg)
+void
+twirp_reply_error_json(
+    struct twirp_call *call, enum twirp_code code, const char *msg, const json_t *meta)
 {
 	struct evbuffer *out = evhttp_request_get_output_buffer(call->req);
 	json_t *body;
 	char *text = NULL;
 
-	body = json_pack("{s:s, s:s, s:{}}", "code", twirp_code_name(code), "msg", msg, "meta");
-	if (body != NULL && meta_key != NULL)
-		json_object_set_new(
-		    json_object_get(body, "meta"), meta_key, json_string(meta_value));
+	/* "o" takes the copy's reference, on failure too. */
+	body = json_pack("{s:s, s:s, s:o}", "code", twirp_code_name(code), "msg", msg, "meta",
+	    json_is_object(meta) ? json_copy((json_t *)(uintptr_t)meta) : json_object());
 	if (body != NULL)
 		text = json_dumps(body, JSON_COMPACT);
 	json_decref(body);
@@ -202,6 +202,16 @@ twirp_reply_error_meta(struct twirp_call *call, enum twirp_code code, const char
 	evhttp_add_header(
 	    evhttp_request_get_output_headers(call->req), "Content-Type", "application/json");
 	twirp_finish(call, twirp_code_status(code), twirp_code_name(code));
+}
+
+static void
+twirp_reply_error_meta(struct twirp_call *call, enum twirp_code code, const char *meta_key,
+    const char *meta_value, const char *msg)
+{
+	json_t *meta = meta_key != NULL ? json_pack("{s:s}", meta_key, meta_value) : NULL;
+
+	twirp_reply_error_json(call, code, msg, meta);
+	json_decref(meta);
 }
 
 void
@@ -268,28 +278,43 @@ static const struct {
     {"22P02", TWIRP_INVALID_ARGUMENT},  /* invalid_text_representation */
     {"22001", TWIRP_INVALID_ARGUMENT},  /* string_data_right_truncation */
     {"42501", TWIRP_PERMISSION_DENIED}, /* insufficient_privilege */
-    {"40001", TWIRP_ABORTED},           /* serialization_failure: retry */
-    {"40P01", TWIRP_ABORTED},           /* deadlock_detected: retry */
-    {"57P01", TWIRP_UNAVAILABLE},       /* admin_shutdown */
-    {"57P02", TWIRP_UNAVAILABLE},       /* crash_shutdown */
-    {"57P03", TWIRP_UNAVAILABLE},       /* cannot_connect_now */
+    {"53400",
+        TWIRP_RESOURCE_EXHAUSTED}, /* configuration_limit_exceeded: a hold that does not fit */
+    {"55000", TWIRP_FAILED_PRECONDITION}, /* object_not_in_prerequisite_state */
+    {"40001", TWIRP_ABORTED},             /* serialization_failure: retry */
+    {"40P01", TWIRP_ABORTED},             /* deadlock_detected: retry */
+    {"57P01", TWIRP_UNAVAILABLE},         /* admin_shutdown */
+    {"57P02", TWIRP_UNAVAILABLE},         /* crash_shutdown */
+    {"57P03", TWIRP_UNAVAILABLE},         /* cannot_connect_now */
 };
+
+enum twirp_code
+twirp_code_for_sqlstate(const char *sqlstate)
+{
+	for (size_t i = 0; i < sizeof(sqlstate_codes) / sizeof(sqlstate_codes[0]); i++)
+		if (strcmp(sqlstate, sqlstate_codes[i].sqlstate) == 0)
+			return sqlstate_codes[i].code;
+	if (strncmp(sqlstate, "08", 2) == 0)
+		return TWIRP_UNAVAILABLE;
+	return TWIRP_INTERNAL;
+}
 
 void
 twirp_reply_db_error(struct twirp_call *call, const struct db_result *r)
 {
+	enum twirp_code code;
+
 	if (r->status == DB_UNAVAILABLE) {
 		twirp_reply_error(call, TWIRP_UNAVAILABLE, "database is unavailable");
 		return;
 	}
-	for (size_t i = 0; i < sizeof(sqlstate_codes) / sizeof(sqlstate_codes[0]); i++) {
-		if (strcmp(r->sqlstate, sqlstate_codes[i].sqlstate) == 0) {
-			twirp_reply_error(call, sqlstate_codes[i].code, "%s", r->message);
-			return;
-		}
-	}
-	if (strncmp(r->sqlstate, "08", 2) == 0) {
+	code = twirp_code_for_sqlstate(r->sqlstate);
+	if (code == TWIRP_UNAVAILABLE) {
 		twirp_reply_error(call, TWIRP_UNAVAILABLE, "database is unavailable");
+		return;
+	}
+	if (code != TWIRP_INTERNAL) {
+		twirp_reply_error(call, code, "%s", r->message);
 		return;
 	}
 	log_errorx("%s by \"%s\" failed in the database: %s (SQLSTATE %s)", call_name(call),

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "auth.h"
@@ -70,6 +71,11 @@ void twirp_handle(struct twirp *tw, struct evhttp_request *req);
 void twirp_reply(struct twirp_call *call, const ProtobufCMessage *response);
 void twirp_reply_error(struct twirp_call *call, enum twirp_code code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* Answers an error whose meta is a JSON object (borrowed; NULL for none). */
+void twirp_reply_error_json(
+    struct twirp_call *call, enum twirp_code code, const char *msg, const json_t *meta);
+/* The Twirp code of a SQLSTATE (table in twirp.c); TWIRP_INTERNAL for the others. */
+enum twirp_code twirp_code_for_sqlstate(const char *sqlstate);
 /* Maps a failed query to a Twirp error (SQLSTATE table in twirp.c) and answers. */
 void twirp_reply_db_error(struct twirp_call *call, const struct db_result *r);
 /*

@@ -433,11 +433,11 @@ DEFAULT_WINDOW = ("2024-01-01T00:00:00Z", "2028-01-01T00:00:00Z")
 RESOURCES = [
     ("leonardo", "boost_usr_prod", "A100-64GB", 4, "GPU_SHARE", 8, 1, 128000, "core-h", 8000,
      1000),
-    ("lumi", "standard-g", "MI250X-GCD", 8, "WHOLE_NODE", 7, 1, 0, "GPU-h", 500, 500),
+    ("lumi", "standard-g", "MI250X-GCD", 8, "WHOLE_NODE", 0, 0, 0, "GPU-h", 500, 500),
     ("lumi", "small-g", "MI250X-GCD", 8, "GPU_SHARE", 8, 1, 64000, "GPU-h", 500, 500),
     ("marenostrum5", "acc", "H100-64GB", 4, "GPU_SHARE", 20, 2, 125000, "core-h", 20000,
      1000),
-    ("jupiter", "booster", "GH200", 4, "WHOLE_NODE", 72, 1, 0, "core-h", 72000, 1000),
+    ("jupiter", "booster", "GH200", 4, "WHOLE_NODE", 0, 0, 0, "core-h", 72000, 1000),
 ]
 SITES = ["leonardo", "lumi", "marenostrum5", "jupiter"]
 PROGRAM = "eurohpc-aif"

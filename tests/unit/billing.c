@@ -3,12 +3,18 @@
  * specification applied to the sites' real sacct records (the fixtures
  * sacct/{leonardo,mn5,jupiter}.psv of the shared fixture set), each figure worked
  * out by hand in a comment; CPU- and memory-bound jobs; the rounding rule; every
- * refusal; and overflow at the edge of 64 bits.
+ * refusal; overflow at the edge of 64 bits; and the resources CreateResource accepts
+ * and refuses, from the case table that sql/tests/resource_rules.sql runs too (its
+ * path is this program's argument, given by tests/unit/meson.build).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -16,19 +22,21 @@
 #include "billing.h"
 
 /*
- * The default resources: rule, gpus_per_node, cores_per_gpu, threads_per_core,
- * mem_per_gpu_mb, native_milli_per_gpu_hour, weight_per_mille.
+ * The default resources, as the README's billing table has them (a WHOLE_NODE
+ * resource leaves cores and threads per core at 0): rule, gpus_per_node,
+ * cores_per_gpu, threads_per_core, mem_per_gpu_mb, native_milli_per_gpu_hour,
+ * weight_per_mille.
  */
 static const struct billing_resource leonardo = {
     BILLING_RULE_GPU_SHARE, 4, 8, 1, 128000, 8000, 1000};
 static const struct billing_resource lumi_standard_g = {
-    BILLING_RULE_WHOLE_NODE, 8, 7, 1, 0, 500, 500};
+    BILLING_RULE_WHOLE_NODE, 8, 0, 0, 0, 500, 500};
 static const struct billing_resource lumi_small_g = {
     BILLING_RULE_GPU_SHARE, 8, 8, 1, 64000, 500, 500};
 static const struct billing_resource mn5_acc = {
     BILLING_RULE_GPU_SHARE, 4, 20, 2, 125000, 20000, 1000};
 static const struct billing_resource jupiter_booster = {
-    BILLING_RULE_WHOLE_NODE, 4, 72, 1, 0, 72000, 1000};
+    BILLING_RULE_WHOLE_NODE, 4, 0, 0, 0, 72000, 1000};
 
 /* Usage as {gpus, cpus, nodes, mem_mb, elapsed_s}. */
 #define USAGE(g, c, n, m, e) \
@@ -95,6 +103,22 @@ static const struct bill_case bill_cases[] = {
      */
     {"lumi standard-g 2 nodes", &lumi_standard_g, USAGE(16, 112, 2, 0, 3600), 16, 57600000,
         28800000, 8000},
+    /*
+     * The issue's case: JUPITER booster created as the README shows it, cores_per_gpu
+     * and threads_per_core 0, bills 3 nodes for 1 h 30 min = 5400 s, whatever the job
+     * asked (2 GPUs, 10 CPUs): 3 * 4 = 12 GPUs; gpu_s = 12 * 5400 = 64,800;
+     * gpu_ms = 64,800,000 = charge (weight 1000). native = 64,800 * 72000 / 3600 =
+     * 1,296,000 milli core-h = 1296 core-h, which is 3 nodes * 1.5 h * 288 per node-hour.
+     */
+    {"jupiter 3 nodes, no cores per gpu", &jupiter_booster, USAGE(2, 10, 3, 1000, 5400), 12,
+        64800000, 64800000, 1296000},
+    /*
+     * LUMI standard-g as the README shows it, 1 node for 1000 s: 8 GCDs; gpu_s 8000,
+     * gpu_ms 8,000,000; charge 8,000,000 * 500 / 1000 = 4,000,000; native
+     * 8000 * 500 / 3600 = 4,000,000 / 3600 = 1111.1 -> 1111 milli LUMI GPU-h.
+     */
+    {"lumi standard-g 1000 s, no cores per gpu", &lumi_standard_g, USAGE(8, 56, 1, 0, 1000), 8,
+        8000000, 4000000, 1111},
     /* LUMI standard-g: 1 GCD asked on 2 nodes is still billed 16 GCDs. */
     {"lumi standard-g 1 of 16", &lumi_standard_g, USAGE(1, 7, 2, 0, 3600), 16, 57600000, 28800000,
         8000},
@@ -206,14 +230,18 @@ static const struct refusal_case refusal_cases[] = {
         "gpus_per_node of the resource must be positive: 0"},
     {"gpus_per_node -4 whole node", {BILLING_RULE_WHOLE_NODE, -4, 8, 1, 0, 8000, 1000}, OK_USAGE,
         "gpus_per_node of the resource must be positive: -4"},
+    {"gpus_per_node 1025", {BILLING_RULE_WHOLE_NODE, 1025, 0, 0, 0, 8000, 1000}, OK_USAGE,
+        "gpus_per_node of the resource must not exceed 1024: 1025"},
     {"cores_per_gpu 0", {BILLING_RULE_GPU_SHARE, 4, 0, 1, 128000, 8000, 1000}, OK_USAGE,
-        "cores_per_gpu of the resource must be positive: 0"},
-    {"cores_per_gpu 0 whole node", {BILLING_RULE_WHOLE_NODE, 4, 0, 1, 0, 8000, 1000}, OK_USAGE,
-        "cores_per_gpu of the resource must be positive: 0"},
-    {"threads_per_core 0", {BILLING_RULE_GPU_SHARE, 4, 8, 0, 128000, 8000, 1000}, OK_USAGE,
-        "threads_per_core of the resource must be positive: 0"},
+        "cores_per_gpu of a BILLING_RULE_GPU_SHARE resource must be positive: 0"},
+    {"cores_per_gpu -1 whole node", {BILLING_RULE_WHOLE_NODE, 4, -1, 0, 0, 8000, 1000}, OK_USAGE,
+        "cores_per_gpu of the resource must not be negative: -1"},
+    {"cores_per_gpu 100001", {BILLING_RULE_GPU_SHARE, 4, 100001, 1, 0, 8000, 1000}, OK_USAGE,
+        "cores_per_gpu of the resource must not exceed 100000: 100001"},
     {"threads_per_core -1", {BILLING_RULE_GPU_SHARE, 4, 8, -1, 128000, 8000, 1000}, OK_USAGE,
-        "threads_per_core of the resource must be positive: -1"},
+        "threads_per_core of the resource must not be negative: -1"},
+    {"threads_per_core 17 whole node", {BILLING_RULE_WHOLE_NODE, 4, 0, 17, 0, 8000, 1000}, OK_USAGE,
+        "threads_per_core of the resource must not exceed 16: 17"},
     {"weight 0", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 128000, 8000, 0}, OK_USAGE,
         "weight_per_mille of the resource must be positive: 0"},
     {"weight -500", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 128000, 8000, -500}, OK_USAGE,
@@ -222,18 +250,25 @@ static const struct refusal_case refusal_cases[] = {
         "weight_per_mille of the resource must not exceed 100000: 100001"},
     {"mem_per_gpu_mb -1", {BILLING_RULE_GPU_SHARE, 4, 8, 1, -1, 8000, 1000}, OK_USAGE,
         "mem_per_gpu_mb of the resource must not be negative: -1"},
+    {"mem_per_gpu_mb 1000000001", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 1000000001, 8000, 1000},
+        OK_USAGE, "mem_per_gpu_mb of the resource must not exceed 1000000000: 1000000001"},
     {"native -1", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 128000, -1, 1000}, OK_USAGE,
         "native_milli_per_gpu_hour of the resource must not be negative: -1"},
+    {"native INT64_MAX", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 128000, INT64_MAX, 1000}, OK_USAGE,
+        "native_milli_per_gpu_hour of the resource must not exceed 1000000000: "
+        "9223372036854775807"},
     /*
-     * Overflow. Whole nodes of INT32_MAX GPUs: 1e6 nodes make 2,147,483,647,000,000
-     * GPUs; for 5 s that is 10,737,418,235,000,000 GPU-s, which fits, but times 1000
-     * ms it exceeds INT64_MAX = 9,223,372,036,854,775,807.
+     * Overflow, within the bounds. Whole nodes of 1024 GPUs: 1e6 nodes make
+     * 1,024,000,000 GPUs; for 9,007,200 s that is 9,223,372,800,000,000 GPU-s, which
+     * fits, but times 1000 ms it exceeds INT64_MAX = 9,223,372,036,854,775,807.
+     * For 366 days too (gpu_s itself cannot overflow within the bounds: 2^30 * 2^25).
      */
-    {"gpu_ms overflow", {BILLING_RULE_WHOLE_NODE, INT32_MAX, 1, 1, 0, 0, 1000},
-        USAGE(0, 0, 1000000, 0, 5), "GPU time overflows 64 bits: 2147483647000000 GPUs for 5 s"},
-    {"gpu_s overflow", {BILLING_RULE_WHOLE_NODE, INT32_MAX, 1, 1, 0, 0, 1000},
+    {"gpu_ms overflow", {BILLING_RULE_WHOLE_NODE, 1024, 0, 0, 0, 0, 1000},
+        USAGE(0, 0, 1000000, 0, 9007200),
+        "GPU time overflows 64 bits: 1024000000 GPUs for 9007200 s"},
+    {"gpu_ms overflow 366 days", {BILLING_RULE_WHOLE_NODE, 1024, 0, 0, 0, 0, 1000},
         USAGE(0, 0, 1000000, 0, 31622400),
-        "GPU time overflows 64 bits: 2147483647000000 GPUs for 31622400 s"},
+        "GPU time overflows 64 bits: 1024000000 GPUs for 31622400 s"},
     /*
      * Memory alone: 1 PB at 1 MB per GPU is 1e9 GPUs; for 366 days,
      * 31,622,400,000,000,000 GPU-s fits but 1000 times that does not.
@@ -241,18 +276,32 @@ static const struct refusal_case refusal_cases[] = {
     {"mem-bound overflow", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 1, 0, 1000},
         USAGE(0, 0, 1, 1000000000, 31622400),
         "GPU time overflows 64 bits: 1000000000 GPUs for 31622400 s"},
-    /* For 4 s: 8,589,934,588,000,000 GPU-s; at weight 1074 the charge would be 9.2256e18. */
-    {"charge overflow", {BILLING_RULE_WHOLE_NODE, INT32_MAX, 1, 1, 0, 0, 1074},
-        USAGE(0, 0, 1000000, 0, 4),
-        "charge overflows 64 bits: 8589934588000000 GPU-seconds at weight 1074"},
-    /* 3601 GPU-s at INT64_MAX per hour: INT64_MAX + INT64_MAX / 3600 does not fit. */
-    {"native overflow", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, INT64_MAX, 1000},
-        USAGE(1, 0, 1, 0, 3601),
-        "site-native figure overflows 64 bits: 3601 GPU-seconds at 9223372036854775807 milli "
+    /*
+     * 1,024,000,000 GPUs for 90,072 s: 92,233,728,000,000 GPU-s; at the largest
+     * weight, 100000, the charge would be 9,223,372,800,000,000,000.
+     */
+    {"charge overflow", {BILLING_RULE_WHOLE_NODE, 1024, 0, 0, 0, 0, 100000},
+        USAGE(0, 0, 1000000, 0, 90072),
+        "charge overflows 64 bits: 92233728000000 GPU-seconds at weight 100000"},
+    /*
+     * The largest native factor, 1e9 milli per GPU-hour. 1,024,000,000 GPUs for
+     * 32,426 s: 33,204,224,000,000 GPU-s = 9,223,395,555 whole hours, whose product
+     * with 1e9 does not fit.
+     */
+    {"native overflow", {BILLING_RULE_WHOLE_NODE, 1024, 0, 0, 0, 1000000000, 1000},
+        USAGE(0, 0, 1000000, 0, 32426),
+        "site-native figure overflows 64 bits: 33204224000000 GPU-seconds at 1000000000 milli "
         "per GPU-hour"},
-    {"native overflow 2 h", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, INT64_MAX, 1000},
-        USAGE(1, 0, 1, 0, 7200),
-        "site-native figure overflows 64 bits: 7200 GPU-seconds at 9223372036854775807 milli "
+    /*
+     * The sum overflowing, not the product: 481,708,100 MB at 1 MB per GPU for
+     * 68,930 s = 33,204,139,333,000 GPU-s = 9,223,372,036 h (* 1e9 =
+     * 9,223,372,036,000,000,000, which fits) and 3400 s, which add
+     * floor(3400 * 1e9 / 3600) = 944,444,444 > INT64_MAX - 9,223,372,036,000,000,000 =
+     * 854,775,807.
+     */
+    {"native overflow in the sum", {BILLING_RULE_GPU_SHARE, 4, 8, 1, 1, 1000000000, 1000},
+        USAGE(0, 0, 1, 481708100, 68930),
+        "site-native figure overflows 64 bits: 33204139333000 GPU-seconds at 1000000000 milli "
         "per GPU-hour"},
 };
 
@@ -280,35 +329,53 @@ test_refusals(void **state)
 static void
 test_edge_of_int64(void **state)
 {
-	struct billing_resource r = {BILLING_RULE_WHOLE_NODE, INT32_MAX, 1, 1, 0, 0, 1073};
-	struct billing_usage u = USAGE(0, 0, 1000000, 0, 4);
+	struct billing_resource r = {BILLING_RULE_WHOLE_NODE, 1024, 0, 0, 0, 0, 1000};
+	struct billing_usage u = USAGE(0, 0, 1000000, 0, 9007199);
 	struct billing_charge out;
 	char err[256] = "";
 
 	(void)state;
 	/*
-	 * 2,147,483,647,000,000 GPUs * 4 s = 8,589,934,588,000,000 GPU-s;
-	 * gpu_ms = 8,589,934,588,000,000,000; at weight 1073 the charge is
-	 * 8,589,934,588,000,000 * 1073 = 9,216,999,812,924,000,000 < INT64_MAX, although
-	 * gpu_ms * 1073 (the formula's intermediate) would not fit.
+	 * One second less than "gpu_ms overflow": 1,024,000,000 GPUs * 9,007,199 s =
+	 * 9,223,371,776,000,000 GPU-s; gpu_ms = charge = 9,223,371,776,000,000,000
+	 * < INT64_MAX.
 	 */
 	assert_int_equal(billing_compute(&r, &u, &out, err, sizeof(err)), 0);
-	assert_int_equal(out.occupied_gpus, 2147483647000000LL);
-	assert_int_equal(out.gpu_ms, 8589934588000000000LL);
-	assert_int_equal(out.charge_units, 9216999812924000000LL);
+	assert_int_equal(out.occupied_gpus, 1024000000LL);
+	assert_int_equal(out.gpu_ms, 9223371776000000000LL);
+	assert_int_equal(out.charge_units, 9223371776000000000LL);
 	assert_int_equal(out.native_milli, 0);
 
 	/*
-	 * Native at INT64_MAX milli per GPU-hour: exactly one GPU-hour gives INT64_MAX,
-	 * one GPU-second gives floor(INT64_MAX / 3600) = 2,562,047,788,015,215.
+	 * One second less than "charge overflow", at weight 100000: 92,232,704,000,000
+	 * GPU-s; gpu_ms = 92,232,704,000,000,000; the charge is 92,232,704,000,000 *
+	 * 100000 = 9,223,270,400,000,000,000 < INT64_MAX, although gpu_ms * 100000 (the
+	 * formula's intermediate) would not fit.
 	 */
-	r = (struct billing_resource){BILLING_RULE_GPU_SHARE, 4, 8, 1, 0, INT64_MAX, 1000};
+	r.weight_per_mille = 100000;
+	u.elapsed_s = 90071;
+	assert_int_equal(billing_compute(&r, &u, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.gpu_ms, 92232704000000000LL);
+	assert_int_equal(out.charge_units, 9223270400000000000LL);
+
+	/*
+	 * Native at 1e9 milli per GPU-hour: one GPU-hour gives 1e9, one GPU-second
+	 * floor(1e9 / 3600) = 277,777. 1,607,000 MB at 1 MB per GPU for 20,662,190 s =
+	 * 33,204,139,330,000 GPU-s = 9,223,372,036 h and 400 s: 9,223,372,036 * 1e9 +
+	 * floor(400 * 1e9 / 3600) = 9,223,372,036,000,000,000 + 111,111,111 =
+	 * 9,223,372,036,111,111,111, within 743,664,696 of INT64_MAX.
+	 */
+	r = (struct billing_resource){BILLING_RULE_GPU_SHARE, 4, 8, 1, 1, 1000000000, 1000};
 	u = (struct billing_usage)USAGE(1, 0, 1, 0, 3600);
 	assert_int_equal(billing_compute(&r, &u, &out, err, sizeof(err)), 0);
-	assert_int_equal(out.native_milli, INT64_MAX);
+	assert_int_equal(out.native_milli, 1000000000);
 	u.elapsed_s = 1;
 	assert_int_equal(billing_compute(&r, &u, &out, err, sizeof(err)), 0);
-	assert_int_equal(out.native_milli, 2562047788015215LL);
+	assert_int_equal(out.native_milli, 277777);
+	u = (struct billing_usage)USAGE(0, 0, 1, 1607000, 20662190);
+	assert_int_equal(billing_compute(&r, &u, &out, err, sizeof(err)), 0);
+	assert_int_equal(out.occupied_gpus, 1607000);
+	assert_int_equal(out.native_milli, 9223372036111111111LL);
 }
 
 /* A short or absent error buffer is never overrun. */
@@ -325,6 +392,124 @@ test_small_err(void **state)
 	assert_string_equal(err, "gpus");
 	assert_int_equal(err[5], 'x');
 	assert_int_equal(billing_compute(&leonardo, &u, &out, NULL, 0), -1);
+}
+
+/* The case table shared with sql/tests/resource_rules.sql: this program's argument. */
+static const char *resource_rules_path;
+
+/* Reads a decimal in [min, max] from all of s. */
+static int
+parse_decimal(const char *s, int64_t min, int64_t max, int64_t *v)
+{
+	char *end;
+	long long x;
+
+	errno = 0;
+	x = strtoll(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || x < min || x > max)
+		return -1;
+	*v = x;
+	return 0;
+}
+
+/*
+ * Each resource of tests/fixtures/resource_rules.tsv is accepted or refused by
+ * billing_compute as the table says CreateResource accepts or refuses it. The job is
+ * small, so that a refusal is the resource's and never an overflow.
+ */
+static void
+test_resource_rules(void **state)
+{
+	static const char *const names[] = {"rule", "gpus_per_node", "cores_per_gpu",
+	    "threads_per_core", "mem_per_gpu_mb", "native_milli_per_gpu_hour", "weight_per_mille",
+	    "verdict", "what"};
+	enum { NFIELDS = sizeof(names) / sizeof(names[0]) };
+	const struct billing_usage u = OK_USAGE;
+	char line[512];
+	int lineno = 0, ncases = 0, naccepted = 0, nwrong = 0;
+	FILE *f;
+
+	(void)state;
+	if (resource_rules_path == NULL)
+		fail_msg("usage: unit-billing RESOURCE_RULES_TSV");
+	if ((f = fopen(resource_rules_path, "r")) == NULL)
+		fail_msg("could not open \"%s\": %s", resource_rules_path, strerror(errno));
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *field[NFIELDS], *p = line;
+		int64_t v[7];
+		size_t n = 0, len = strlen(line);
+		struct billing_resource r;
+		struct billing_charge out;
+		char err[256] = "";
+		bool accept, accepted;
+
+		lineno++;
+		if (len > 0 && line[len - 1] == '\n')
+			line[--len] = '\0';
+		else if (!feof(f))
+			fail_msg("%s:%d: line too long", resource_rules_path, lineno);
+		if (line[0] == '#' || line[0] == '\0')
+			continue;
+		for (;;) {
+			char *tab = strchr(p, '\t');
+
+			if (n == NFIELDS)
+				fail_msg("%s:%d: more than %d fields", resource_rules_path, lineno,
+				    (int)NFIELDS);
+			field[n++] = p;
+			if (tab == NULL)
+				break;
+			*tab = '\0';
+			p = tab + 1;
+		}
+		if (n != NFIELDS)
+			fail_msg("%s:%d: %zu fields, not %d", resource_rules_path, lineno, n,
+			    (int)NFIELDS);
+		for (size_t i = 1; i < 7; i++) {
+			/* Values that do not fit the proto field never reach either side. */
+			bool wide = i == 4 || i == 5;
+
+			if (parse_decimal(field[i], wide ? INT64_MIN : INT32_MIN,
+			        wide ? INT64_MAX : INT32_MAX, &v[i]) != 0)
+				fail_msg("%s:%d: %s \"%s\" is not a decimal %s",
+				    resource_rules_path, lineno, names[i], field[i],
+				    wide ? "int64" : "int32");
+		}
+		if (strcmp(field[7], "accept") != 0 && strcmp(field[7], "refuse") != 0)
+			fail_msg("%s:%d: verdict \"%s\" is not accept or refuse",
+			    resource_rules_path, lineno, field[7]);
+		accept = strcmp(field[7], "accept") == 0;
+
+		/* As ingest.c does: a rule that does not parse is no rule. */
+		if (billing_rule_parse(field[0], &r.rule) != 0)
+			r.rule = (enum billing_rule)0;
+		r.gpus_per_node = (int32_t)v[1];
+		r.cores_per_gpu = (int32_t)v[2];
+		r.threads_per_core = (int32_t)v[3];
+		r.mem_per_gpu_mb = v[4];
+		r.native_milli_per_gpu_hour = v[5];
+		r.weight_per_mille = (int32_t)v[6];
+		accepted = billing_compute(&r, &u, &out, err, sizeof(err)) == 0;
+		ncases++;
+		naccepted += accepted;
+		if (accepted != accept) {
+			print_message("%s:%d: %s: billing_compute %s it, the table says %s%s%s\n",
+			    resource_rules_path, lineno, field[8], accepted ? "accepts" : "refuses",
+			    field[7], accepted ? "" : ": ", err);
+			nwrong++;
+		} else if (!accepted && strstr(err, "resource") == NULL &&
+		    strstr(err, "billing rule") == NULL) {
+			print_message("%s:%d: %s: refused, but not for the resource: %s\n",
+			    resource_rules_path, lineno, field[8], err);
+			nwrong++;
+		}
+	}
+	assert_false(ferror(f));
+	fclose(f);
+	print_message("%d cases, %d accepted\n", ncases, naccepted);
+	/* An empty or one-sided table would test nothing. */
+	assert_true(naccepted > 0 && naccepted < ncases);
+	assert_int_equal(nwrong, 0);
 }
 
 static void
@@ -352,7 +537,7 @@ test_rule_names(void **state)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_bill_cases),
@@ -360,7 +545,9 @@ main(void)
 	    cmocka_unit_test(test_edge_of_int64),
 	    cmocka_unit_test(test_small_err),
 	    cmocka_unit_test(test_rule_names),
+	    cmocka_unit_test(test_resource_rules),
 	};
 
+	resource_rules_path = argc > 1 ? argv[1] : NULL;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
