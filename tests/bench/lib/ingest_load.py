@@ -18,9 +18,10 @@
       four sites at once, and times from the first send to the last answer.
       A site sends no new batch after BUDGET_S seconds, and gives up a batch not
       answered 20 s later (so that a slow server cannot make the run endless; the
-      rate is then that of the records answered). Writes DIR/NAME.sent, how many
-      batches each site had answered with 200; with LIKE, sends only as many batches as
-      DIR/LIKE.sent says (a replay of a cut pass). Prints key=value lines:
+      rate is then that of the records answered). Writes DIR/NAME.sent, which
+      batches of each site were answered with 200; with LIKE, sends only the
+      batches that DIR/LIKE.sent names (a replay of what LIKE committed).
+      Prints key=value lines:
       records answered, batches, seconds, records_per_s, the answers' statuses
       and counts, where the budget cut the pass, the client's CPU seconds.
 """
@@ -164,19 +165,21 @@ def send(d, batch, port, certs, budget_s, name, like=None):
         encoded = pickle.load(f)
     schema = protowire.Schema(PROTO)
     bodies = {}
-    limit = {}
+    keep = {}
     if like:
         with open(os.path.join(d, f"{like}.sent"), encoding="utf-8") as f:
-            limit = {k: int(v) for k, v in (x.split(":") for x in f.read().split())}
+            for line in f:
+                site, _, idx = line.strip().partition(":")
+                keep[site] = {int(x) for x in idx.split(",") if x}
     for site in SITES:
         recs = encoded[site]
         bodies[site] = []
         for i in range(0, len(recs), batch):
             head = schema.encode("IngestRequest",
                                  {"site": site, "batchId": f"bench-{batch}-{site}-{i // batch:05d}"})
-            bodies[site].append((len(recs[i:i + batch]), head + b"".join(recs[i:i + batch])))
-        if site in limit:
-            del bodies[site][limit[site]:]
+            if not like or i // batch in keep.get(site, ()):
+                bodies[site].append((i // batch, len(recs[i:i + batch]),
+                                     head + b"".join(recs[i:i + batch])))
     answers = {s: [] for s in SITES}
     errors = []
     cut = []
@@ -195,7 +198,7 @@ def send(d, batch, port, certs, budget_s, name, like=None):
             return
         ready.wait()
         t0 = time.perf_counter()
-        for k, (nrec, body) in enumerate(bodies[site]):
+        for k, (idx, nrec, body) in enumerate(bodies[site]):
             if time.perf_counter() - t0 > budget_s:
                 cut.append(f"{site}:{k}/{len(bodies[site])}")
                 break
@@ -205,9 +208,9 @@ def send(d, batch, port, certs, budget_s, name, like=None):
                 c.request("POST", "/twirp/allot.v1.Usage/Ingest", body,
                           {"Content-Type": "application/protobuf"})
                 r = c.getresponse()
-                answers[site].append((nrec, r.status, r.read()))
+                answers[site].append((idx, nrec, r.status, r.read()))
             except TimeoutError:
-                answers[site].append((nrec, "timeout", b"no answer within the budget + 20 s"))
+                answers[site].append((idx, nrec, "timeout", b"no answer within the budget + 20 s"))
                 cut.append(f"{site}:{k}/{len(bodies[site])}")
                 break
             except Exception as e:  # noqa: BLE001
@@ -231,21 +234,26 @@ def send(d, batch, port, certs, budget_s, name, like=None):
         sys.exit("ingest_load: " + "; ".join(errors))
     secs = max(last[0] - t0, 1e-9)
     statuses = {}
+    failed = {}
     tot = [0, 0, 0, 0, 0]
     nrec = 0
     for s in SITES:
-        for n, st, data in answers[s]:
+        for _, n, st, data in answers[s]:
             statuses[st] = statuses.get(st, 0) + 1
             if st != 200:
-                print(f"{s}: answer {st}: {data[:300]!r}", file=sys.stderr)
+                failed.setdefault((st, data[:300]), []).append(s)
                 continue
             nrec += n
             c = counts(data)
             if c[4] != n:
                 print(f"{s}: answer with {c[4]} results for {n} records", file=sys.stderr)
             tot = [a + b for a, b in zip(tot, c)]
+    for (st, data), where in sorted(failed.items(), key=str):
+        print(f"{len(where)} answer(s) {st} ({', '.join(sorted(set(where)))}): "
+              f"{data.decode(errors='replace')}", file=sys.stderr)
     with open(os.path.join(d, f"{name}.sent"), "w", encoding="utf-8") as f:
-        f.write(" ".join(f"{s}:{sum(1 for a in answers[s] if a[1] == 200)}" for s in SITES) + "\n")
+        for s in SITES:
+            f.write(f"{s}:" + ",".join(str(a[0]) for a in answers[s] if a[2] == 200) + "\n")
     print(f"records={nrec}")
     print(f"batches={sum(len(answers[s]) for s in SITES)}")
     print(f"seconds={secs:.3f}")
