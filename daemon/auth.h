@@ -1,7 +1,10 @@
 /*
  * auth: who a request comes from. A verified client certificate's subject is
- * looked up in allot.principals, which gives a role and, for the roles that have
- * one, a scope (a site or a project).
+ * looked up in allotd's copy of allot.principals, which gives a role and, for
+ * the roles that have one, a scope (a site or a project). The copy is read at
+ * start, again on every notification that the table changed (a trigger
+ * NOTIFYs allot_principals), and again after every reconnection of the
+ * listening connection, so a lookup is a search in memory.
  */
 #ifndef ALLOT_AUTH_H
 #define ALLOT_AUTH_H
@@ -10,6 +13,8 @@
 #include <stddef.h>
 
 struct db;
+struct event_base;
+struct auth;
 
 enum role {
 	ROLE_NONE = 0,
@@ -33,23 +38,38 @@ const char *auth_role_name(enum role role);
 /* Reads a role name as stored in the database; false for anything else. */
 bool auth_role_parse(const char *name, enum role *role);
 
-/*
- * Called with the principal filled in (found) or not (unknown subject), or with
- * an error: unavailable (no database) or failed (the lookup itself failed).
- */
+/* The channel that allot.principals' trigger notifies (sql/migrations/0005). */
+#define AUTH_CHANNEL "allot_principals"
+
 enum auth_status {
-	AUTH_FOUND,
-	AUTH_UNKNOWN,
-	AUTH_UNAVAILABLE,
-	AUTH_FAILED,
+	AUTH_FOUND,       /* the principal is filled in */
+	AUTH_UNKNOWN,     /* no principal has this subject */
+	AUTH_UNAVAILABLE, /* the principals could not be read yet (no database) */
+	AUTH_FAILED,      /* reading them failed, or this one's role is not one allotd knows */
+	AUTH_PENDING,     /* auth_lookup only: the answer comes later, through its callback */
 };
 typedef void (*auth_cb)(enum auth_status status, const struct principal *p, void *arg);
 
 /*
- * Looks subject up on db and calls cb from the loop. Returns 0, or -1 when the
- * database cannot take the query (cb is not called: answer unavailable).
+ * Returns a new, empty principal cache that reads allot.principals through the
+ * pool db and listens for changes on a connection of its own, on loop base; or
+ * NULL when out of memory. Freed with auth_free, before db.
  */
-int auth_lookup(struct db *db, const char *subject, auth_cb cb, void *arg)
-    __attribute__((warn_unused_result));
+struct auth *auth_new(struct event_base *base, struct db *db);
+void auth_free(struct auth *a);
+
+/* Starts the first load and the listener; call it after db_start. */
+int auth_start(struct auth *a) __attribute__((warn_unused_result));
+
+/*
+ * Looks subject up. Once the principals have been loaded once, the answer is
+ * immediate, from memory: AUTH_FOUND (and *p filled in), AUTH_UNKNOWN or
+ * AUTH_FAILED; cb is not called. Before that: AUTH_PENDING while the first load
+ * is on its way, and then cb(status, principal, arg) is called from the loop
+ * when it ends; or AUTH_UNAVAILABLE at once when no load is on its way (the
+ * database is down) or too many requests wait already. Call it from the loop.
+ */
+enum auth_status auth_lookup(
+    struct auth *a, const char *subject, struct principal *p, auth_cb cb, void *arg);
 
 #endif

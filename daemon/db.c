@@ -7,7 +7,13 @@
  * sent with PQsendQueryParams, flushed and read without blocking). Queries wait
  * in a FIFO when every connection is busy. This module does not know SQL or
  * what a result means: callers interpret results and clear nothing themselves.
+ *
+ * A listener's connection is the same state machine outside the pool: once
+ * connected it is BUSY with its own LISTEN, then IDLE for good, handing what
+ * PQnotifies returns to its owner after each read. It takes no queries, and its
+ * failures fail none.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +43,8 @@ struct query {
 
 struct conn {
 	struct db *db;
-	int index;
+	struct db_listener *listener; /* NULL for the pool's connections */
+	char name[96];                /* for the log: "database connection 2" */
 	enum conn_state state;
 	PGconn *pg;
 	struct event *io; /* on PQsocket(pg); re-created when the socket changes */
@@ -61,9 +68,21 @@ struct db {
 	unsigned long long queries, failures, reconnects;
 };
 
+struct db_listener {
+	struct conn conn;
+	char *channel;
+	char *listen_sql;
+	db_listen_cb cb;
+	void *arg;
+	bool listening; /* READY delivered, LOST not yet */
+};
+
 static void conn_io_cb(evutil_socket_t fd, short what, void *arg);
 static void conn_connect(struct conn *c);
 static void db_dispatch(struct db *db);
+static void listener_connected(struct conn *c);
+static void listener_listened(struct conn *c, enum db_status st, PGresult *r);
+static void listener_deliver(struct conn *c);
 
 static void
 query_free(struct query *q)
@@ -125,7 +144,7 @@ conn_schedule_retry(struct conn *c)
 	tv.tv_sec = c->backoff_ms / 1000;
 	tv.tv_usec = (c->backoff_ms % 1000) * 1000;
 	if (evtimer_add(c->retry, &tv) != 0)
-		log_errorx("could not schedule reconnection of database connection %d", c->index);
+		log_errorx("could not schedule reconnection of %s", c->name);
 	c->backoff_ms *= 2;
 	if (c->backoff_ms > c->db->reconnect_max_ms)
 		c->backoff_ms = c->db->reconnect_max_ms;
@@ -187,11 +206,11 @@ conn_down(struct conn *c, const char *why)
 	bool was_up = c->state == CONN_IDLE || c->state == CONN_BUSY;
 
 	if (was_up)
-		log_warnx("database connection %d lost: %s", c->index, why);
+		log_warnx("%s lost: %s", c->name, why);
 	else if (c->backoff_ms == DB_BACKOFF_MIN_MS)
-		log_warnx("database connection %d could not connect: %s", c->index, why);
+		log_warnx("%s could not connect: %s", c->name, why);
 	else
-		log_debug("database connection %d could not connect: %s", c->index, why);
+		log_debug("%s could not connect: %s", c->name, why);
 	if (c->io != NULL) {
 		event_free(c->io);
 		c->io = NULL;
@@ -207,6 +226,15 @@ conn_down(struct conn *c, const char *why)
 	if (was_up)
 		c->backoff_ms = DB_BACKOFF_MIN_MS;
 	conn_schedule_retry(c);
+	if (c->listener != NULL) {
+		/* Its only query is its own LISTEN: nobody waits for it. */
+		query_free(q);
+		if (c->listener->listening) {
+			c->listener->listening = false;
+			c->listener->cb(DB_LISTEN_LOST, NULL, c->listener->arg);
+		}
+		return;
+	}
 	if (q != NULL)
 		db_defer_fail(db, q);
 	if (db_all_down(db))
@@ -262,8 +290,11 @@ conn_poll_connect(struct conn *c)
 		}
 		c->state = CONN_IDLE;
 		c->backoff_ms = DB_BACKOFF_MIN_MS;
-		log_info("database connection %d ready", c->index);
-		db_dispatch(c->db);
+		log_info("%s ready", c->name);
+		if (c->listener != NULL)
+			listener_connected(c);
+		else
+			db_dispatch(c->db);
 		return;
 	default:
 		conn_fail(c);
@@ -275,7 +306,8 @@ static void
 conn_connect(struct conn *c)
 {
 	static const char *const keys[] = {"dbname", "options", "application_name", NULL};
-	const char *values[] = {c->db->conninfo, "-c TimeZone=UTC", "allotd", NULL};
+	const char *values[] = {c->db->conninfo, "-c TimeZone=UTC",
+	    c->listener != NULL ? "allotd-listener" : "allotd", NULL};
 
 	c->pg = PQconnectStartParams(keys, values, 1);
 	if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD) {
@@ -293,7 +325,8 @@ conn_retry_cb(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	c->db->reconnects++;
+	if (c->listener == NULL)
+		c->db->reconnects++;
 	conn_connect(c);
 }
 
@@ -314,6 +347,8 @@ conn_read(struct conn *c)
 		while (
 		    c->state == CONN_IDLE && !PQisBusy(c->pg) && (res = PQgetResult(c->pg)) != NULL)
 			PQclear(res);
+		if (c->state == CONN_IDLE && c->listener != NULL)
+			listener_deliver(c);
 		return;
 	}
 	while (!PQisBusy(c->pg)) {
@@ -328,12 +363,18 @@ conn_read(struct conn *c)
 			c->state = CONN_IDLE;
 			if (r == NULL) {
 				st = DB_UNAVAILABLE;
-				c->db->failures++;
+				if (c->listener == NULL)
+					c->db->failures++;
 			} else {
 				ExecStatusType es = PQresultStatus(r);
 
 				st = es == PGRES_TUPLES_OK || es == PGRES_COMMAND_OK ? DB_OK
 				                                                     : DB_ERROR;
+			}
+			if (c->listener != NULL) {
+				query_free(q);
+				listener_listened(c, st, r);
+				return;
 			}
 			if (conn_watch(c, EV_READ) != 0) {
 				query_finish(q, st, r, "database connection lost");
@@ -425,6 +466,21 @@ db_dispatch(struct db *db)
 	}
 }
 
+/* Frees what a connection holds, whatever its state; the loop must not be running it. */
+static void
+conn_cleanup(struct conn *c)
+{
+	if (c->io != NULL)
+		event_free(c->io);
+	if (c->retry != NULL)
+		event_free(c->retry);
+	if (c->result != NULL)
+		PQclear(c->result);
+	if (c->pg != NULL)
+		PQfinish(c->pg);
+	query_free(c->query);
+}
+
 struct db *
 db_new(struct event_base *base, const char *conninfo, int pool_size)
 {
@@ -445,7 +501,7 @@ db_new(struct event_base *base, const char *conninfo, int pool_size)
 		struct conn *c = &db->conns[i];
 
 		c->db = db;
-		c->index = i;
+		snprintf(c->name, sizeof(c->name), "database connection %d", i);
 		c->state = CONN_DOWN;
 		c->io_fd = -1;
 		c->backoff_ms = DB_BACKOFF_MIN_MS;
@@ -465,19 +521,8 @@ db_free(struct db *db)
 {
 	if (db == NULL)
 		return;
-	for (int i = 0; db->conns != NULL && i < db->nconns; i++) {
-		struct conn *c = &db->conns[i];
-
-		if (c->io != NULL)
-			event_free(c->io);
-		if (c->retry != NULL)
-			event_free(c->retry);
-		if (c->result != NULL)
-			PQclear(c->result);
-		if (c->pg != NULL)
-			PQfinish(c->pg);
-		query_free(c->query);
-	}
+	for (int i = 0; db->conns != NULL && i < db->nconns; i++)
+		conn_cleanup(&db->conns[i]);
 	while (db->head != NULL) {
 		struct query *q = db->head;
 
@@ -573,4 +618,162 @@ db_get_stats(const struct db *db, struct db_stats *stats)
 	stats->queries = db->queries;
 	stats->failures = db->failures;
 	stats->reconnects = db->reconnects;
+}
+
+int
+db_result_rows(const struct db_result *r)
+{
+	return r->status == DB_OK && r->res != NULL ? PQntuples(r->res) : 0;
+}
+
+int
+db_result_columns(const struct db_result *r)
+{
+	return r->status == DB_OK && r->res != NULL ? PQnfields(r->res) : 0;
+}
+
+const char *
+db_result_value(const struct db_result *r, int row, int column)
+{
+	if (row < 0 || row >= db_result_rows(r) || column < 0 || column >= db_result_columns(r))
+		return "";
+	return PQgetvalue(r->res, row, column);
+}
+
+size_t
+db_result_length(const struct db_result *r, int row, int column)
+{
+	if (row < 0 || row >= db_result_rows(r) || column < 0 || column >= db_result_columns(r))
+		return 0;
+	return (size_t)PQgetlength(r->res, row, column);
+}
+
+/* ---------------------------------------------------------------- listeners */
+
+static bool
+channel_valid(const char *channel)
+{
+	size_t n = strlen(channel);
+
+	if (n == 0 || n > 63 || !((channel[0] >= 'a' && channel[0] <= 'z') || channel[0] == '_'))
+		return false;
+	for (size_t i = 1; i < n; i++) {
+		char ch = channel[i];
+
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* Connected: sends the LISTEN, which makes the connection BUSY until its answer is in. */
+static void
+listener_connected(struct conn *c)
+{
+	struct db_listener *l = c->listener;
+	struct query *q;
+
+	if ((q = calloc(1, sizeof(*q))) == NULL || (q->sql = strdup(l->listen_sql)) == NULL) {
+		query_free(q);
+		conn_down(c, "out of memory");
+		return;
+	}
+	conn_send(c, q);
+}
+
+/* The LISTEN's answer; r is cleared here. From now on every commit that notifies reaches us. */
+static void
+listener_listened(struct conn *c, enum db_status st, PGresult *r)
+{
+	struct db_listener *l = c->listener;
+	char why[512];
+
+	if (st != DB_OK) {
+		const char *m = r != NULL ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+
+		snprintf(why, sizeof(why), "could not listen on \"%s\": %s", l->channel,
+		    m != NULL ? m : "no answer");
+		PQclear(r);
+		conn_down(c, why);
+		return;
+	}
+	PQclear(r);
+	if (conn_watch(c, EV_READ) != 0) {
+		conn_fail(c);
+		return;
+	}
+	log_debug("%s: LISTEN in effect", c->name);
+	l->listening = true;
+	l->cb(DB_LISTEN_READY, NULL, l->arg);
+	/* Notifications may have come in the same read as the LISTEN's answer. */
+	if (c->state == CONN_IDLE)
+		listener_deliver(c);
+}
+
+static void
+listener_deliver(struct conn *c)
+{
+	struct db_listener *l = c->listener;
+	PGnotify *n;
+
+	while (c->state == CONN_IDLE && (n = PQnotifies(c->pg)) != NULL) {
+		if (strcmp(n->relname, l->channel) == 0)
+			l->cb(DB_LISTEN_NOTIFY, n->extra != NULL ? n->extra : "", l->arg);
+		PQfreemem(n);
+	}
+}
+
+struct db_listener *
+db_listener_new(struct db *db, const char *channel, db_listen_cb cb, void *arg)
+{
+	struct db_listener *l;
+	struct conn *c;
+	size_t n;
+
+	if (!channel_valid(channel) || (l = calloc(1, sizeof(*l))) == NULL)
+		return NULL;
+	c = &l->conn;
+	c->db = db;
+	c->listener = l;
+	snprintf(c->name, sizeof(c->name), "database listener on \"%s\"", channel);
+	c->state = CONN_DOWN;
+	c->io_fd = -1;
+	c->backoff_ms = DB_BACKOFF_MIN_MS;
+	l->cb = cb;
+	l->arg = arg;
+	n = strlen(channel) + sizeof("LISTEN \"\"");
+	l->channel = strdup(channel);
+	l->listen_sql = malloc(n);
+	if (l->channel == NULL || l->listen_sql == NULL ||
+	    (c->retry = evtimer_new(db->base, conn_retry_cb, c)) == NULL) {
+		db_listener_free(l);
+		return NULL;
+	}
+	/* channel_valid admits only characters that need no quoting inside "". */
+	snprintf(l->listen_sql, n, "LISTEN \"%s\"", channel);
+	return l;
+}
+
+void
+db_listener_free(struct db_listener *l)
+{
+	if (l == NULL)
+		return;
+	conn_cleanup(&l->conn);
+	free(l->channel);
+	free(l->listen_sql);
+	free(l);
+}
+
+int
+db_listener_start(struct db_listener *l)
+{
+	conn_connect(&l->conn);
+	return 0;
+}
+
+bool
+db_listener_is_up(const struct db_listener *l)
+{
+	return l->listening;
 }

@@ -5,6 +5,9 @@
  * calls libpq on the loop. A query waits in a bounded queue until a connection
  * is idle; a connection that breaks is closed and reconnected with exponential
  * backoff, and the queries that were on it or waiting fail as unavailable.
+ *
+ * A listener is one more connection of its own, outside the pool, that runs
+ * LISTEN on a channel and hands the channel's notifications to its owner.
  */
 #ifndef ALLOT_DB_H
 #define ALLOT_DB_H
@@ -16,6 +19,7 @@
 
 struct event_base;
 struct db;
+struct db_listener;
 
 enum db_status {
 	DB_OK,          /* the statement ran: res holds its result */
@@ -29,25 +33,6 @@ struct db_result {
 	const char *sqlstate; /* DB_ERROR: five characters; "" otherwise */
 	const char *message;  /* DB_ERROR, DB_UNAVAILABLE: primary message */
 };
-
-/* Reading a DB_OK result: its rows, and the text of one value ("" for NULL). */
-static inline int
-db_result_rows(const struct db_result *r)
-{
-	return PQntuples(r->res);
-}
-
-static inline const char *
-db_result_value(const struct db_result *r, int row, int col)
-{
-	return PQgetvalue(r->res, row, col);
-}
-
-static inline size_t
-db_result_length(const struct db_result *r, int row, int col)
-{
-	return (size_t)PQgetlength(r->res, row, col);
-}
 
 /* Called once per query, from the loop, never from inside db_query. */
 typedef void (*db_result_cb)(const struct db_result *result, void *arg);
@@ -85,8 +70,45 @@ void db_set_reconnect_max(struct db *db, int seconds);
 int db_query(struct db *db, const char *sql, int nparams, const char *const *params,
     db_result_cb cb, void *arg) __attribute__((warn_unused_result));
 
+/* Rows and columns of a DB_OK result; 0 for any other. */
+int db_result_rows(const struct db_result *r);
+int db_result_columns(const struct db_result *r);
+/* The text of a field, "" for NULL or out of range; valid until the callback returns. */
+const char *db_result_value(const struct db_result *r, int row, int column);
+/* The length in bytes of that value; 0 out of range. */
+size_t db_result_length(const struct db_result *r, int row, int column);
+
 /* True when at least one connection is up. */
 bool db_is_up(const struct db *db);
 void db_get_stats(const struct db *db, struct db_stats *stats);
+
+enum db_listen_event {
+	DB_LISTEN_READY,  /* LISTEN is in effect on a new connection (the first, or after a
+	                     reconnect): whatever was missed meanwhile must be read again */
+	DB_LISTEN_NOTIFY, /* a notification on the channel; payload is its payload */
+	DB_LISTEN_LOST,   /* the connection that was READY broke; reconnecting with backoff */
+};
+
+/*
+ * Called from the loop, never from inside db_listener_start. payload is NULL but for
+ * DB_LISTEN_NOTIFY, and valid during the call only. The callback may queue queries on
+ * the pool; it must not free the listener.
+ */
+typedef void (*db_listen_cb)(enum db_listen_event event, const char *payload, void *arg);
+
+/*
+ * Returns a new listener on channel (a lower-case SQL identifier: [a-z_][a-z0-9_]*)
+ * over one connection of its own to db's database, or NULL (bad channel, out of
+ * memory). It takes db's loop, connection string and reconnection bounds, and must be
+ * freed with db_listener_free before db is. Nothing happens until db_listener_start.
+ */
+struct db_listener *db_listener_new(struct db *db, const char *channel, db_listen_cb cb, void *arg);
+void db_listener_free(struct db_listener *l);
+
+/* Starts connecting; the connection is kept up, and remade after a failure, until freed. */
+int db_listener_start(struct db_listener *l) __attribute__((warn_unused_result));
+
+/* True while LISTEN is in effect, between DB_LISTEN_READY and DB_LISTEN_LOST. */
+bool db_listener_is_up(const struct db_listener *l);
 
 #endif

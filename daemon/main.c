@@ -1,7 +1,7 @@
 /*
  * allotd: arguments, the configuration check, the start-up tasks, signals and
  * the loop. Everything else is a module's: server (listener), twirp (RPC), db
- * (PostgreSQL), tls, config, log.
+ * (PostgreSQL), auth (principals), tls, config, log.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -12,8 +12,10 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "auth.h"
 #include "config.h"
 #include "db.h"
+#include "ledger.h"
 #include "log.h"
 #include "migrate.h"
 #include "rpc.h"
@@ -28,6 +30,8 @@ struct allotd {
 	struct config *cfg;
 	struct event_base *base;
 	struct db *db;
+	struct ledger *ledger;
+	struct auth *auth;
 	struct twirp *tw;
 	struct server *server;
 	struct event *sigterm, *sigint, *sighup;
@@ -57,6 +61,7 @@ apply_settings(struct allotd *d)
 	log_set_level(d->cfg->log_level);
 	server_set_limits(d->server, d->cfg->max_body_bytes, d->cfg->idle_timeout_s);
 	db_set_reconnect_max(d->db, d->cfg->db_reconnect_max_s);
+	ledger_set_limits(d->ledger, d->cfg->lien_sweep_s, d->cfg->reserve_group_max);
 }
 
 static void
@@ -146,10 +151,16 @@ serve(struct allotd *d)
 		log_fatal("could not create the event loop");
 	if ((d->db = db_new(d->base, d->cfg->database, d->cfg->db_pool_size)) == NULL)
 		log_fatal("could not create the database pool");
+	if ((d->auth = auth_new(d->base, d->db)) == NULL)
+		log_fatal("could not create the principal cache");
 	routes = rpc_routes(&nroutes);
-	if ((d->tw = twirp_new(d->db, routes, nroutes, err, sizeof(err))) == NULL)
+	if ((d->tw = twirp_new(d->db, d->auth, routes, nroutes, err, sizeof(err))) == NULL)
 		log_fatal("%s", err);
+	if ((d->ledger = ledger_new(d->base, d->db, twirp_metrics(d->tw), d->cfg->lien_sweep_s,
+	         d->cfg->reserve_group_max)) == NULL)
+		log_fatal("could not create the ledger");
 	twirp_set_idle_cb(d->tw, idle_cb, d);
+	twirp_set_context(d->tw, d->ledger);
 	if ((d->server = server_new(d->base, d->tw)) == NULL)
 		log_fatal("could not create the HTTP server");
 	server_set_tls(d->server, ctx);
@@ -166,6 +177,10 @@ serve(struct allotd *d)
 		log_fatal("could not install signal handlers");
 	if (db_start(d->db) != 0)
 		log_fatal("could not start the database pool");
+	if (ledger_start(d->ledger) != 0)
+		log_fatal("could not start the sweep of expired liens");
+	if (auth_start(d->auth) != 0)
+		log_fatal("could not start reading the principals");
 	log_info("listening on %s:%d", d->cfg->listen_host, d->cfg->listen_port);
 	if (event_base_dispatch(d->base) < 0)
 		log_fatal("the event loop failed");
@@ -176,6 +191,9 @@ serve(struct allotd *d)
 	event_free(d->sighup);
 	server_free(d->server);
 	twirp_free(d->tw);
+	ledger_free(d->ledger);
+	/* Before the pool, whose loop and settings its listening connection shares. */
+	auth_free(d->auth);
 	db_free(d->db);
 	event_base_free(d->base);
 	return 0;

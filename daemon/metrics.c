@@ -31,6 +31,7 @@ struct metrics {
 	const char *const *names;
 	struct route_metrics *routes; /* nroutes + 1: the last is "unmatched" */
 	unsigned long long records[4];
+	unsigned long long reserve_groups, reservations;
 };
 
 struct metrics *
@@ -87,6 +88,13 @@ metrics_count_records(struct metrics *m, long charged, long duplicate, long reco
 	m->records[1] += (unsigned long long)duplicate;
 	m->records[2] += (unsigned long long)recorded;
 	m->records[3] += (unsigned long long)rejected;
+}
+
+void
+metrics_count_reserve_group(struct metrics *m, size_t reservations)
+{
+	m->reserve_groups++;
+	m->reservations += reservations;
 }
 
 static const char *
@@ -156,6 +164,14 @@ metrics_render(
 	for (size_t i = 0; i < 4; i++)
 		strbuf_printf(out, "allot_records_ingested_total{status=\"%s\"} %llu\n",
 		    statuses[i], m->records[i]);
+	strbuf_printf(out,
+	    "# HELP allot_reserve_groups_total Transactions that reserved a group of holds.\n"
+	    "# TYPE allot_reserve_groups_total counter\n"
+	    "allot_reserve_groups_total %llu\n"
+	    "# HELP allot_reservations_total Reservations sent to the database in those groups.\n"
+	    "# TYPE allot_reservations_total counter\n"
+	    "allot_reservations_total %llu\n",
+	    m->reserve_groups, m->reservations);
 	strbuf_printf(out,
 	    "# HELP allot_draining Whether allotd is stopping (1) or serving (0).\n"
 	    "# TYPE allot_draining gauge\n"

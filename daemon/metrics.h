@@ -29,6 +29,9 @@ void metrics_observe_request(struct metrics *m, int route, const char *code, dou
 void metrics_count_records(
     struct metrics *m, long charged, long duplicate, long recorded, long rejected);
 
+/* Counts one transaction of the ledger's coalesced reservations and its size. */
+void metrics_count_reserve_group(struct metrics *m, size_t reservations);
+
 /* Appends every metric in Prometheus text format (version 0.0.4) to out. */
 void metrics_render(
     const struct metrics *m, const struct db_stats *db, bool draining, struct strbuf *out);

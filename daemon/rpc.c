@@ -10,6 +10,7 @@
 #include "allot/v1/usage.pb-c.h"
 
 #include "ingest.h"
+#include "ledger.h"
 #include "rpc.h"
 
 #define ADMIN ROLE_BIT(ROLE_ADMIN)
@@ -18,6 +19,10 @@
 #define BALANCE_READERS \
 	(ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_AUDITOR) | ROLE_BIT(ROLE_PROJECT) | \
 	    ROLE_BIT(ROLE_SCHEDULER))
+
+/* Who holds budget for jobs: schedulers for their site, projects for their own jobs. */
+#define LIEN_HOLDERS (ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_SCHEDULER) | ROLE_BIT(ROLE_PROJECT))
+#define QUOTERS (LIEN_HOLDERS | ROLE_BIT(ROLE_AUDITOR))
 
 #define ADMIN_SQL(method, roles, fn) \
 	{ \
@@ -41,9 +46,20 @@ static const struct twirp_route routes[] = {
     ADMIN_SQL("ListAllocations", READERS, "rpc_list_allocations"),
     ADMIN_SQL("CreatePrincipal", ADMIN, "rpc_create_principal"),
     ADMIN_SQL("ListPrincipals", READERS, "rpc_list_principals"),
+    ADMIN_SQL("RemovePrincipal", ADMIN, "rpc_remove_principal"),
     {&allot__v1__usage__descriptor, "Ingest", COLLECTORS, "site", NULL, NULL, ingest_handle},
     {&allot__v1__ledger__descriptor, "GetBalance", BALANCE_READERS, NULL, "project",
         "rpc_get_balance", NULL},
+    {&allot__v1__ledger__descriptor, "Quote", QUOTERS, "site", "account", NULL, ledger_quote},
+    {&allot__v1__ledger__descriptor, "Reserve", LIEN_HOLDERS, "site", "account", NULL,
+        ledger_reserve},
+    {&allot__v1__ledger__descriptor, "ReserveCampaign", LIEN_HOLDERS, "site", "project",
+        "rpc_reserve_campaign", NULL},
+    /* A lien's project is checked in SQL (allot.check_lien_caller): these name none. */
+    {&allot__v1__ledger__descriptor, "Settle", LIEN_HOLDERS, "site", NULL, "rpc_settle", NULL},
+    {&allot__v1__ledger__descriptor, "Release", LIEN_HOLDERS, "site", NULL, "rpc_release", NULL},
+    {&allot__v1__ledger__descriptor, "Heartbeat", LIEN_HOLDERS, "site", NULL, NULL,
+        ledger_heartbeat},
 };
 
 const struct twirp_route *

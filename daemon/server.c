@@ -4,12 +4,22 @@
  * context they started with). Bodies are capped by evhttp before they are
  * buffered whole; idle keep-alive connections are closed after the idle timeout.
  * What a request means is twirp.c's business.
+ *
+ * Closing lingers, as nginx's lingering close does: when evhttp lets go of a
+ * connection it shuts the socket down for writing, and server.c keeps reading and
+ * discarding what the client still sends until the client closes, LINGER_S have
+ * passed or twice max_body_bytes have come; only then is the socket closed. A
+ * client still sending a body evhttp refused (413 for one over max_body_bytes, sent
+ * after the headers) thus reads the refusal, where closing with its data unread
+ * would send it a reset that throws the answer away. Every close lingers; one the
+ * client started ends on the next loop turn.
  */
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -25,6 +35,36 @@
 #include "strbuf.h"
 #include "twirp.h"
 
+/* How long, and how much of what a client sends after evhttp closed, is read and thrown away. */
+#define LINGER_S 5
+#define LINGER_BODIES 2 /* times max_body_bytes */
+
+enum conn_state {
+	CONN_NEW,    /* accepted; evhttp's record of it not yet looked up */
+	CONN_HTTP,   /* evhttp serves it */
+	CONN_CLOSED, /* evhttp is letting go of it; lingering starts once it has returned */
+	CONN_LINGER, /* reading and discarding until EOF, the byte cap or the deadline */
+	CONN_DEAD,   /* on s->dead, for reap_cb */
+};
+
+/*
+ * What server.c keeps of an accepted connection beside evhttp's record: a reference
+ * to its bufferevent, so that the socket (and its TLS session) can outlive evhttp's
+ * hold on it. The bufferevent, the socket and the SSL are freed when the last
+ * reference goes, in reap_cb or server_free, never inside one of its callbacks.
+ */
+struct conn {
+	struct server *s;
+	enum conn_state state;
+	struct bufferevent *bev; /* one reference is ours */
+	struct event *ev;        /* NEW: look-up; CLOSED: lingering starts; LINGER: deadline */
+	size_t discarded, max_discard;
+	char peer[64];
+	LIST_ENTRY(conn) entry; /* s->conns, or s->dead once CONN_DEAD */
+};
+
+LIST_HEAD(conn_list, conn);
+
 struct server {
 	struct event_base *base;
 	struct evhttp *http;
@@ -32,7 +72,205 @@ struct server {
 	struct twirp *tw;
 	SSL_CTX *ctx;
 	bool draining;
+	bool freeing;
+	size_t max_body_bytes;
+	struct conn_list conns, dead;
+	struct event *reap;
 };
+
+static void conn_ev_cb(evutil_socket_t fd, short what, void *arg);
+
+/*
+ * Marks c dead and stops its lingering; reap_cb drops our reference once the
+ * current callbacks have returned.
+ */
+static void
+conn_kill(struct conn *c)
+{
+	if (c->state == CONN_DEAD)
+		return;
+	if (c->state == CONN_LINGER) {
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+	}
+	event_del(c->ev);
+	c->state = CONN_DEAD;
+	LIST_REMOVE(c, entry);
+	LIST_INSERT_HEAD(&c->s->dead, c, entry);
+	event_active(c->s->reap, EV_TIMEOUT, 0);
+}
+
+/* Frees c; the bufferevent, its socket and its SSL go with the last reference. */
+static void
+conn_free(struct conn *c)
+{
+	LIST_REMOVE(c, entry);
+	event_free(c->ev);
+	bufferevent_decref(c->bev);
+	free(c);
+}
+
+static void
+reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)what;
+	while (!LIST_EMPTY(&s->dead))
+		conn_free(LIST_FIRST(&s->dead));
+}
+
+/* Returns a record holding a reference to bev, its look-up queued, or NULL. */
+static struct conn *
+conn_new(struct server *s, struct bufferevent *bev)
+{
+	struct conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	if ((c->ev = evtimer_new(s->base, conn_ev_cb, c)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->s = s;
+	c->state = CONN_NEW;
+	c->bev = bev;
+	bufferevent_incref(bev);
+	LIST_INSERT_HEAD(&s->conns, c, entry);
+	/*
+	 * evhttp makes its record of the connection after this bufferevent is returned
+	 * to it, and reads nothing before the loop turns: the look-up runs in between.
+	 */
+	event_active(c->ev, EV_TIMEOUT, 0);
+	return c;
+}
+
+/* evhttp is freeing its record of the connection; it still uses the bufferevent until it returns. */
+static void
+conn_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+	struct conn *c = arg;
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+
+	if (c->state != CONN_HTTP)
+		return;
+	if (c->s->freeing) {
+		conn_kill(c);
+		return;
+	}
+	evhttp_connection_get_peer(evcon, &addr, &port);
+	snprintf(c->peer, sizeof(c->peer), "%s:%u", addr != NULL ? addr : "?", (unsigned)port);
+	c->state = CONN_CLOSED;
+	event_active(c->ev, EV_TIMEOUT, 0);
+}
+
+/*
+ * Finds evhttp's record of c's connection to be told when evhttp closes it. libevent
+ * 2.1 has no hook that hands a server connection over before its first request is
+ * dispatched, and a request refused for its size never is; evhttp passes its record
+ * as the argument of the bufferevent's callbacks (http.c,
+ * evhttp_connection_base_bufferevent_new), checked here against the bufferevent.
+ */
+static void
+conn_adopt(struct conn *c)
+{
+	bufferevent_event_cb eventcb = NULL;
+	void *arg = NULL;
+	struct evhttp_connection *evcon;
+
+	bufferevent_getcb(c->bev, NULL, NULL, &eventcb, &arg);
+	evcon = arg;
+	if (eventcb == NULL || evcon == NULL ||
+	    evhttp_connection_get_bufferevent(evcon) != c->bev ||
+	    evhttp_connection_get_server(evcon) != c->s->http) {
+		/* evhttp already let go (it could not make a request), or these are not its callbacks. */
+		conn_kill(c);
+		return;
+	}
+	evhttp_connection_set_closecb(evcon, conn_closed_cb, c);
+	c->state = CONN_HTTP;
+}
+
+static void
+linger_end(struct conn *c, const char *why)
+{
+	log_debug("closed connection from %s: %s, %zu bytes discarded", c->peer, why, c->discarded);
+	conn_kill(c);
+}
+
+/* Throws away what has been read; the bufferevent reads at most a few records per turn. */
+static void
+linger_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n = evbuffer_get_length(in);
+
+	evbuffer_drain(in, n);
+	c->discarded += n;
+	if (c->discarded > c->max_discard)
+		linger_end(c, "too much sent after the answer");
+}
+
+/*
+ * End of file or an error: OpenSSL 3 reports a client that closes without
+ * close_notify as an error, which libevent 2.1 does not take for a dirty shutdown.
+ */
+static void
+linger_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		linger_end(c, "the client closed");
+}
+
+/*
+ * evhttp has let go: it has shut the socket down for writing (the client sees the
+ * answer, then end of file) and disabled the bufferevent. Reads from now on, with
+ * our callbacks; evhttp may have left part of a refused body in the input buffer.
+ */
+static void
+linger_start(struct conn *c)
+{
+	struct timeval deadline = {LINGER_S, 0};
+
+	c->max_discard = LINGER_BODIES * c->s->max_body_bytes;
+	c->state = CONN_LINGER;
+	bufferevent_setcb(c->bev, linger_read_cb, NULL, linger_event_cb, c);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	if (bufferevent_enable(c->bev, EV_READ) != 0 || evtimer_add(c->ev, &deadline) != 0) {
+		linger_end(c, "could not wait for the client");
+		return;
+	}
+	linger_read_cb(c->bev, c);
+}
+
+static void
+conn_ev_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	switch (c->state) {
+	case CONN_NEW:
+		conn_adopt(c);
+		break;
+	case CONN_CLOSED:
+		linger_start(c);
+		break;
+	case CONN_LINGER:
+		linger_end(c, "lingered long enough");
+		break;
+	case CONN_HTTP:
+	case CONN_DEAD:
+		break;
+	}
+}
 
 static struct bufferevent *
 server_bev_cb(struct event_base *base, void *arg)
@@ -53,6 +291,9 @@ server_bev_cb(struct event_base *base, void *arg)
 	}
 	/* Clients that close without close_notify are common and harmless for HTTP/1.1. */
 	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	/* Without a record the connection still serves; it closes at once, without lingering. */
+	if (conn_new(s, bev) == NULL)
+		log_warnx("out of memory: a new connection will close without lingering");
 	return bev;
 }
 
@@ -128,8 +369,11 @@ server_new(struct event_base *base, struct twirp *tw)
 		return NULL;
 	s->base = base;
 	s->tw = tw;
-	if ((s->http = evhttp_new(base)) == NULL) {
-		free(s);
+	LIST_INIT(&s->conns);
+	LIST_INIT(&s->dead);
+	if ((s->reap = event_new(base, -1, 0, reap_cb, s)) == NULL ||
+	    (s->http = evhttp_new(base)) == NULL) {
+		server_free(s);
 		return NULL;
 	}
 	evhttp_set_bevcb(s->http, server_bev_cb, s);
@@ -147,8 +391,16 @@ server_free(struct server *s)
 {
 	if (s == NULL)
 		return;
+	/* evhttp closes what it still holds; conn_closed_cb then kills rather than lingers. */
+	s->freeing = true;
 	if (s->http != NULL)
 		evhttp_free(s->http);
+	while (!LIST_EMPTY(&s->conns))
+		conn_kill(LIST_FIRST(&s->conns));
+	while (!LIST_EMPTY(&s->dead))
+		conn_free(LIST_FIRST(&s->dead));
+	if (s->reap != NULL)
+		event_free(s->reap);
 	SSL_CTX_free(s->ctx);
 	free(s);
 }
@@ -163,6 +415,7 @@ server_set_tls(struct server *s, SSL_CTX *ctx)
 void
 server_set_limits(struct server *s, size_t max_body_bytes, int idle_timeout_s)
 {
+	s->max_body_bytes = max_body_bytes;
 	evhttp_set_max_body_size(s->http, (ev_ssize_t)max_body_bytes);
 	evhttp_set_max_headers_size(s->http, 16384);
 	evhttp_set_timeout(s->http, idle_timeout_s);

@@ -16,6 +16,7 @@ struct server;
 
 /* Returns a new server on base serving tw (not owned), or NULL when out of memory. */
 struct server *server_new(struct event_base *base, struct twirp *tw);
+/* Closes every connection, lingering ones at once; call it after the loop has stopped. */
 void server_free(struct server *s);
 
 /* Uses ctx for new connections from now on; takes ownership of ctx. */

@@ -39,6 +39,7 @@ struct resolved_route {
 
 struct twirp {
 	struct db *db;
+	struct auth *auth;
 	struct metrics *metrics;
 	const struct twirp_route *routes;
 	size_t nroutes;
@@ -47,6 +48,7 @@ struct twirp {
 	int inflight;
 	void (*idle_cb)(void *);
 	void *idle_arg;
+	void *context;
 };
 
 uint64_t
@@ -59,13 +61,15 @@ twirp_now_usec(void)
 }
 
 struct twirp *
-twirp_new(struct db *db, const struct twirp_route *routes, size_t nroutes, char *err, size_t errlen)
+twirp_new(struct db *db, struct auth *auth, const struct twirp_route *routes, size_t nroutes,
+    char *err, size_t errlen)
 {
 	struct twirp *tw;
 
 	if ((tw = calloc(1, sizeof(*tw))) == NULL)
 		goto nomem;
 	tw->db = db;
+	tw->auth = auth;
 	tw->routes = routes;
 	tw->nroutes = nroutes;
 	tw->resolved = calloc(nroutes, sizeof(*tw->resolved));
@@ -112,6 +116,18 @@ twirp_free(struct twirp *tw)
 	free(tw->resolved);
 	free(tw->names);
 	free(tw);
+}
+
+void
+twirp_set_context(struct twirp *tw, void *context)
+{
+	tw->context = context;
+}
+
+void *
+twirp_context(const struct twirp *tw)
+{
+	return tw->context;
 }
 
 struct metrics *
@@ -410,14 +426,15 @@ scope_allows(const struct twirp_call *call, char *why, size_t whylen)
 	return false;
 }
 
+/* The checks after the principal's: role, body, scope; then the handler. */
 static void
-twirp_auth_cb(enum auth_status status, const struct principal *p, void *arg)
+twirp_authenticated(struct twirp_call *call, enum auth_status status, const struct principal *p)
 {
-	struct twirp_call *call = arg;
 	struct evbuffer *body;
 	char err[512];
 
 	switch (status) {
+	case AUTH_PENDING: /* auth_lookup's own answer, never passed here */
 	case AUTH_UNAVAILABLE:
 		twirp_reply_error(call, TWIRP_UNAVAILABLE, "database is unavailable");
 		return;
@@ -474,6 +491,13 @@ twirp_auth_cb(enum auth_status status, const struct principal *p, void *arg)
 		twirp_sql_call(call);
 }
 
+/* A call that came before the principals were first loaded goes on from here. */
+static void
+twirp_auth_cb(enum auth_status status, const struct principal *p, void *arg)
+{
+	twirp_authenticated(arg, status, p);
+}
+
 static SSL *
 request_ssl(struct evhttp_request *req)
 {
@@ -522,6 +546,8 @@ void
 twirp_handle(struct twirp *tw, struct evhttp_request *req)
 {
 	struct twirp_call *call;
+	struct principal p;
+	enum auth_status status;
 	const char *path, *type;
 	char why[256], route_meta[256];
 
@@ -574,6 +600,8 @@ twirp_handle(struct twirp *tw, struct evhttp_request *req)
 		twirp_reply_error(call, TWIRP_UNAUTHENTICATED, "%s", why);
 		return;
 	}
-	if (auth_lookup(tw->db, call->principal.subject, twirp_auth_cb, call) != 0)
-		twirp_reply_error(call, TWIRP_UNAVAILABLE, "database is unavailable");
+	/* From memory, at once, but while allotd starts and has yet to read the principals. */
+	status = auth_lookup(tw->auth, call->principal.subject, &p, twirp_auth_cb, call);
+	if (status != AUTH_PENDING)
+		twirp_authenticated(call, status, &p);
 }

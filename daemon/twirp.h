@@ -18,6 +18,7 @@
 #include "twirp_codes.h"
 
 struct evhttp_request;
+struct auth;
 struct db;
 struct db_result;
 struct metrics;
@@ -52,12 +53,15 @@ struct twirp_call {
 /*
  * Returns a new dispatcher for routes (kept: the table must outlive it), whose
  * methods are checked against their service descriptors, or NULL with the
- * reason in err. db is used for principals and the generic SQL routes.
+ * reason in err. auth (kept) tells principals; db serves the generic SQL routes.
  */
-struct twirp *twirp_new(
-    struct db *db, const struct twirp_route *routes, size_t nroutes, char *err, size_t errlen);
+struct twirp *twirp_new(struct db *db, struct auth *auth, const struct twirp_route *routes,
+    size_t nroutes, char *err, size_t errlen);
 void twirp_free(struct twirp *tw);
 
+/* A pointer the handlers share (allotd's ledger); twirp only keeps it. */
+void twirp_set_context(struct twirp *tw, void *context);
+void *twirp_context(const struct twirp *tw);
 struct metrics *twirp_metrics(const struct twirp *tw);
 struct db *twirp_db(const struct twirp *tw);
 int twirp_inflight(const struct twirp *tw);

@@ -52,11 +52,22 @@ UPDATE allot.accounts a SET
 -- Charges may overdraw (the use already happened); a hold never does.
 CREATE FUNCTION allot.transfers_apply() RETURNS trigger
 LANGUAGE plpgsql AS $$
-DECLARE bad record;
+DECLARE
+    bad record;
+    named bigint;
+    locked bigint;
 BEGIN
-    PERFORM 1 FROM allot.accounts
-    WHERE id IN (SELECT debit_account_id FROM added UNION SELECT credit_account_id FROM added)
-    ORDER BY id FOR UPDATE;
+    SELECT count(*) INTO named FROM (
+        SELECT debit_account_id FROM added UNION SELECT credit_account_id FROM added) x;
+    WITH l AS (
+        SELECT 1 FROM allot.accounts
+        WHERE id IN (SELECT debit_account_id FROM added UNION SELECT credit_account_id FROM added)
+        ORDER BY id FOR UPDATE)
+    SELECT count(*) INTO locked FROM l;
+    -- The journal's foreign keys, checked once for the statement.
+    IF locked <> named THEN
+        RAISE EXCEPTION 'a transfer names an account that does not exist' USING ERRCODE = '23503';
+    END IF;
     UPDATE allot.accounts a SET
         debits_posted = a.debits_posted + d.dp, credits_posted = a.credits_posted + d.cp,
         debits_pending = a.debits_pending + d.dq, credits_pending = a.credits_pending + d.cq
@@ -103,8 +114,6 @@ ALTER TABLE allot.allocations
     ADD COLUMN native_charged_milli bigint NOT NULL DEFAULT 0 CHECK (native_charged_milli >= 0);
 UPDATE allot.allocations a SET native_charged_milli = coalesce(
     (SELECT sum(native_milli) FROM allot.job_usage j WHERE j.allocation_id = a.id AND j.step = ''), 0);
-
-CREATE INDEX job_usage_project ON allot.job_usage (project_id);
 
 -- ---------------------------------------------------------------- liens
 
@@ -584,23 +593,104 @@ END $$;
 -- occupied GPUs, gpu_ms, charge units, native thousandths, weight: billing.c's,
 -- for its cumulative usage) or the reason allotd refused it. Merged into
 -- pg_temp.ingest_stage by allot.ingest_records.
+-- The merge's working tables, private to the session and emptied at commit. Each is
+-- written once per batch by INSERT ... SELECT (no row of them is updated but for
+-- liens), then ANALYZEd, so that the planner joins them for their real size.
 CREATE FUNCTION allot.ingest_stage_reset() RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
     IF to_regclass('pg_temp.ingest_stage') IS NULL THEN
+        -- The batch's records and what the stored state says of each.
         CREATE TEMP TABLE ingest_stage (
             idx integer, job_id text, step text, start_time timestamptz, account text,
             user_name text, partition text, gpus integer, cpus integer, mem_mb bigint,
             nodes integer, elapsed_s bigint, state text, resource_id bigint, occupied bigint,
             gpu_ms bigint, units bigint, native_milli bigint, weight integer,
-            project_id bigint, win boolean, status text, reason text, fresh boolean,
-            allocation_id bigint, delta bigint, native_delta bigint, own_lien text,
-            camp_lien text, draw_own bigint, draw_camp bigint
+            project_id bigint, win boolean, status text, reason text, known boolean,
+            allocation_id bigint, delta bigint, native_delta bigint
+        ) ON COMMIT DELETE ROWS;
+        -- Whatever the statistics of job_usage say, a join with the batch by job has
+        -- an index on either side.
+        CREATE INDEX ON pg_temp.ingest_stage (job_id, step);
+        -- Outcomes decided after staging: steps recorded, new jobs stored or refused.
+        CREATE TEMP TABLE ingest_out (
+            idx integer, status text, allocation_id bigint, delta bigint, native_delta bigint,
+            reason text
+        ) ON COMMIT DELETE ROWS;
+        -- Every charge of the batch, one per job, and what its liens pay of it.
+        CREATE TEMP TABLE ingest_charge (
+            idx integer, job_id text, elapsed_s bigint, allocation_id bigint, delta bigint,
+            native_delta bigint, own_lien text, camp_lien text, draw_own bigint, draw_camp bigint
+        ) ON COMMIT DELETE ROWS;
+        -- The answer: one row per record.
+        CREATE TEMP TABLE ingest_result (
+            idx integer, status text, units bigint, allocation_id bigint, reason text
         ) ON COMMIT DELETE ROWS;
     ELSE
         DELETE FROM pg_temp.ingest_stage;
+        DELETE FROM pg_temp.ingest_out;
+        DELETE FROM pg_temp.ingest_charge;
+        DELETE FROM pg_temp.ingest_result;
     END IF;
 END $$;
+
+-- The allocations of a project that may pay for jobs on a resource, best first:
+-- listed resources before a whole site before all sites, then the one ending
+-- first, then the oldest. The one rule behind choose_allocation and the batches'.
+CREATE FUNCTION allot.allocation_candidates(project bigint, resource bigint,
+    OUT id bigint, OUT starts_at timestamptz, OUT ends_at timestamptz, OUT rank bigint)
+RETURNS SETOF record
+LANGUAGE sql STABLE AS $$
+    SELECT a.id, a.starts_at, a.ends_at,
+           row_number() OVER (ORDER BY CASE WHEN s.listed THEN 0 WHEN a.site IS NOT NULL THEN 1
+                                            ELSE 2 END, a.ends_at, a.id)
+    FROM allot.allocations a
+    CROSS JOIN LATERAL (SELECT
+        EXISTS (SELECT 1 FROM allot.allocation_resources ar
+                WHERE ar.allocation_id = a.id AND ar.resource_id = resource) AS listed,
+        EXISTS (SELECT 1 FROM allot.allocation_resources ar
+                WHERE ar.allocation_id = a.id) AS has_list) s
+    WHERE a.project_id = project
+      AND (s.listed
+           OR (NOT s.has_list AND a.site = (SELECT site FROM allot.resources WHERE id = resource))
+           OR (NOT s.has_list AND a.site IS NULL))
+$$;
+
+-- The allocation a job's charges go to: the best candidate whose window holds the
+-- job's start.
+CREATE OR REPLACE FUNCTION allot.choose_allocation(project bigint, resource bigint, at timestamptz)
+RETURNS bigint
+LANGUAGE sql STABLE AS $$
+    SELECT id FROM allot.allocation_candidates(project, resource)
+    WHERE starts_at <= at AND at < ends_at
+    ORDER BY rank LIMIT 1
+$$;
+
+-- Re-reported running jobs are updated in place (HOT: no indexed column changes).
+ALTER TABLE allot.job_usage SET (fillfactor = 70);
+-- Row-by-row foreign-key triggers cost more than the rest of a record's merge (one
+-- index probe through SPI per key per row). The journal's accounts are checked once
+-- per statement instead (allot.transfers_apply), and no account is ever deleted;
+-- job_usage's keys are set by the merge from rows it has just joined, and sites,
+-- projects, resources and allocations are never deleted either.
+ALTER TABLE allot.job_usage DROP CONSTRAINT job_usage_site_fkey,
+    DROP CONSTRAINT job_usage_project_id_fkey, DROP CONSTRAINT job_usage_resource_id_fkey,
+    DROP CONSTRAINT job_usage_allocation_id_fkey;
+ALTER TABLE allot.transfers DROP CONSTRAINT transfers_debit_account_id_fkey,
+    DROP CONSTRAINT transfers_credit_account_id_fkey;
+CREATE FUNCTION allot.refuse_delete() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION '% rows are never deleted: % is refused', TG_TABLE_NAME, TG_OP
+        USING ERRCODE = '42501';
+END $$;
+CREATE TRIGGER accounts_no_delete BEFORE DELETE ON allot.accounts
+    FOR EACH ROW EXECUTE FUNCTION allot.refuse_delete();
+CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON allot.accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION allot.refuse_delete();
+-- Balances read the accounts' columns: nothing looks transfers up by account any more.
+DROP INDEX allot.transfers_debit;
+DROP INDEX allot.transfers_credit;
 
 -- The merge: every record of the arrays against the stored cumulative records, in
 -- a fixed number of set-based statements. One charge per job per batch: of a
@@ -615,21 +705,42 @@ LANGUAGE plpgsql AS $$
 DECLARE consumed bigint := allot.consumed_account();
 BEGIN
     PERFORM allot.ingest_stage_reset();
+    -- The stored jobs of the batch are locked first, in job order, so that
+    -- concurrent batches cannot deadlock; the statement after reads them as locked.
+    PERFORM 1 FROM allot.job_usage u
+    WHERE u.site = site_ AND u.step = '' AND u.job_id = ANY (job_)
+    ORDER BY u.job_id FOR UPDATE;
     INSERT INTO pg_temp.ingest_stage (idx, job_id, step, start_time, account, user_name,
         partition, gpus, cpus, mem_mb, nodes, elapsed_s, state, resource_id, occupied, gpu_ms,
-        units, native_milli, weight, project_id, win, status, reason)
-    SELECT r.i, r.j, r.st, to_timestamp(r.s), r.a, r.u, r.p, r.g, r.c, r.m, r.n, r.e, r.state,
-        r.res, r.o, r.gm, r.un, r.nm, r.w, pr.id,
-        r.rej IS NULL AND pr.id IS NOT NULL AND row_number() OVER (
-            PARTITION BY r.rej IS NULL AND pr.id IS NOT NULL, r.j, r.st
-            ORDER BY r.e DESC, r.i) = 1,
-        CASE WHEN r.rej IS NOT NULL OR pr.id IS NULL THEN 'REJECTED' END,
-        coalesce(r.rej, CASE WHEN pr.id IS NULL THEN format('unknown account "%s"', r.a) END)
-    FROM unnest(idx_, job_, step_, start_s, account_, user_, partition_, gpus_, cpus_, mem_,
-                nodes_, elapsed_, state_, resource_, occupied_, gpu_ms_, units_, native_,
-                weight_, reject_)
-         AS r(i, j, st, s, a, u, p, g, c, m, n, e, state, res, o, gm, un, nm, w, rej)
-    LEFT JOIN allot.projects pr ON pr.name = r.a;
+        units, native_milli, weight, project_id, win, status, reason, known, allocation_id,
+        delta, native_delta)
+    SELECT x.i, x.j, x.st, x.s, x.a, x.u, x.p, x.g, x.c, x.m, x.n, x.e, x.state, x.res, x.o,
+        x.gm, x.un, x.nm, x.w, x.pid, x.win,
+        coalesce(x.status, CASE WHEN x.win AND x.known AND x.e > u.elapsed_s THEN 'CHARGED' END),
+        x.reason, x.known, u.allocation_id,
+        greatest(x.un - u.charged_units, 0), greatest(x.nm - u.native_milli, 0)
+    FROM (
+        SELECT r.i, r.j, r.st, to_timestamp(r.s), r.a, r.u, r.p, r.g, r.c, r.m, r.n, r.e,
+            r.state, r.res, r.o, r.gm, r.un, r.nm, r.w, pr.id,
+            r.rej IS NULL AND pr.id IS NOT NULL AND row_number() OVER (
+                PARTITION BY r.rej IS NULL AND pr.id IS NOT NULL, r.j, r.st
+                ORDER BY r.e DESC, r.i) = 1 AS win,
+            CASE WHEN r.rej IS NOT NULL OR pr.id IS NULL THEN 'REJECTED' END AS status,
+            coalesce(r.rej, CASE WHEN pr.id IS NULL THEN format('unknown account "%s"', r.a) END)
+                AS reason,
+            r.st = '' AND r.rej IS NULL AND EXISTS (
+                SELECT 1 FROM allot.job_usage k
+                WHERE k.site = site_ AND k.job_id = r.j AND k.step = '') AS known
+        FROM unnest(idx_, job_, step_, start_s, account_, user_, partition_, gpus_, cpus_,
+                    mem_, nodes_, elapsed_, state_, resource_, occupied_, gpu_ms_, units_,
+                    native_, weight_, reject_)
+             AS r(i, j, st, s, a, u, p, g, c, m, n, e, state, res, o, gm, un, nm, w, rej)
+        LEFT JOIN allot.projects pr ON pr.name = r.a) x (i, j, st, s, a, u, p, g, c, m, n, e,
+            state, res, o, gm, un, nm, w, pid, win, status, reason, known)
+    LEFT JOIN allot.job_usage u ON x.known AND u.site = site_ AND u.job_id = x.j AND u.step = '';
+    -- Fresh statistics, so that every join below is planned for the batch's real size
+    -- (index lookups per record, never a scan of job_usage per record or the reverse).
+    ANALYZE pg_temp.ingest_stage;
 
     -- Steps: kept for reports, never billed.
     WITH up AS (
@@ -643,49 +754,71 @@ BEGIN
             SET elapsed_s = excluded.elapsed_s, state = excluded.state, updated_at = now()
             WHERE u.elapsed_s < excluded.elapsed_s
         RETURNING u.job_id, u.step)
-    UPDATE pg_temp.ingest_stage s SET status = 'RECORDED'
-    FROM up WHERE s.win AND s.job_id = up.job_id AND s.step = up.step;
+    INSERT INTO pg_temp.ingest_out (idx, status)
+    SELECT s.idx, 'RECORDED' FROM up JOIN pg_temp.ingest_stage s
+        ON s.win AND s.job_id = up.job_id AND s.step = up.step;
 
-    -- Jobs: lock the stored ones; a new job chooses its allocation and gets a row
-    -- (another allotd may insert the same job at once: then its row is taken).
-    PERFORM 1 FROM allot.job_usage u JOIN pg_temp.ingest_stage s
-        ON u.site = site_ AND u.job_id = s.job_id AND u.step = ''
-    WHERE s.win AND s.step = '' ORDER BY u.job_id FOR UPDATE OF u;
-    UPDATE pg_temp.ingest_stage s
-    SET allocation_id = allot.choose_allocation(s.project_id, s.resource_id, s.start_time)
-    WHERE s.win AND s.step = '' AND NOT EXISTS (
-        SELECT 1 FROM allot.job_usage u WHERE u.site = site_ AND u.job_id = s.job_id AND u.step = '');
-    UPDATE pg_temp.ingest_stage s
-    SET status = 'REJECTED', reason = format('no allocation of project "%s" covers %s/%s at %s',
-        s.account, site_, s.partition, allot.rfc3339(s.start_time))
-    WHERE s.win AND s.step = '' AND s.allocation_id IS NULL AND NOT EXISTS (
-        SELECT 1 FROM allot.job_usage u WHERE u.site = site_ AND u.job_id = s.job_id AND u.step = '');
-    WITH ins AS (
-        INSERT INTO allot.job_usage (site, job_id, step, project_id, resource_id, allocation_id,
-            start_time, account, elapsed_s)
-        SELECT site_, s.job_id, '', s.project_id, s.resource_id, s.allocation_id, s.start_time,
-            s.account, 0
+    -- New jobs: each chooses its allocation among its project's candidates for the
+    -- resource (worked out once per project and resource), and is stored with its
+    -- whole usage charged. Another allotd may store the same job at the same time:
+    -- then ON CONFLICT leaves it to the rare path below.
+    WITH need AS MATERIALIZED (
+        SELECT DISTINCT project_id, resource_id FROM pg_temp.ingest_stage
+        WHERE win AND step = '' AND NOT known),
+    cand AS MATERIALIZED (
+        SELECT n.project_id, n.resource_id, c.* FROM need n
+        CROSS JOIN LATERAL allot.allocation_candidates(n.project_id, n.resource_id) c),
+    chosen AS MATERIALIZED (
+        SELECT DISTINCT ON (s.idx) s.idx, c.id AS alloc
         FROM pg_temp.ingest_stage s
-        WHERE s.win AND s.step = '' AND s.allocation_id IS NOT NULL
+        LEFT JOIN cand c ON c.project_id = s.project_id AND c.resource_id = s.resource_id
+            AND c.starts_at <= s.start_time AND s.start_time < c.ends_at
+        WHERE s.win AND s.step = '' AND NOT s.known
+        ORDER BY s.idx, c.rank),
+    ins AS (
+        INSERT INTO allot.job_usage (site, job_id, step, project_id, resource_id, allocation_id,
+            start_time, account, user_name, partition, gpus, cpus, mem_mb, nodes, elapsed_s,
+            state, occupied_gpus, gpu_ms, weight_per_mille, charged_units, native_milli)
+        SELECT site_, s.job_id, '', s.project_id, s.resource_id, c.alloc, s.start_time,
+            s.account, s.user_name, s.partition, s.gpus, s.cpus, s.mem_mb, s.nodes, s.elapsed_s,
+            s.state, s.occupied, s.gpu_ms, s.weight, s.units, s.native_milli
+        FROM chosen c JOIN pg_temp.ingest_stage s ON s.idx = c.idx
+        WHERE c.alloc IS NOT NULL
         ORDER BY s.job_id
         ON CONFLICT (site, job_id, step) DO NOTHING
-        RETURNING job_id)
-    UPDATE pg_temp.ingest_stage s SET fresh = true FROM ins WHERE s.win AND s.step = '' AND s.job_id = ins.job_id;
-    PERFORM 1 FROM allot.job_usage u JOIN pg_temp.ingest_stage s
-        ON u.site = site_ AND u.job_id = s.job_id AND u.step = ''
-    WHERE s.win AND s.step = '' AND s.status IS NULL AND s.fresh IS NULL
-    ORDER BY u.job_id FOR UPDATE OF u;
+        RETURNING job_id, allocation_id, charged_units, native_milli)
+    INSERT INTO pg_temp.ingest_out (idx, status, allocation_id, delta, native_delta, reason)
+    SELECT s.idx, 'CHARGED', ins.allocation_id, ins.charged_units, ins.native_milli, NULL
+    FROM ins JOIN pg_temp.ingest_stage s ON s.win AND s.step = '' AND s.job_id = ins.job_id
+    UNION ALL
+    SELECT s.idx, 'REJECTED', NULL, NULL, NULL,
+        format('no allocation of project "%s" covers %s/%s at %s', s.account, site_, s.partition,
+               allot.rfc3339(s.start_time))
+    FROM chosen c JOIN pg_temp.ingest_stage s ON s.idx = c.idx
+    WHERE c.alloc IS NULL;
+    ANALYZE pg_temp.ingest_out;
 
-    -- What each job's latest record adds to what it was charged.
-    UPDATE pg_temp.ingest_stage s SET
-        allocation_id = u.allocation_id,
-        status = CASE WHEN s.elapsed_s > CASE WHEN s.fresh THEN -1 ELSE u.elapsed_s END
-                      THEN 'CHARGED' END,
-        delta = greatest(s.units - u.charged_units, 0),
-        native_delta = greatest(s.native_milli - u.native_milli, 0)
-    FROM allot.job_usage u
-    WHERE s.win AND s.step = '' AND s.status IS NULL
-      AND u.site = site_ AND u.job_id = s.job_id AND u.step = '';
+    -- Rare: a new job stored by another allotd meanwhile. Lock it, read it, and
+    -- charge the difference as for a stored job.
+    IF EXISTS (SELECT 1 FROM pg_temp.ingest_stage s
+               WHERE s.win AND s.step = '' AND NOT s.known
+                 AND NOT EXISTS (SELECT 1 FROM pg_temp.ingest_out o WHERE o.idx = s.idx)) THEN
+        PERFORM 1 FROM allot.job_usage u JOIN pg_temp.ingest_stage s
+            ON u.site = site_ AND u.job_id = s.job_id AND u.step = ''
+        WHERE s.win AND s.step = '' AND NOT s.known
+          AND NOT EXISTS (SELECT 1 FROM pg_temp.ingest_out o WHERE o.idx = s.idx)
+        ORDER BY u.job_id FOR UPDATE OF u;
+        UPDATE pg_temp.ingest_stage s SET known = true, allocation_id = u.allocation_id,
+            status = CASE WHEN s.elapsed_s > u.elapsed_s THEN 'CHARGED' END,
+            delta = greatest(s.units - u.charged_units, 0),
+            native_delta = greatest(s.native_milli - u.native_milli, 0)
+        FROM allot.job_usage u
+        WHERE s.win AND s.step = '' AND NOT s.known
+          AND NOT EXISTS (SELECT 1 FROM pg_temp.ingest_out o WHERE o.idx = s.idx)
+          AND u.site = site_ AND u.job_id = s.job_id AND u.step = '';
+    END IF;
+
+    -- Stored jobs: the latest record's usage, and what it adds to the charge.
     UPDATE allot.job_usage u SET
         elapsed_s = s.elapsed_s, state = s.state, user_name = s.user_name,
         partition = s.partition, gpus = s.gpus, cpus = s.cpus, mem_mb = s.mem_mb,
@@ -693,50 +826,60 @@ BEGIN
         weight_per_mille = s.weight, charged_units = u.charged_units + s.delta,
         native_milli = u.native_milli + s.native_delta, updated_at = now()
     FROM pg_temp.ingest_stage s
-    WHERE s.status = 'CHARGED' AND u.site = site_ AND u.job_id = s.job_id AND u.step = '';
+    WHERE s.known AND s.status = 'CHARGED'
+      AND u.site = site_ AND u.job_id = s.job_id AND u.step = '';
+
+    INSERT INTO pg_temp.ingest_charge (idx, job_id, elapsed_s, allocation_id, delta, native_delta)
+    SELECT idx, job_id, elapsed_s, allocation_id, delta, native_delta FROM pg_temp.ingest_stage
+    WHERE known AND status = 'CHARGED'
+    UNION ALL
+    SELECT o.idx, s.job_id, s.elapsed_s, o.allocation_id, o.delta, o.native_delta
+    FROM pg_temp.ingest_out o JOIN pg_temp.ingest_stage s ON s.idx = o.idx
+    WHERE o.status = 'CHARGED';
+    ANALYZE pg_temp.ingest_charge;
 
     -- Liens: a job's charge draws its campaign's hold first, then its own.
     IF EXISTS (SELECT 1 FROM allot.liens l WHERE l.status = 'active' AND l.kind = 'job'
-               AND l.site = site_ AND l.job_id IN (SELECT job_id FROM pg_temp.ingest_stage
-                                                   WHERE status = 'CHARGED' AND delta > 0)) THEN
+               AND l.site = site_ AND l.job_id IN (SELECT job_id FROM pg_temp.ingest_charge
+                                                   WHERE delta > 0)) THEN
         PERFORM 1 FROM allot.liens l
         WHERE l.status = 'active' AND (
             (l.kind = 'job' AND l.site = site_ AND l.job_id IN (
-                SELECT job_id FROM pg_temp.ingest_stage WHERE status = 'CHARGED' AND delta > 0))
-            OR l.id IN (SELECT l2.campaign FROM allot.liens l2 JOIN pg_temp.ingest_stage s
-                        ON l2.site = site_ AND l2.job_id = s.job_id
-                        WHERE l2.status = 'active' AND l2.kind = 'job' AND s.status = 'CHARGED'))
+                SELECT job_id FROM pg_temp.ingest_charge WHERE delta > 0))
+            OR l.id IN (SELECT l2.campaign FROM allot.liens l2 JOIN pg_temp.ingest_charge c
+                        ON l2.site = site_ AND l2.job_id = c.job_id
+                        WHERE l2.status = 'active' AND l2.kind = 'job' AND c.delta > 0))
         ORDER BY l.id FOR UPDATE;
-        UPDATE pg_temp.ingest_stage s SET own_lien = l.id, camp_lien = c.id
+        UPDATE pg_temp.ingest_charge s SET own_lien = l.id, camp_lien = c.id
         FROM allot.liens l LEFT JOIN allot.liens c ON c.id = l.campaign AND c.status = 'active'
-        WHERE s.status = 'CHARGED' AND s.delta > 0 AND l.status = 'active' AND l.kind = 'job'
+        WHERE s.delta > 0 AND l.status = 'active' AND l.kind = 'job'
           AND l.site = site_ AND l.job_id = s.job_id AND l.allocation_id = s.allocation_id;
-        UPDATE pg_temp.ingest_stage s SET draw_camp = x.draw
+        UPDATE pg_temp.ingest_charge s SET draw_camp = x.draw
         FROM (SELECT s2.idx, greatest(0, least(s2.delta, c.held - coalesce(sum(s2.delta) OVER (
                   PARTITION BY s2.camp_lien ORDER BY s2.job_id
                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0))) AS draw
-              FROM pg_temp.ingest_stage s2 JOIN allot.liens c ON c.id = s2.camp_lien
+              FROM pg_temp.ingest_charge s2 JOIN allot.liens c ON c.id = s2.camp_lien
               WHERE s2.camp_lien IS NOT NULL) x
         WHERE s.idx = x.idx;
-        UPDATE pg_temp.ingest_stage s SET draw_own = least(s.delta - coalesce(s.draw_camp, 0), l.held)
+        UPDATE pg_temp.ingest_charge s SET draw_own = least(s.delta - coalesce(s.draw_camp, 0), l.held)
         FROM allot.liens l WHERE l.id = s.own_lien;
         UPDATE allot.liens l SET held = l.held - d.draw, drawn = l.drawn + d.draw
         FROM (SELECT lien, sum(draw) AS draw
-              FROM (SELECT own_lien AS lien, draw_own AS draw FROM pg_temp.ingest_stage
+              FROM (SELECT own_lien AS lien, draw_own AS draw FROM pg_temp.ingest_charge
                     WHERE draw_own > 0
                     UNION ALL
-                    SELECT camp_lien, draw_camp FROM pg_temp.ingest_stage WHERE draw_camp > 0) x
+                    SELECT camp_lien, draw_camp FROM pg_temp.ingest_charge WHERE draw_camp > 0) x
               GROUP BY lien) d
         WHERE l.id = d.lien;
     END IF;
 
     -- What the site's own books say the allocations were charged.
     PERFORM 1 FROM allot.allocations WHERE id IN (
-        SELECT allocation_id FROM pg_temp.ingest_stage WHERE status = 'CHARGED' AND native_delta > 0)
+        SELECT allocation_id FROM pg_temp.ingest_charge WHERE native_delta > 0)
     ORDER BY id FOR UPDATE;
     UPDATE allot.allocations a SET native_charged_milli = a.native_charged_milli + d.n
-    FROM (SELECT allocation_id, sum(native_delta) AS n FROM pg_temp.ingest_stage
-          WHERE status = 'CHARGED' AND native_delta > 0 GROUP BY allocation_id) d
+    FROM (SELECT allocation_id, sum(native_delta) AS n FROM pg_temp.ingest_charge
+          WHERE native_delta > 0 GROUP BY allocation_id) d
     WHERE a.id = d.allocation_id;
 
     -- The journal: the part of each charge its liens held is posted from them, the
@@ -745,25 +888,34 @@ BEGIN
         amount, body_hash, principal, reason, lien)
     SELECT t.tid || site_ || ':' || s.job_id || ':' || s.elapsed_s, t.kind, ac.id, consumed,
         t.amount, md5(site_ || '|' || s.job_id || '|' || s.elapsed_s || '|' || t.amount),
-        principal_, format('job %s at %s, %s s', s.job_id, site_, s.elapsed_s), t.lien
-    FROM pg_temp.ingest_stage s
+        principal_, 'job ' || s.job_id || ' at ' || site_ || ', ' || s.elapsed_s || ' s', t.lien
+    FROM pg_temp.ingest_charge s
     JOIN allot.accounts ac ON ac.allocation_id = s.allocation_id
     CROSS JOIN LATERAL (VALUES
         ('post:', 'post', coalesce(s.draw_own, 0), s.own_lien),
         ('post-campaign:', 'post', coalesce(s.draw_camp, 0), s.camp_lien),
         ('charge:', 'charge', s.delta - coalesce(s.draw_own, 0) - coalesce(s.draw_camp, 0), NULL))
         AS t(tid, kind, amount, lien)
-    WHERE s.status = 'CHARGED' AND t.amount > 0;
+    WHERE t.amount > 0;
 
-    -- The other records of a job that was refused share its refusal.
-    UPDATE pg_temp.ingest_stage s SET status = 'REJECTED', reason = w.reason
-    FROM pg_temp.ingest_stage w
-    WHERE NOT s.win AND s.status IS NULL AND w.win AND w.status = 'REJECTED'
-      AND w.job_id = s.job_id AND w.step = s.step;
+    -- The answer. A job's other records answer with its latest's allocation, or
+    -- share its refusal when it found none.
+    INSERT INTO pg_temp.ingest_result (idx, status, units, allocation_id, reason)
+    SELECT r.idx,
+        CASE WHEN r.status IS NOT NULL THEN r.status
+             WHEN r.refused THEN 'REJECTED' ELSE 'DUPLICATE' END,
+        CASE WHEN r.status = 'CHARGED' THEN r.delta ELSE 0 END,
+        CASE WHEN r.step = '' AND r.status IS DISTINCT FROM 'REJECTED' AND NOT r.refused
+             THEN coalesce(r.job_alloc, 0) ELSE 0 END,
+        coalesce(r.reason, CASE WHEN r.refused THEN r.job_reason END, '')
+    FROM (SELECT s.idx, s.step, coalesce(o.status, s.status) AS status,
+                 coalesce(o.delta, s.delta) AS delta, coalesce(o.reason, s.reason) AS reason,
+                 coalesce(bool_or(s.win AND o.status = 'REJECTED') OVER w, false) AS refused,
+                 max(o.reason) FILTER (WHERE s.win) OVER w AS job_reason,
+                 max(coalesce(o.allocation_id, s.allocation_id)) OVER w AS job_alloc
+          FROM pg_temp.ingest_stage s LEFT JOIN pg_temp.ingest_out o ON o.idx = s.idx
+          WINDOW w AS (PARTITION BY s.job_id, s.step)) r;
 END $$;
-
-CREATE FUNCTION allot.ingest_status(s text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$ SELECT coalesce(s, 'DUPLICATE') $$;
 
 ALTER TABLE allot.ingest_batches ADD COLUMN rejected jsonb;
 
@@ -824,19 +976,11 @@ BEGIN
         partition_, gpus_, cpus_, mem_, nodes_, elapsed_, state_, resource_, occupied_, gpu_ms_,
         units_, native_, weight_, reject_);
     UPDATE allot.ingest_batches b SET rejected = (
-        SELECT jsonb_agg(jsonb_build_object('index', s.idx, 'status', 'REJECTED', 'reason', s.reason))
-        FROM pg_temp.ingest_stage s WHERE s.status = 'REJECTED')
+        SELECT jsonb_agg(jsonb_build_object('index', r.idx, 'status', 'REJECTED', 'reason', r.reason))
+        FROM pg_temp.ingest_result r WHERE r.status = 'REJECTED')
     WHERE b.site = site_ AND b.batch_id = batch;
-    RETURN QUERY
-    SELECT s.idx, allot.ingest_status(s.status),
-           CASE WHEN s.status = 'CHARGED' THEN s.delta ELSE 0 END,
-           CASE WHEN s.step = '' AND s.status IS DISTINCT FROM 'REJECTED'
-                THEN coalesce(s.allocation_id, u.allocation_id, 0) ELSE 0 END,
-           coalesce(s.reason, '')
-    FROM pg_temp.ingest_stage s
-    LEFT JOIN allot.job_usage u ON s.step = '' AND s.allocation_id IS NULL
-        AND u.site = site_ AND u.job_id = s.job_id AND u.step = ''
-    ORDER BY s.idx;
+    RETURN QUERY SELECT r.idx, r.status, r.units, r.allocation_id, r.reason
+    FROM pg_temp.ingest_result r ORDER BY r.idx;
 END $$;
 
 -- The foundation's JSON form of a batch (records with "bill" or "rejectReason"),
@@ -925,8 +1069,7 @@ BEGIN
             ARRAY[(bill ->> 'gpuMs')::bigint], ARRAY[(bill ->> 'chargeUnits')::bigint],
             ARRAY[(bill ->> 'nativeMilli')::bigint], ARRAY[(bill ->> 'weightPerMille')::int],
             ARRAY[NULL::text]);
-        SELECT coalesce(sum(delta) FILTER (WHERE status = 'CHARGED'), 0) INTO charged
-        FROM pg_temp.ingest_stage;
+        SELECT coalesce(sum(units), 0) INTO charged FROM pg_temp.ingest_result;
     END IF;
     -- Read, not locked: the usage above locked job, liens and accounts in that order.
     l := allot.job_lien(site_, job);

@@ -389,6 +389,37 @@ def https_request(port, method, path, body=None, headers=None, cert="admin", tim
         conn.close()
 
 
+def send_then_read(port, head, chunks=(), cert="admin", timeout=30):
+    """Writes head (request line and headers, bytes) and then every chunk of chunks on
+    one new TLS connection before reading anything, as a client that sends its whole
+    request first does, then reads until the server closes. A reset while sending
+    raises (OSError). Returns (status, headers dict with lower-case names, body bytes,
+    everything read)."""
+    ctx = client_context(cert)
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        with ctx.wrap_socket(s, server_hostname="127.0.0.1") as t:
+            t.sendall(head)
+            for chunk in chunks:
+                t.sendall(chunk)
+            data = b""
+            while True:
+                try:
+                    got = t.recv(65536)
+                except ssl.SSLEOFError:  # closed without close_notify: end of file
+                    break
+                if not got:
+                    break
+                data += got
+    top, _, body = data.partition(b"\r\n\r\n")
+    lines = top.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1]) if lines[0].startswith("HTTP/") else 0
+    headers = {}
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    return status, headers, body, data
+
+
 def server_certificate(port):
     """DER bytes of the certificate the server presents now."""
     ctx = client_context("admin")

@@ -120,18 +120,33 @@ METHODS = {
                                  "weightPerMille": 500, "effectiveFrom": "2027-01-01"},
                                 {"admin"}),
     "Admin/ListResources": ({}, {"admin", "auditor"}),
-    "Admin/CreateAllocation": ({"project": "acme-llm", "gpuHours": "1",
+    "Admin/CreateAllocation": ({"project": "acme-llm", "gpuHours": "10",
                                 "startsAt": "2026-01-01", "endsAt": "2027-01-01",
                                 "transferId": "t-{role}"}, {"admin"}),
     "Admin/ListAllocations": ({}, {"admin", "auditor"}),
     "Admin/CreatePrincipal": ({"subject": "CN=x-{role}", "role": "ROLE_AUDITOR"}, {"admin"}),
     "Admin/ListPrincipals": ({}, {"admin", "auditor"}),
+    # CN=x-admin is the one admin's CreatePrincipal made above.
+    "Admin/RemovePrincipal": ({"subject": "CN=x-{role}"}, {"admin"}),
     "Usage/Ingest": ({"site": "leonardo", "batchId": "b-{role}", "records": [
         {"jobId": "role-{role}", "startTime": START, "account": "acme-vision",
          "partition": "boost_usr_prod", "gpus": 1, "cpus": 1, "nodes": 1,
          "elapsedS": "10"}]}, {"admin", "collector"}),
     "Ledger/GetBalance": ({"project": "acme-llm"},
                           {"admin", "auditor", "scheduler", "project"}),
+    "Ledger/Quote": ({"site": "leonardo", "partition": "boost_usr_prod", "account": "acme-llm",
+                      "gpus": 1, "timeLimitS": "60"}, {"admin", "auditor", "scheduler", "project"}),
+    "Ledger/Reserve": ({"lienId": "r-{role}", "site": "leonardo", "jobId": "j-{role}",
+                        "partition": "boost_usr_prod", "account": "acme-llm", "gpus": 1,
+                        "timeLimitS": "60"}, {"admin", "scheduler", "project"}),
+    "Ledger/ReserveCampaign": ({"lienId": "c-{role}", "project": "acme-llm", "site": "leonardo",
+                                "partition": "boost_usr_prod", "gpuHours": "1",
+                                "endsAt": "2027-12-01"}, {"admin", "scheduler", "project"}),
+    "Ledger/Heartbeat": ({"site": "leonardo", "jobId": "j-{role}", "elapsedS": "10"},
+                         {"admin", "scheduler", "project"}),
+    "Ledger/Settle": ({"site": "leonardo", "jobId": "j-{role}"}, {"admin", "scheduler", "project"}),
+    "Ledger/Release": ({"site": "leonardo", "jobId": "j-{role}"},
+                       {"admin", "scheduler", "project"}),
 }
 
 # role -> certificate whose scope fits the requests above.
@@ -154,6 +169,8 @@ def fill(obj, role):
 class Authentication(AllotTestCase):
 
     def test_every_method_times_every_role(self):
+        admin = {m for m in SCHEMA.rpcs if m.startswith("Admin/")}
+        self.assertEqual(admin - set(METHODS), set(), "Admin methods missing from METHODS")
         for method, (request, allowed) in METHODS.items():
             for role, cert in ROLE_CERTS.items():
                 with self.subTest(method=method, role=role):

@@ -109,6 +109,10 @@ test_key_table(void **state)
 	    {"max_body_bytes", "size", "4194304", 1024, 268435456, true,
 	        "largest request body accepted"},
 	    {"idle_timeout_s", "int", "60", 1, 3600, true, "close a connection idle this long"},
+	    {"lien_sweep_s", "int", "5", 1, 3600, true,
+	        "release the liens past their expiry this often"},
+	    {"reserve_group_max", "int", "256", 1, 4096, true,
+	        "most reservations committed in one transaction"},
 	    {"log_level", "enum", "info", 0, 0, true, "least severe level logged"},
 	};
 	size_t n;
