@@ -5,6 +5,11 @@
 #   pg_stop DIR     stop it (fast shutdown); quiet when it is not running
 #   pg_restart DIR  stop, then start again with the same settings
 #
+# The cluster trades durability for speed (fsync, synchronous_commit and
+# full_page_writes off) unless ALLOT_PG_DURABLE=1 is set when pg_start runs:
+# then PostgreSQL's durable defaults stay on, for benchmarks whose point is
+# what a commit costs (tests/bench/reserve).
+#
 # PostgreSQL refuses to run as root, so as root the cluster belongs to the
 # `postgres` user (Debian's package creates it) and DIR is handed to it.
 
@@ -47,8 +52,11 @@ pg_start() {
             { cat "$dir/initdb.log" >&2; return 1; }
     fi
     # fsync and friends off: a test cluster trades durability for speed.
+    local durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    [ "${ALLOT_PG_DURABLE:-0}" = 1 ] &&
+        durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
     pg_as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-        -o "-c listen_addresses='' -c unix_socket_directories='$dir/sock' -p $port -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        -o "-c listen_addresses='' -c unix_socket_directories='$dir/sock' -p $port $durability -c max_connections=200" \
         start >/dev/null ||
         { tail -20 "$dir/postgres.log" >&2; return 1; }
     echo "$port" >"$dir/port"

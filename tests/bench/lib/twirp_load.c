@@ -1,0 +1,423 @@
+/*
+ * twirp_load: a small load client for the benchmarks in tests/bench/.
+ *
+ * Sends one protobuf request body, again and again, to one Twirp method of
+ * allotd over C keep-alive HTTPS connections (one thread each, TLS with a
+ * client certificate, TCP_NODELAY), for a number of seconds or of calls, and
+ * prints what came back: the HTTP statuses, the rate, latency percentiles and
+ * the CPU this client used (so a run can tell whether the client was the
+ * bottleneck). Every occurrence of a marker in the body ("@@@@@@@@@@" unless
+ * -m says otherwise) is replaced in each call by that call's sequence number,
+ * zero-padded to the marker's width, so that each call can carry new ids
+ * (a lien_id, a job_id) without re-encoding: the width is fixed, so are the
+ * protobuf lengths.
+ *
+ * TLS handshakes happen before the clock starts. Leaves to others: building
+ * the body (the .proto files and tests/integration/protowire.py do that),
+ * decoding answers, HTTP/1.1 beyond Content-Length replies.
+ *
+ * Usage: twirp_load -p PORT -a CA -c CERT -k KEY -u PATH -b BODYFILE
+ *            [-n CONNS] [-t SECONDS] [-N CALLS] [-w WARMUP] [-m MARKER] [-s FIRSTSEQ]
+ * Output: key=value lines on stdout; the first answer of each unexpected
+ * status on stderr.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#define MAX_STATUS 600
+
+static int port;
+static const char *ca_file, *cert_file, *key_file, *path;
+static const char *marker = "@@@@@@@@@@";
+static unsigned char *body;
+static size_t body_len;
+static size_t *marks;
+static size_t nmarks;
+static double seconds;
+static long max_calls = -1;
+static long warmup;
+static long first_seq;
+
+static SSL_CTX *ctx;
+static atomic_long next_seq;
+static atomic_int stop_flag;
+static atomic_long status_count[MAX_STATUS];
+static atomic_int status_shown[MAX_STATUS];
+static atomic_long failures;
+static atomic_long claimed;
+static pthread_barrier_t start_barrier;
+static double t_start;
+
+struct worker {
+	pthread_t thread;
+	int fd;
+	SSL *ssl;
+	double *lat_ms;
+	size_t nlat, caplat;
+	double last_answer;
+	char *buf;
+	size_t cap;
+};
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void
+die(const char *what)
+{
+	fprintf(stderr, "twirp_load: %s\n", what);
+	ERR_print_errors_fp(stderr);
+	exit(1);
+}
+
+static int
+conn_open(struct worker *w)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int one = 1;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	w->fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (w->fd < 0 || connect(w->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+		perror("twirp_load: connect");
+		return -1;
+	}
+	setsockopt(w->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	w->ssl = SSL_new(ctx);
+	SSL_set_fd(w->ssl, w->fd);
+	SSL_set_tlsext_host_name(w->ssl, "localhost");
+	if (SSL_connect(w->ssl) != 1) {
+		fprintf(stderr, "twirp_load: TLS handshake failed\n");
+		ERR_print_errors_fp(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+write_all(SSL *ssl, const void *p, size_t n)
+{
+	const char *c = p;
+
+	while (n > 0) {
+		int r = SSL_write(ssl, c, n > 1 << 30 ? 1 << 30 : (int)n);
+
+		if (r <= 0)
+			return -1;
+		c += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+/* Reads one HTTP/1.1 answer; returns its status, or -1. *bodyp points into w->buf. */
+static int
+read_answer(struct worker *w, const char **bodyp, size_t *blen)
+{
+	size_t have = 0, head = 0, clen = 0;
+	int status;
+
+	for (;;) {
+		if (have + 4096 > w->cap) {
+			w->cap = w->cap ? w->cap * 2 : 65536;
+			w->buf = realloc(w->buf, w->cap + 1);
+			if (w->buf == NULL)
+				die("out of memory");
+		}
+		int r = SSL_read(w->ssl, w->buf + have, (int)(w->cap - have));
+
+		if (r <= 0)
+			return -1;
+		have += (size_t)r;
+		w->buf[have] = '\0';
+		if (head == 0) {
+			char *e = strstr(w->buf, "\r\n\r\n");
+
+			if (e == NULL)
+				continue;
+			head = (size_t)(e - w->buf) + 4;
+			char *cl = strcasestr(w->buf, "\r\ncontent-length:");
+
+			if (cl == NULL || cl > e) {
+				fprintf(stderr, "twirp_load: answer without Content-Length\n");
+				return -1;
+			}
+			clen = strtoul(cl + 17, NULL, 10);
+		}
+		if (have >= head + clen)
+			break;
+	}
+	if (sscanf(w->buf, "HTTP/1.%*d %d", &status) != 1)
+		return -1;
+	*bodyp = w->buf + head;
+	*blen = clen;
+	return status;
+}
+
+static void
+put_seq(unsigned char *b, long seq)
+{
+	size_t width = strlen(marker);
+	char num[32];
+
+	snprintf(num, sizeof num, "%0*ld", (int)width, seq);
+	for (size_t i = 0; i < nmarks; i++)
+		memcpy(b + marks[i], num + strlen(num) - width, width);
+}
+
+/* One call; returns its HTTP status or -1. */
+static int
+call(struct worker *w, unsigned char *b, char *hdr, size_t hlen)
+{
+	const char *ans;
+	size_t alen;
+	int st;
+
+	if (write_all(w->ssl, hdr, hlen) != 0 || write_all(w->ssl, b, body_len) != 0)
+		return -1;
+	st = read_answer(w, &ans, &alen);
+	if (st >= 0 && st < MAX_STATUS && st != 200 && st != 429 &&
+	    atomic_exchange(&status_shown[st], 1) == 0)
+		fprintf(
+		    stderr, "twirp_load: HTTP %d: %.*s\n", st, (int)(alen > 500 ? 500 : alen), ans);
+	return st;
+}
+
+static void *
+worker_run(void *arg)
+{
+	struct worker *w = arg;
+	unsigned char *b = malloc(body_len ? body_len : 1);
+	char hdr[512];
+	size_t hlen;
+
+	hlen = (size_t)snprintf(hdr, sizeof hdr,
+	    "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/protobuf\r\n"
+	    "Content-Length: %zu\r\n\r\n",
+	    path, body_len);
+	memcpy(b, body, body_len);
+	for (long i = 0; i < warmup; i++) {
+		if (nmarks)
+			put_seq(b, atomic_fetch_add(&next_seq, 1));
+		if (call(w, b, hdr, hlen) < 0) {
+			atomic_fetch_add(&failures, 1);
+			break;
+		}
+	}
+	pthread_barrier_wait(&start_barrier);
+	while (!atomic_load(&stop_flag)) {
+		if (max_calls >= 0 && atomic_fetch_add(&claimed, 1) >= max_calls)
+			break;
+		long seq = atomic_fetch_add(&next_seq, 1);
+
+		if (nmarks)
+			put_seq(b, seq);
+		double t0 = now_s();
+		int st = call(w, b, hdr, hlen);
+		double t1 = now_s();
+
+		if (st < 0) {
+			atomic_fetch_add(&failures, 1);
+			fprintf(stderr, "twirp_load: connection failed after %zu calls\n", w->nlat);
+			break;
+		}
+		atomic_fetch_add(&status_count[st < MAX_STATUS ? st : MAX_STATUS - 1], 1);
+		if (w->nlat == w->caplat) {
+			w->caplat = w->caplat ? w->caplat * 2 : 4096;
+			w->lat_ms = realloc(w->lat_ms, w->caplat * sizeof *w->lat_ms);
+			if (w->lat_ms == NULL)
+				die("out of memory");
+		}
+		w->lat_ms[w->nlat++] = (t1 - t0) * 1e3;
+		w->last_answer = t1;
+		if (seconds > 0 && t1 - t_start >= seconds)
+			break;
+	}
+	free(b);
+	return NULL;
+}
+
+static int
+cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double
+pct(const double *v, size_t n, double p)
+{
+	if (n == 0)
+		return 0;
+	size_t i = (size_t)(p * (double)(n - 1) + 0.5);
+
+	return v[i];
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *body_file = NULL;
+	int nconn = 1, opt;
+	FILE *f;
+
+	while ((opt = getopt(argc, argv, "p:a:c:k:u:b:n:t:N:w:m:s:")) != -1) {
+		switch (opt) {
+		case 'p':
+			port = atoi(optarg);
+			break;
+		case 'a':
+			ca_file = optarg;
+			break;
+		case 'c':
+			cert_file = optarg;
+			break;
+		case 'k':
+			key_file = optarg;
+			break;
+		case 'u':
+			path = optarg;
+			break;
+		case 'b':
+			body_file = optarg;
+			break;
+		case 'n':
+			nconn = atoi(optarg);
+			break;
+		case 't':
+			seconds = atof(optarg);
+			break;
+		case 'N':
+			max_calls = atol(optarg);
+			break;
+		case 'w':
+			warmup = atol(optarg);
+			break;
+		case 'm':
+			marker = optarg;
+			break;
+		case 's':
+			first_seq = atol(optarg);
+			break;
+		default:
+			fprintf(stderr,
+			    "usage: twirp_load -p PORT -a CA -c CERT -k KEY -u PATH "
+			    "-b BODYFILE [-n CONNS] [-t SECONDS] [-N CALLS] [-w WARMUP] "
+			    "[-m MARKER] [-s FIRSTSEQ]\n");
+			return 2;
+		}
+	}
+	if (!port || !ca_file || !cert_file || !key_file || !path || !body_file || nconn < 1 ||
+	    (seconds <= 0 && max_calls < 0) || strlen(marker) < 1 || strlen(marker) > 18)
+		die("missing or bad arguments (see the usage at the top of twirp_load.c)");
+
+	if ((f = fopen(body_file, "rb")) == NULL)
+		die("cannot open the body file");
+	fseek(f, 0, SEEK_END);
+	body_len = (size_t)ftell(f);
+	fseek(f, 0, SEEK_SET);
+	body = malloc(body_len ? body_len : 1);
+	if (body_len && fread(body, 1, body_len, f) != body_len)
+		die("cannot read the body file");
+	fclose(f);
+	size_t ml = strlen(marker);
+
+	marks = calloc(body_len / ml + 1, sizeof *marks);
+	for (size_t i = 0; i + ml <= body_len;) {
+		if (memcmp(body + i, marker, ml) == 0) {
+			marks[nmarks++] = i;
+			i += ml;
+		} else {
+			i++;
+		}
+	}
+	atomic_store(&next_seq, first_seq);
+
+	ctx = SSL_CTX_new(TLS_client_method());
+	if (ctx == NULL || SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1 ||
+	    SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1)
+		die("cannot set up TLS");
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+
+	struct worker *ws = calloc((size_t)nconn, sizeof *ws);
+
+	for (int i = 0; i < nconn; i++)
+		if (conn_open(&ws[i]) != 0)
+			return 1;
+	pthread_barrier_init(&start_barrier, NULL, (unsigned)nconn + 1);
+	for (int i = 0; i < nconn; i++)
+		pthread_create(&ws[i].thread, NULL, worker_run, &ws[i]);
+	struct rusage ru0, ru1;
+
+	pthread_barrier_wait(&start_barrier);
+	getrusage(RUSAGE_SELF, &ru0);
+	t_start = now_s();
+	for (int i = 0; i < nconn; i++)
+		pthread_join(ws[i].thread, NULL);
+	getrusage(RUSAGE_SELF, &ru1);
+
+	double t_end = t_start;
+	size_t n = 0;
+
+	for (int i = 0; i < nconn; i++) {
+		n += ws[i].nlat;
+		if (ws[i].last_answer > t_end)
+			t_end = ws[i].last_answer;
+	}
+	double *all = malloc((n ? n : 1) * sizeof *all), sum = 0;
+	size_t k = 0;
+
+	for (int i = 0; i < nconn; i++)
+		for (size_t j = 0; j < ws[i].nlat; j++) {
+			all[k++] = ws[i].lat_ms[j];
+			sum += ws[i].lat_ms[j];
+		}
+	qsort(all, n, sizeof *all, cmp_double);
+	double elapsed = t_end - t_start;
+	double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
+	    (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
+	    (double)(ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+	    (double)(ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+
+	printf("calls=%zu\n", n);
+	printf("conns=%d\n", nconn);
+	printf("elapsed_s=%.3f\n", elapsed);
+	printf("calls_per_s=%.1f\n", elapsed > 0 ? (double)n / elapsed : 0);
+	for (int s = 1; s < MAX_STATUS; s++)
+		if (atomic_load(&status_count[s]))
+			printf("status_%d=%ld\n", s, atomic_load(&status_count[s]));
+	printf("failures=%ld\n", atomic_load(&failures));
+	printf("mean_ms=%.3f\n", n ? sum / (double)n : 0);
+	printf("p50_ms=%.3f\n", pct(all, n, 0.50));
+	printf("p99_ms=%.3f\n", pct(all, n, 0.99));
+	printf("max_ms=%.3f\n", n ? all[n - 1] : 0);
+	printf("client_cpu_s=%.3f\n", cpu);
+	printf("client_cpu_share=%.3f\n", elapsed > 0 ? cpu / elapsed : 0);
+	printf("next_seq=%ld\n", atomic_load(&next_seq));
+	return atomic_load(&failures) ? 1 : 0;
+}
