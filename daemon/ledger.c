@@ -448,12 +448,53 @@ group_sites(const struct group *g)
 	return strbuf_steal(&sb);
 }
 
+/* True when p names a lien id or a job that a reservation of g already names. */
+static bool
+group_overlaps(const struct group *g, const struct pending *p)
+{
+	const Allot__V1__ReserveRequest *a = (const void *)p->call->request;
+
+	for (const struct pending *q = g->head; q != NULL; q = q->next) {
+		const Allot__V1__ReserveRequest *b = (const void *)q->call->request;
+
+		if (strcmp(a->lien_id, b->lien_id) == 0 ||
+		    (strcmp(a->job_id, b->job_id) == 0 && strcmp(a->site, b->site) == 0))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Moves up to group_max reservations from the queue into g, in their order. One that
+ * shares a lien id or a job with a reservation already in g waits for the next group:
+ * within a group, the database weighs them as independent.
+ */
+static void
+group_take(struct ledger *lg, struct group *g)
+{
+	struct pending **link = &lg->head, **tail = &g->head, *p;
+
+	lg->tail = NULL;
+	while ((p = *link) != NULL) {
+		if (g->n < (size_t)lg->group_max && !group_overlaps(g, p)) {
+			*link = p->next;
+			p->next = NULL;
+			*tail = p;
+			tail = &p->next;
+			g->n++;
+			lg->queued--;
+			continue;
+		}
+		lg->tail = p;
+		link = &p->next;
+	}
+}
+
 static void
 ledger_flush_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct ledger *lg = arg;
 	struct group *g;
-	struct pending **tail;
 	const char *params[1];
 	char *sites;
 
@@ -474,14 +515,7 @@ ledger_flush_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	g->lg = lg;
-	g->head = lg->head;
-	for (tail = &g->head; *tail != NULL && g->n < (size_t)lg->group_max; tail = &(*tail)->next)
-		g->n++;
-	lg->head = *tail;
-	*tail = NULL;
-	if (lg->head == NULL)
-		lg->tail = NULL;
-	lg->queued -= g->n;
+	group_take(lg, g);
 	lg->inflight = g;
 	sites = group_sites(g);
 	params[0] = sites;

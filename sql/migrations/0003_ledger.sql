@@ -319,131 +319,214 @@ BEGIN
     RETURN seen.answer;
 END $$;
 
--- One reservation of a group; runs inside reserve_group's transaction, in a
--- subtransaction of its own, with every account and lien it touches locked.
-CREATE FUNCTION allot.reserve_one(req jsonb, principal_ text) RETURNS jsonb
-LANGUAGE plpgsql AS $$
-DECLARE
-    lid text := allot.j_text(req, 'lienId');
-    site_ text := allot.j_text(req, 'site');
-    job text := allot.j_text(req, 'jobId');
-    camp_id text := nullif(allot.j_text(req, 'campaign'), '');
-    bill jsonb := req -> 'bill';
-    cost bigint := (bill ->> 'chargeUnits')::bigint;
-    hash text := allot.j_text(req, 'bodyHash');
-    ttl bigint := coalesce((req ->> 'expiresInS')::bigint, 0);
-    ja record;
-    old allot.liens;
-    camp allot.liens;
-    own bigint;
-    avail bigint;
-    l allot.liens;
-    ans jsonb;
-BEGIN
-    ans := allot.lien_replay(lid, hash);
-    IF ans IS NOT NULL THEN
-        RETURN ans;
-    END IF;
-    ja := allot.job_allocation(allot.j_text(req, 'account'), site_,
-                               (bill ->> 'resourceId')::bigint, now());
-    own := cost;
-    IF camp_id IS NOT NULL THEN
-        SELECT * INTO camp FROM allot.liens WHERE id = camp_id AND kind = 'campaign';
-        IF NOT FOUND THEN
-            RAISE EXCEPTION 'campaign "%" does not exist', camp_id USING ERRCODE = 'P0002';
-        END IF;
-        IF camp.allocation_id <> ja.allocation THEN
-            RAISE EXCEPTION 'campaign "%" holds on allocation %, the job is billed to allocation %',
-                camp_id, camp.allocation_id, ja.allocation USING ERRCODE = '55000';
-        END IF;
-        IF camp.status <> 'active' THEN
-            RAISE EXCEPTION 'campaign "%" is %', camp_id, camp.status USING ERRCODE = '55000';
-        END IF;
-        own := greatest(cost - camp.held, 0);
-    END IF;
-    SELECT * INTO old FROM allot.liens
-    WHERE site = site_ AND job_id = job AND status = 'active' AND kind = 'job';
-    avail := allot.available(ja.account);
-    -- The hold being replaced comes back before the new one is weighed.
-    IF old.id IS NOT NULL AND old.allocation_id = ja.allocation THEN
-        avail := avail + old.held;
-    END IF;
-    IF avail < 0 OR own > avail THEN
-        RAISE EXCEPTION 'could not reserve % GPU-h (% units) for job % of project "%": % GPU-h (% units) available on allocation %',
-            round(own / 3600000.0, 2), own, job, allot.j_text(req, 'account'),
-            round(avail / 3600000.0, 2), avail, ja.allocation
-            USING ERRCODE = '53400', DETAIL = jsonb_build_object(
-                'requested_units', own::text, 'requested_gpu_hours', round(own / 3600000.0, 6)::text,
-                'available_units', avail::text, 'available_gpu_hours', round(avail / 3600000.0, 6)::text,
-                'allocation', ja.allocation::text)::text;
-    END IF;
-    IF old.id IS NOT NULL THEN
-        PERFORM allot.lien_close(old, 'replaced', principal_);
-    END IF;
-    INSERT INTO allot.liens (id, kind, site, job_id, project_id, allocation_id, campaign,
-        partition, account, user_name, gpus, cpus, mem_mb, nodes, cost_units, amount, held,
-        expires_at, replaced, body_hash, principal)
-    VALUES (lid, 'job', site_, job, ja.project, ja.allocation, camp_id,
-        allot.j_text(req, 'partition'), allot.j_text(req, 'account'), allot.j_text(req, 'user'),
-        coalesce((req ->> 'gpus')::int, 0), coalesce((req ->> 'cpus')::int, 0),
-        coalesce((req ->> 'memMb')::bigint, 0), coalesce((req ->> 'nodes')::int, 0), cost, own, own,
-        now() + make_interval(secs => CASE WHEN ttl > 0 THEN ttl
-                                           ELSE coalesce((req ->> 'timeLimitS')::bigint, 0) + 3600 END),
-        old.id, hash, principal_)
-    RETURNING * INTO l;
-    IF own > 0 THEN
-        INSERT INTO allot.transfers (transfer_id, kind, debit_account_id, credit_account_id,
-            amount, body_hash, principal, reason, lien)
-        VALUES ('reserve:' || lid, 'reserve', ja.account, allot.consumed_account(), own, hash,
-            principal_, format('job %s at %s', job, site_), lid);
-    END IF;
-    ans := allot.lien_json(l);
-    -- A replayed Reserve answers what the first one did.
-    UPDATE allot.liens SET answer = ans WHERE id = lid;
-    RETURN ans;
-END $$;
-
 -- Reserve, coalesced: reqs is a JSON array of ReserveRequest objects, each with
--- "bill", "bodyHash" and "principal" added by allotd. Every account and lien the
--- group touches is locked first, in the schema's lock order; then each
--- reservation runs in a subtransaction of its own, so one refusal refuses only
--- itself. Returns an array of answers in the same order: {"ok": Lien} or
--- {"sqlstate", "message", "meta"}. One transaction, one commit, for the group.
+-- "bill", "bodyHash" and "principal" added by allotd; no two of a group share a lien
+-- id or a job (allotd leaves such a one for the next group). Set-based: the group's
+-- allocations are chosen once per project and resource, every lien and account it
+-- touches is locked in the schema's lock order and read once, then each reservation
+-- is weighed in order against what the ones before it left (arithmetic only), and
+-- the accepted ones are written by one statement per table: one journal statement,
+-- so each account is updated once and the journal's trigger checks the rule of
+-- reservations for the whole group. Returns an array of answers in the same order:
+-- {"ok": Lien} or {"sqlstate", "message", "meta"}. One transaction, one commit.
 CREATE FUNCTION allot.reserve_group(reqs jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
-    r jsonb;
-    answers jsonb[] := '{}';
-    st text;
-    msg text;
-    det text;
+    consumed bigint := allot.consumed_account();
+    r record;
+    avail jsonb;
+    have bigint;
+    give bigint;
+    own bigint;
+    ok_n integer[] := '{}';
+    ok_own bigint[] := '{}';
+    ok_old text[] := '{}';
+    gone text[] := '{}';
+    gone_held bigint[];
+    gone_alloc bigint[];
+    errs jsonb := '{}';
+    answers jsonb;
 BEGIN
+    IF to_regclass('pg_temp.reserve_stage') IS NULL THEN
+        CREATE TEMP TABLE reserve_stage (
+            n integer, req jsonb, lien_id text, site text, job_id text, account text,
+            hash text, principal text, cost bigint, resource_id bigint, project_id bigint,
+            allocation_id bigint, account_id bigint
+        ) ON COMMIT DELETE ROWS;
+    ELSE
+        DELETE FROM pg_temp.reserve_stage;
+    END IF;
+    WITH items AS (
+        SELECT x.n::integer AS n, x.e, p.id AS project_id,
+               (x.e -> 'bill' ->> 'resourceId')::bigint AS resource_id
+        FROM jsonb_array_elements(reqs) WITH ORDINALITY x(e, n)
+        LEFT JOIN allot.projects p ON p.name = x.e ->> 'account'),
+    cand AS (
+        SELECT k.project_id, k.resource_id, c.id
+        FROM (SELECT DISTINCT project_id, resource_id FROM items WHERE project_id IS NOT NULL) k
+        CROSS JOIN LATERAL (SELECT c.id FROM allot.allocation_candidates(k.project_id, k.resource_id) c
+                            WHERE c.starts_at <= now() AND now() < c.ends_at
+                            ORDER BY c.rank LIMIT 1) c)
+    INSERT INTO pg_temp.reserve_stage
+    SELECT i.n, i.e, i.e ->> 'lienId', i.e ->> 'site', i.e ->> 'jobId', i.e ->> 'account',
+           i.e ->> 'bodyHash', i.e ->> 'principal', (i.e -> 'bill' ->> 'chargeUnits')::bigint,
+           i.resource_id, i.project_id, c.id, ac.id
+    FROM items i
+    LEFT JOIN cand c ON c.project_id = i.project_id AND c.resource_id = i.resource_id
+    LEFT JOIN allot.accounts ac ON ac.allocation_id = c.id;
+
+    -- Locks, in the schema's order: the liens named or replaced, then the accounts.
     PERFORM 1 FROM allot.liens l
-    WHERE l.id IN (SELECT e ->> 'campaign' FROM jsonb_array_elements(reqs) e
-                   UNION SELECT e ->> 'lienId' FROM jsonb_array_elements(reqs) e)
-       OR (l.status = 'active' AND l.kind = 'job' AND (l.site, l.job_id) IN
-           (SELECT e ->> 'site', e ->> 'jobId' FROM jsonb_array_elements(reqs) e))
+    WHERE l.id IN (SELECT lien_id FROM pg_temp.reserve_stage
+                   UNION SELECT req ->> 'campaign' FROM pg_temp.reserve_stage)
+       OR (l.status = 'active' AND l.kind = 'job'
+           AND (l.site, l.job_id) IN (SELECT site, job_id FROM pg_temp.reserve_stage))
     ORDER BY l.id FOR UPDATE;
     PERFORM 1 FROM allot.accounts a
-    WHERE a.kind = 'consumed'
+    WHERE a.id = consumed
+       OR a.id IN (SELECT account_id FROM pg_temp.reserve_stage)
        OR a.allocation_id IN (
-           SELECT allot.choose_allocation(p.id, (e -> 'bill' ->> 'resourceId')::bigint, now())
-           FROM jsonb_array_elements(reqs) e JOIN allot.projects p ON p.name = e ->> 'account')
-       OR a.allocation_id IN (
-           SELECT l.allocation_id FROM allot.liens l
-           WHERE l.status = 'active' AND l.kind = 'job' AND (l.site, l.job_id) IN
-                 (SELECT e ->> 'site', e ->> 'jobId' FROM jsonb_array_elements(reqs) e))
+           SELECT l.allocation_id FROM allot.liens l JOIN pg_temp.reserve_stage s
+               ON l.site = s.site AND l.job_id = s.job_id
+           WHERE l.status = 'active' AND l.kind = 'job')
     ORDER BY a.id FOR UPDATE;
-    FOR r IN SELECT e FROM jsonb_array_elements(reqs) e LOOP
-        BEGIN
-            answers := answers || jsonb_build_object('ok', allot.reserve_one(r, r ->> 'principal'));
-        EXCEPTION WHEN OTHERS THEN
-            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL;
-            answers := answers || jsonb_build_object('sqlstate', st, 'message', msg,
-                'meta', CASE WHEN det LIKE '{%' THEN det::jsonb ELSE '{}'::jsonb END);
-        END;
+    SELECT coalesce(jsonb_object_agg(id, credits_posted - debits_posted - debits_pending), '{}')
+    INTO avail FROM allot.accounts
+    WHERE id IN (SELECT account_id FROM pg_temp.reserve_stage
+                 UNION SELECT ac.id FROM allot.liens l
+                       JOIN pg_temp.reserve_stage s ON l.site = s.site AND l.job_id = s.job_id
+                       JOIN allot.accounts ac ON ac.allocation_id = l.allocation_id
+                       WHERE l.status = 'active' AND l.kind = 'job');
+
+    -- Each reservation in order, against what the earlier ones left.
+    FOR r IN
+        SELECT s.*, seen.body_hash AS seen_hash, seen.answer AS seen_answer,
+               camp.id AS camp_id, camp.allocation_id AS camp_alloc, camp.status AS camp_status,
+               camp.held AS camp_held, old.id AS old_id, old.held AS old_held,
+               oac.id AS old_account
+        FROM pg_temp.reserve_stage s
+        LEFT JOIN allot.liens seen ON seen.id = s.lien_id
+        LEFT JOIN allot.liens camp ON camp.id = nullif(s.req ->> 'campaign', '')
+            AND camp.kind = 'campaign'
+        LEFT JOIN allot.liens old ON old.site = s.site AND old.job_id = s.job_id
+            AND old.status = 'active' AND old.kind = 'job'
+        LEFT JOIN allot.accounts oac ON oac.allocation_id = old.allocation_id
+        ORDER BY s.n
+    LOOP
+        IF r.seen_hash IS NOT NULL THEN
+            IF r.seen_hash <> r.hash THEN
+                errs := errs || jsonb_build_object(r.n::text, jsonb_build_object('sqlstate', '23505',
+                    'message', format('lien id "%s" was already used with a different body', r.lien_id)));
+            END IF;
+            CONTINUE; -- a replay: answered from the stored answer
+        END IF;
+        IF r.project_id IS NULL THEN
+            errs := errs || jsonb_build_object(r.n::text, jsonb_build_object('sqlstate', 'P0002',
+                'message', format('unknown account "%s"', r.account)));
+            CONTINUE;
+        END IF;
+        IF r.allocation_id IS NULL THEN
+            errs := errs || jsonb_build_object(r.n::text, jsonb_build_object('sqlstate', '55000',
+                'message', format('no allocation of project "%s" covers %s/%s at %s', r.account,
+                    r.site, r.req ->> 'partition', allot.rfc3339(now()))));
+            CONTINUE;
+        END IF;
+        own := r.cost;
+        IF nullif(r.req ->> 'campaign', '') IS NOT NULL THEN
+            IF r.camp_id IS NULL THEN
+                errs := errs || jsonb_build_object(r.n::text, jsonb_build_object('sqlstate', 'P0002',
+                    'message', format('campaign "%s" does not exist', r.req ->> 'campaign')));
+                CONTINUE;
+            ELSIF r.camp_alloc <> r.allocation_id THEN
+                errs := errs || jsonb_build_object(r.n::text, jsonb_build_object('sqlstate', '55000',
+                    'message', format('campaign "%s" holds on allocation %s, the job is billed to allocation %s',
+                        r.camp_id, r.camp_alloc, r.allocation_id)));
+                CONTINUE;
+            ELSIF r.camp_status <> 'active' THEN
+                errs := errs || jsonb_build_object(r.n::text, jsonb_build_object('sqlstate', '55000',
+                    'message', format('campaign "%s" is %s', r.camp_id, r.camp_status)));
+                CONTINUE;
+            END IF;
+            own := greatest(r.cost - r.camp_held, 0);
+        END IF;
+        have := (avail ->> r.account_id::text)::bigint;
+        -- The hold being replaced comes back before the new one is weighed.
+        give := CASE WHEN r.old_account = r.account_id THEN r.old_held ELSE 0 END;
+        IF have + give < 0 OR own > have + give THEN
+            errs := errs || jsonb_build_object(r.n::text, jsonb_build_object('sqlstate', '53400',
+                'message', format('could not reserve %s GPU-h (%s units) for job %s of project "%s": %s GPU-h (%s units) available on allocation %s',
+                    round(own / 3600000.0, 2), own, r.job_id, r.account,
+                    round((have + give) / 3600000.0, 2), have + give, r.allocation_id),
+                'meta', jsonb_build_object('requested_units', own::text,
+                    'requested_gpu_hours', round(own / 3600000.0, 6)::text,
+                    'available_units', (have + give)::text,
+                    'available_gpu_hours', round((have + give) / 3600000.0, 6)::text,
+                    'allocation', r.allocation_id::text)));
+            CONTINUE;
+        END IF;
+        avail := jsonb_set(avail, ARRAY[r.account_id::text], to_jsonb(have + give - own));
+        IF r.old_id IS NOT NULL THEN
+            gone := gone || r.old_id;
+            IF r.old_account <> r.account_id THEN
+                avail := jsonb_set(avail, ARRAY[r.old_account::text],
+                    to_jsonb((avail ->> r.old_account::text)::bigint + r.old_held));
+            END IF;
+        END IF;
+        ok_n := ok_n || r.n;
+        ok_own := ok_own || own;
+        ok_old := ok_old || r.old_id;
     END LOOP;
-    RETURN to_jsonb(answers);
+
+    -- The accepted ones: the replaced liens closed, the new ones stored, then one
+    -- journal statement for the group.
+    IF cardinality(ok_n) > 0 THEN
+        WITH c AS (
+            UPDATE allot.liens l SET status = 'replaced', released = l.released + o.held,
+                held = 0, closed_at = clock_timestamp()
+            FROM (SELECT id, held FROM allot.liens WHERE id = ANY (gone)) o
+            WHERE l.id = o.id
+            RETURNING l.id, o.held, l.allocation_id)
+        SELECT coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.held), '{}'),
+               coalesce(array_agg(c.allocation_id), '{}')
+        INTO gone, gone_held, gone_alloc FROM c;
+        INSERT INTO allot.liens (id, kind, site, job_id, project_id, allocation_id, campaign,
+            partition, account, user_name, gpus, cpus, mem_mb, nodes, cost_units, amount,
+            held, expires_at, replaced, body_hash, principal)
+        SELECT s.lien_id, 'job', s.site, s.job_id, s.project_id, s.allocation_id,
+            nullif(s.req ->> 'campaign', ''), s.req ->> 'partition', s.account,
+            coalesce(s.req ->> 'user', ''), coalesce((s.req ->> 'gpus')::int, 0),
+            coalesce((s.req ->> 'cpus')::int, 0), coalesce((s.req ->> 'memMb')::bigint, 0),
+            coalesce((s.req ->> 'nodes')::int, 0), s.cost, k.own, k.own,
+            now() + make_interval(secs => CASE
+                WHEN coalesce((s.req ->> 'expiresInS')::bigint, 0) > 0
+                    THEN (s.req ->> 'expiresInS')::bigint
+                ELSE coalesce((s.req ->> 'timeLimitS')::bigint, 0) + 3600 END),
+            k.old, s.hash, s.principal
+        FROM unnest(ok_n, ok_own, ok_old) k(n, own, old)
+        JOIN pg_temp.reserve_stage s ON s.n = k.n;
+        INSERT INTO allot.transfers (transfer_id, kind, debit_account_id, credit_account_id,
+            amount, body_hash, principal, reason, lien)
+        SELECT 'void:' || g.id, 'void', ac.id, consumed, g.held,
+               md5('void:' || g.id || ':' || g.held), 'allotd', 'replaced lien ' || g.id, g.id
+        FROM unnest(gone, gone_held, gone_alloc) g(id, held, alloc)
+        JOIN allot.accounts ac ON ac.allocation_id = g.alloc
+        WHERE g.held > 0
+        UNION ALL
+        SELECT 'reserve:' || s.lien_id, 'reserve', s.account_id, consumed, k.own, s.hash,
+               s.principal, format('job %s at %s', s.job_id, s.site), s.lien_id
+        FROM unnest(ok_n, ok_own) k(n, own) JOIN pg_temp.reserve_stage s ON s.n = k.n
+        WHERE k.own > 0;
+        -- The answers are stored for replays, after the journal moved the accounts.
+        UPDATE allot.liens l SET answer = allot.lien_json(l)
+        WHERE l.id IN (SELECT s.lien_id FROM unnest(ok_n) k(n)
+                       JOIN pg_temp.reserve_stage s ON s.n = k.n);
+    END IF;
+
+    SELECT jsonb_agg(CASE WHEN errs ? s.n::text THEN errs -> s.n::text
+                          ELSE jsonb_build_object('ok', l.answer) END ORDER BY s.n)
+    INTO answers
+    FROM pg_temp.reserve_stage s LEFT JOIN allot.liens l ON l.id = s.lien_id;
+    RETURN coalesce(answers, '[]');
 END $$;
 
 -- ReserveCampaign: gpu_hours held for a project's run of many jobs until ends_at.

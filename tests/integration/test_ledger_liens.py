@@ -142,6 +142,36 @@ class Liens(AllotTestCase):
         self.assertEqual(self.lien("lr-2"), ("active", 2 * H, 0, 0))
         self.check_ledger()
 
+    def test_same_job_and_same_lien_at_once(self):
+        """Reservations that arrive together for one job, or under one lien id, are
+        weighed one after the other: one active hold per job, one lien per id."""
+        self.project("lt", 10)
+        results = {}
+
+        def send(key, req):
+            results[key] = twirp(self.port, "Ledger/Reserve", req, cert="scheduler-leonardo")
+
+        reqs = {"a": reserve_req("lt-a", 9250, "lt", 1, 3600),
+                "b": reserve_req("lt-b", 9250, "lt", 2, 3600),
+                "c1": reserve_req("lt-c", 9251, "lt", 1, 1800),
+                "c2": reserve_req("lt-c", 9251, "lt", 1, 1800)}
+        threads = [threading.Thread(target=send, args=kv) for kv in reqs.items()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        self.assertEqual({k: v[0] for k, v in results.items()},
+                         {"a": 200, "b": 200, "c1": 200, "c2": 200})
+        self.assertEqual(results["c1"][2], results["c2"][2], "one lien id, one answer")
+        self.assertEqual(self.psql("SELECT count(*) FROM allot.liens WHERE job_id = '9250' "
+                                   "AND status = 'active'"), "1")
+        self.assertEqual(self.psql("SELECT count(*) FROM allot.liens WHERE job_id = '9250' "
+                                   "AND status = 'replaced'"), "1")
+        active = self.psql("SELECT held FROM allot.liens WHERE job_id = '9250' "
+                           "AND status = 'active'")
+        self.assertEqual(self.alloc_balance("lt")[2], int(active) + H // 2)
+        self.check_ledger()
+
     def test_refused_reservation_says_why(self):
         alloc = self.project("lx", 10)
         self.reserve("lx-1", 9301, "lx", 4, 2 * 3600)  # 8 GPU-h: 2 left
