@@ -341,11 +341,14 @@ DECLARE
     ok_n integer[] := '{}';
     ok_own bigint[] := '{}';
     ok_old text[] := '{}';
+    ok_ids text[] := '{}';
     gone text[] := '{}';
     gone_held bigint[];
     gone_alloc bigint[];
     errs jsonb := '{}';
     answers jsonb;
+    lien_ids text[];
+    account_ids bigint[];
 BEGIN
     IF to_regclass('pg_temp.reserve_stage') IS NULL THEN
         CREATE TEMP TABLE reserve_stage (
@@ -374,29 +377,30 @@ BEGIN
     FROM items i
     LEFT JOIN cand c ON c.project_id = i.project_id AND c.resource_id = i.resource_id
     LEFT JOIN allot.accounts ac ON ac.allocation_id = c.id;
-
     -- Locks, in the schema's order: the liens named or replaced, then the accounts.
-    PERFORM 1 FROM allot.liens l
-    WHERE l.id IN (SELECT lien_id FROM pg_temp.reserve_stage
-                   UNION SELECT req ->> 'campaign' FROM pg_temp.reserve_stage)
-       OR (l.status = 'active' AND l.kind = 'job'
-           AND (l.site, l.job_id) IN (SELECT site, job_id FROM pg_temp.reserve_stage))
-    ORDER BY l.id FOR UPDATE;
-    PERFORM 1 FROM allot.accounts a
-    WHERE a.id = consumed
-       OR a.id IN (SELECT account_id FROM pg_temp.reserve_stage)
-       OR a.allocation_id IN (
-           SELECT l.allocation_id FROM allot.liens l JOIN pg_temp.reserve_stage s
-               ON l.site = s.site AND l.job_id = s.job_id
-           WHERE l.status = 'active' AND l.kind = 'job')
-    ORDER BY a.id FOR UPDATE;
-    SELECT coalesce(jsonb_object_agg(id, credits_posted - debits_posted - debits_pending), '{}')
-    INTO avail FROM allot.accounts
-    WHERE id IN (SELECT account_id FROM pg_temp.reserve_stage
-                 UNION SELECT ac.id FROM allot.liens l
-                       JOIN pg_temp.reserve_stage s ON l.site = s.site AND l.job_id = s.job_id
-                       JOIN allot.accounts ac ON ac.allocation_id = l.allocation_id
-                       WHERE l.status = 'active' AND l.kind = 'job');
+    -- Every lookup is by primary key or by the active job's index, one probe per
+    -- reservation (LATERAL ... LIMIT 1, so that the planner cannot turn it into a
+    -- scan of liens whatever its statistics say): the cost is the group's, never the
+    -- number of liens.
+    SELECT array_agg(DISTINCT x.id) INTO lien_ids FROM (
+        SELECT s.lien_id AS id FROM pg_temp.reserve_stage s
+        UNION ALL SELECT nullif(s.req ->> 'campaign', '') FROM pg_temp.reserve_stage s
+        UNION ALL SELECT o.id FROM pg_temp.reserve_stage s
+            CROSS JOIN LATERAL (SELECT o.id FROM allot.liens o
+                                WHERE o.site = s.site AND o.job_id = s.job_id
+                                  AND o.status = 'active' AND o.kind = 'job' LIMIT 1) o) x
+    WHERE x.id IS NOT NULL;
+    PERFORM 1 FROM allot.liens WHERE id = ANY (lien_ids) ORDER BY id FOR UPDATE;
+    SELECT array_agg(DISTINCT x.id) INTO account_ids FROM (
+        SELECT consumed AS id
+        UNION ALL SELECT s.account_id FROM pg_temp.reserve_stage s
+        UNION ALL SELECT ac.id FROM allot.liens o
+            JOIN allot.accounts ac ON ac.allocation_id = o.allocation_id
+            WHERE o.id = ANY (lien_ids) AND o.kind = 'job' AND o.status = 'active') x
+    WHERE x.id IS NOT NULL;
+    SELECT coalesce(jsonb_object_agg(x.id, x.available), '{}') INTO avail FROM (
+        SELECT id, credits_posted - debits_posted - debits_pending AS available
+        FROM allot.accounts WHERE id = ANY (account_ids) ORDER BY id FOR UPDATE) x;
 
     -- Each reservation in order, against what the earlier ones left.
     FOR r IN
@@ -405,12 +409,15 @@ BEGIN
                camp.held AS camp_held, old.id AS old_id, old.held AS old_held,
                oac.id AS old_account
         FROM pg_temp.reserve_stage s
-        LEFT JOIN allot.liens seen ON seen.id = s.lien_id
-        LEFT JOIN allot.liens camp ON camp.id = nullif(s.req ->> 'campaign', '')
-            AND camp.kind = 'campaign'
-        LEFT JOIN allot.liens old ON old.site = s.site AND old.job_id = s.job_id
-            AND old.status = 'active' AND old.kind = 'job'
-        LEFT JOIN allot.accounts oac ON oac.allocation_id = old.allocation_id
+        LEFT JOIN LATERAL (SELECT * FROM allot.liens WHERE id = s.lien_id LIMIT 1) seen ON true
+        LEFT JOIN LATERAL (SELECT * FROM allot.liens
+                           WHERE id = nullif(s.req ->> 'campaign', '') AND kind = 'campaign'
+                           LIMIT 1) camp ON true
+        LEFT JOIN LATERAL (SELECT * FROM allot.liens
+                           WHERE site = s.site AND job_id = s.job_id AND status = 'active'
+                             AND kind = 'job' LIMIT 1) old ON true
+        LEFT JOIN LATERAL (SELECT id FROM allot.accounts
+                           WHERE allocation_id = old.allocation_id LIMIT 1) oac ON true
         ORDER BY s.n
     LOOP
         IF r.seen_hash IS NOT NULL THEN
@@ -475,6 +482,7 @@ BEGIN
         ok_n := ok_n || r.n;
         ok_own := ok_own || own;
         ok_old := ok_old || r.old_id;
+        ok_ids := ok_ids || r.lien_id;
     END LOOP;
 
     -- The accepted ones: the replaced liens closed, the new ones stored, then one
@@ -517,15 +525,14 @@ BEGIN
         FROM unnest(ok_n, ok_own) k(n, own) JOIN pg_temp.reserve_stage s ON s.n = k.n
         WHERE k.own > 0;
         -- The answers are stored for replays, after the journal moved the accounts.
-        UPDATE allot.liens l SET answer = allot.lien_json(l)
-        WHERE l.id IN (SELECT s.lien_id FROM unnest(ok_n) k(n)
-                       JOIN pg_temp.reserve_stage s ON s.n = k.n);
+        UPDATE allot.liens l SET answer = allot.lien_json(l) WHERE l.id = ANY (ok_ids);
     END IF;
 
     SELECT jsonb_agg(CASE WHEN errs ? s.n::text THEN errs -> s.n::text
                           ELSE jsonb_build_object('ok', l.answer) END ORDER BY s.n)
     INTO answers
-    FROM pg_temp.reserve_stage s LEFT JOIN allot.liens l ON l.id = s.lien_id;
+    FROM pg_temp.reserve_stage s
+    LEFT JOIN LATERAL (SELECT answer FROM allot.liens WHERE id = s.lien_id LIMIT 1) l ON true;
     RETURN coalesce(answers, '[]');
 END $$;
 
