@@ -114,31 +114,14 @@ static void
 call_sql(struct twirp_call *call, const char *fn, json_t *obj, db_result_cb cb)
 {
 	char *text = obj != NULL ? json_dumps(obj, JSON_COMPACT) : NULL;
-	char sql[128];
-	const char *params[2];
 
 	json_decref(obj);
 	if (text == NULL) {
 		twirp_reply_error(call, TWIRP_INTERNAL, "out of memory");
 		return;
 	}
-	snprintf(sql, sizeof(sql), "SELECT allot.%s($1::jsonb, $2::text)", fn);
-	params[0] = text;
-	params[1] = call->principal.subject;
-	if (db_query(call_ledger(call)->db, sql, 2, params, cb, call) != 0)
-		twirp_reply_error(call, TWIRP_UNAVAILABLE, "database is unavailable");
+	twirp_sql_json(call, fn, text, cb);
 	free(text);
-}
-
-static void
-reply_json_cb(const struct db_result *r, void *arg)
-{
-	struct twirp_call *call = arg;
-
-	if (r->status != DB_OK)
-		twirp_reply_db_error(call, r);
-	else
-		twirp_reply_db_json(call, r);
 }
 
 /* What Quote and Reserve need of a job before it can be billed; answers the call if not. */
@@ -205,7 +188,7 @@ quote_billing_cb(const struct db_result *r, void *arg)
 		obj = NULL;
 	}
 	tariff_free(t);
-	call_sql(call, "rpc_quote", obj, reply_json_cb);
+	call_sql(call, "rpc_quote", obj, twirp_sql_done_cb);
 }
 
 void
@@ -640,7 +623,7 @@ heartbeat_shape_cb(const struct db_result *r, void *arg)
 	}
 	json_object_del(shape, "billing");
 	json_object_set_new(obj, "shape", shape);
-	call_sql(call, "rpc_heartbeat", obj, reply_json_cb);
+	call_sql(call, "rpc_heartbeat", obj, twirp_sql_done_cb);
 }
 
 void

@@ -360,7 +360,7 @@ twirp_reply_db_json(struct twirp_call *call, const struct db_result *r)
 	protobuf_c_message_free_unpacked(msg, NULL);
 }
 
-static void
+void
 twirp_sql_done_cb(const struct db_result *r, void *arg)
 {
 	struct twirp_call *call = arg;
@@ -371,12 +371,23 @@ twirp_sql_done_cb(const struct db_result *r, void *arg)
 		twirp_reply_db_json(call, r);
 }
 
+void
+twirp_sql_json(struct twirp_call *call, const char *fn, const char *json, db_result_cb cb)
+{
+	char sql[160];
+	const char *params[2];
+
+	snprintf(sql, sizeof(sql), "SELECT allot.%s($1::jsonb, $2::text)", fn);
+	params[0] = json;
+	params[1] = call->principal.subject;
+	if (db_query(call->tw->db, sql, 2, params, cb, call) != 0)
+		twirp_reply_error(call, TWIRP_UNAVAILABLE, "database is unavailable");
+}
+
 static void
 twirp_sql_call(struct twirp_call *call)
 {
 	struct strbuf json;
-	char sql[160];
-	const char *params[2];
 
 	strbuf_init(&json);
 	if (!pbjson_encode(call->request, &json)) {
@@ -384,12 +395,7 @@ twirp_sql_call(struct twirp_call *call)
 		twirp_reply_error(call, TWIRP_INTERNAL, "could not encode the request");
 		return;
 	}
-	snprintf(
-	    sql, sizeof(sql), "SELECT allot.%s($1::jsonb, $2::text)", call->route->sql_function);
-	params[0] = json.data;
-	params[1] = call->principal.subject;
-	if (db_query(call->tw->db, sql, 2, params, twirp_sql_done_cb, call) != 0)
-		twirp_reply_error(call, TWIRP_UNAVAILABLE, "database is unavailable");
+	twirp_sql_json(call, call->route->sql_function, json.data, twirp_sql_done_cb);
 	strbuf_cleanup(&json);
 }
 

@@ -15,6 +15,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "auth.h"
+#include "db.h"
 #include "twirp_codes.h"
 
 struct evhttp_request;
@@ -87,6 +88,14 @@ void twirp_reply_db_error(struct twirp_call *call, const struct db_result *r);
  * column of the first row of r (r must be DB_OK), or an internal error.
  */
 void twirp_reply_db_json(struct twirp_call *call, const struct db_result *r);
+
+/*
+ * Sends SELECT allot.<fn>(json, the caller's subject) and hands the result to cb(r,
+ * call); answers unavailable itself when the pool cannot take it. json is copied.
+ * twirp_sql_done_cb answers the call with the function's JSON, or its error.
+ */
+void twirp_sql_json(struct twirp_call *call, const char *fn, const char *json, db_result_cb cb);
+void twirp_sql_done_cb(const struct db_result *r, void *arg);
 
 /* Microseconds on the monotonic clock. */
 uint64_t twirp_now_usec(void);
