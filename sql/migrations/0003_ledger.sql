@@ -341,7 +341,6 @@ DECLARE
     ok_n integer[] := '{}';
     ok_own bigint[] := '{}';
     ok_old text[] := '{}';
-    ok_ids text[] := '{}';
     gone text[] := '{}';
     gone_held bigint[];
     gone_alloc bigint[];
@@ -482,7 +481,6 @@ BEGIN
         ok_n := ok_n || r.n;
         ok_own := ok_own || own;
         ok_old := ok_old || r.old_id;
-        ok_ids := ok_ids || r.lien_id;
     END LOOP;
 
     -- The accepted ones: the replaced liens closed, the new ones stored, then one
@@ -497,21 +495,32 @@ BEGIN
         SELECT coalesce(array_agg(c.id), '{}'), coalesce(array_agg(c.held), '{}'),
                coalesce(array_agg(c.allocation_id), '{}')
         INTO gone, gone_held, gone_alloc FROM c;
+        -- Each answer is written with its lien, as a replay will read it: the lien as
+        -- made, and what its allocation has available once the group is done.
         INSERT INTO allot.liens (id, kind, site, job_id, project_id, allocation_id, campaign,
             partition, account, user_name, gpus, cpus, mem_mb, nodes, cost_units, amount,
-            held, expires_at, replaced, body_hash, principal)
-        SELECT s.lien_id, 'job', s.site, s.job_id, s.project_id, s.allocation_id,
-            nullif(s.req ->> 'campaign', ''), s.req ->> 'partition', s.account,
-            coalesce(s.req ->> 'user', ''), coalesce((s.req ->> 'gpus')::int, 0),
-            coalesce((s.req ->> 'cpus')::int, 0), coalesce((s.req ->> 'memMb')::bigint, 0),
-            coalesce((s.req ->> 'nodes')::int, 0), s.cost, k.own, k.own,
-            now() + make_interval(secs => CASE
-                WHEN coalesce((s.req ->> 'expiresInS')::bigint, 0) > 0
-                    THEN (s.req ->> 'expiresInS')::bigint
-                ELSE coalesce((s.req ->> 'timeLimitS')::bigint, 0) + 3600 END),
-            k.old, s.hash, s.principal
-        FROM unnest(ok_n, ok_own, ok_old) k(n, own, old)
-        JOIN pg_temp.reserve_stage s ON s.n = k.n;
+            held, expires_at, replaced, body_hash, principal, answer)
+        SELECT x.lien_id, 'job', x.site, x.job_id, x.project_id, x.allocation_id, x.campaign,
+            x.req ->> 'partition', x.account, coalesce(x.req ->> 'user', ''),
+            coalesce((x.req ->> 'gpus')::int, 0), coalesce((x.req ->> 'cpus')::int, 0),
+            coalesce((x.req ->> 'memMb')::bigint, 0), coalesce((x.req ->> 'nodes')::int, 0),
+            x.cost, x.own, x.own, x.expires_at, x.old, x.hash, x.principal,
+            jsonb_build_object('lienId', x.lien_id, 'kind', 'job', 'site', x.site,
+                'jobId', x.job_id, 'project', x.account, 'allocationId', x.allocation_id,
+                'status', allot.lien_status('active'), 'amountUnits', x.own,
+                'heldUnits', x.own, 'drawnUnits', 0, 'releasedUnits', 0,
+                'heldGpuHours', round(x.own / 3600000.0, 6),
+                'expiresAt', allot.rfc3339(x.expires_at), 'campaign', coalesce(x.campaign, ''),
+                'replaced', coalesce(x.old, ''),
+                'availableUnits', (avail ->> x.account_id::text)::bigint)
+        FROM (SELECT s.*, k.own, k.old, nullif(s.req ->> 'campaign', '') AS campaign,
+                     now() + make_interval(secs => CASE
+                         WHEN coalesce((s.req ->> 'expiresInS')::bigint, 0) > 0
+                             THEN (s.req ->> 'expiresInS')::bigint
+                         ELSE coalesce((s.req ->> 'timeLimitS')::bigint, 0) + 3600 END)
+                         AS expires_at
+              FROM unnest(ok_n, ok_own, ok_old) k(n, own, old)
+              JOIN pg_temp.reserve_stage s ON s.n = k.n) x;
         INSERT INTO allot.transfers (transfer_id, kind, debit_account_id, credit_account_id,
             amount, body_hash, principal, reason, lien)
         SELECT 'void:' || g.id, 'void', ac.id, consumed, g.held,
@@ -524,8 +533,6 @@ BEGIN
                s.principal, format('job %s at %s', s.job_id, s.site), s.lien_id
         FROM unnest(ok_n, ok_own) k(n, own) JOIN pg_temp.reserve_stage s ON s.n = k.n
         WHERE k.own > 0;
-        -- The answers are stored for replays, after the journal moved the accounts.
-        UPDATE allot.liens l SET answer = allot.lien_json(l) WHERE l.id = ANY (ok_ids);
     END IF;
 
     SELECT jsonb_agg(CASE WHEN errs ? s.n::text THEN errs -> s.n::text
