@@ -101,12 +101,12 @@ CREATE TRIGGER transfers_apply AFTER INSERT ON allot.transfers
 -- for a request.
 CREATE OR REPLACE VIEW allot.account_balances AS
 SELECT a.id, a.kind, a.program_id, a.allocation_id,
-       coalesce((SELECT sum(amount) FROM allot.transfers WHERE credit_account_id = a.id
-                 AND kind NOT IN ('reserve', 'void')), 0)
-     - coalesce((SELECT sum(amount) FROM allot.transfers WHERE debit_account_id = a.id
-                 AND kind NOT IN ('reserve', 'void')), 0)
-       AS balance
-FROM allot.accounts a;
+       coalesce(c.amount, 0) - coalesce(d.amount, 0) AS balance
+FROM allot.accounts a
+LEFT JOIN (SELECT credit_account_id AS id, sum(amount) AS amount FROM allot.transfers
+           WHERE kind NOT IN ('reserve', 'void') GROUP BY credit_account_id) c ON c.id = a.id
+LEFT JOIN (SELECT debit_account_id AS id, sum(amount) AS amount FROM allot.transfers
+           WHERE kind NOT IN ('reserve', 'void') GROUP BY debit_account_id) d ON d.id = a.id;
 
 -- What a job's usage has charged its allocation in the site's own unit: kept
 -- current by ingestion, so that a balance never sums the jobs.
@@ -815,9 +815,11 @@ CREATE TRIGGER accounts_no_delete BEFORE DELETE ON allot.accounts
     FOR EACH ROW EXECUTE FUNCTION allot.refuse_delete();
 CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON allot.accounts
     FOR EACH STATEMENT EXECUTE FUNCTION allot.refuse_delete();
--- Balances read the accounts' columns: nothing looks transfers up by account any more.
+-- Balances read the accounts' columns: nothing looks transfers up by account, nor
+-- jobs by allocation, any more (check_ledger reads them whole, grouped).
 DROP INDEX allot.transfers_debit;
 DROP INDEX allot.transfers_credit;
+DROP INDEX allot.job_usage_allocation;
 
 -- The merge: every record of the arrays against the stored cumulative records, in
 -- a fixed number of set-based statements. One charge per job per batch: of a
@@ -844,9 +846,9 @@ BEGIN
         delta, native_delta)
     SELECT x.i, x.j, x.st, x.s, x.a, x.u, x.p, x.g, x.c, x.m, x.n, x.e, x.state, x.res, x.o,
         x.gm, x.un, x.nm, x.w, x.pid, x.win,
-        coalesce(x.status, CASE WHEN x.win AND x.known AND x.e > u.elapsed_s THEN 'CHARGED' END),
-        x.reason, x.known, u.allocation_id,
-        greatest(x.un - u.charged_units, 0), greatest(x.nm - u.native_milli, 0)
+        coalesce(x.status, CASE WHEN x.win AND x.known AND x.e > x.k_elapsed THEN 'CHARGED' END),
+        x.reason, x.known, CASE WHEN x.known THEN x.k_alloc END,
+        greatest(x.un - x.k_charged, 0), greatest(x.nm - x.k_native, 0)
     FROM (
         SELECT r.i, r.j, r.st, to_timestamp(r.s), r.a, r.u, r.p, r.g, r.c, r.m, r.n, r.e,
             r.state, r.res, r.o, r.gm, r.un, r.nm, r.w, pr.id,
@@ -856,19 +858,20 @@ BEGIN
             CASE WHEN r.rej IS NOT NULL OR pr.id IS NULL THEN 'REJECTED' END AS status,
             coalesce(r.rej, CASE WHEN pr.id IS NULL THEN format('unknown account "%s"', r.a) END)
                 AS reason,
-            r.st = '' AND r.rej IS NULL AND k.job_id IS NOT NULL AS known
+            r.st = '' AND r.rej IS NULL AND k.job_id IS NOT NULL AS known,
+            k.elapsed_s, k.charged_units, k.native_milli, k.allocation_id
         FROM unnest(idx_, job_, step_, start_s, account_, user_, partition_, gpus_, cpus_,
                     mem_, nodes_, elapsed_, state_, resource_, occupied_, gpu_ms_, units_,
                     native_, weight_, reject_)
              AS r(i, j, st, s, a, u, p, g, c, m, n, e, state, res, o, gm, un, nm, w, rej)
         LEFT JOIN allot.projects pr ON pr.name = r.a
-        -- "= ANY (job_)" bounds the scan of job_usage to the batch's jobs (an index
-        -- scan for the array), whatever plan joins it.
+        -- The stored job, read after its lock above. "= ANY (job_)" bounds the scan of
+        -- job_usage to the batch's jobs (an index scan for the array), whatever plan
+        -- joins it.
         LEFT JOIN allot.job_usage k ON k.site = site_ AND k.step = '' AND k.job_id = r.j
             AND k.job_id = ANY (job_)) x (i, j, st, s, a, u, p, g, c, m, n, e,
-            state, res, o, gm, un, nm, w, pid, win, status, reason, known)
-    LEFT JOIN allot.job_usage u ON x.known AND u.site = site_ AND u.job_id = x.j AND u.step = ''
-        AND u.job_id = ANY (job_);
+            state, res, o, gm, un, nm, w, pid, win, status, reason, known, k_elapsed,
+            k_charged, k_native, k_alloc);
     -- Fresh statistics, so that every join below is planned for the batch's real size
     -- (index lookups per record, never a scan of job_usage per record or the reverse).
     ANALYZE pg_temp.ingest_stage;
@@ -1318,15 +1321,19 @@ BEGIN
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'accounts and journal disagree: %', bad;
     END IF;
-    SELECT format('allocation %s: charged %s, jobs say %s', a.id, t.charged, j.charged) INTO bad
+    WITH t AS (SELECT debit_account_id AS account, sum(amount) AS charged FROM allot.transfers
+               WHERE kind IN ('charge', 'post') GROUP BY debit_account_id),
+         j AS (SELECT allocation_id, sum(charged_units) AS charged, sum(native_milli) AS native
+               FROM allot.job_usage WHERE step = '' GROUP BY allocation_id)
+    SELECT format('allocation %s: charged %s, jobs say %s (native %s, jobs %s)', a.id,
+                  coalesce(t.charged, 0), coalesce(j.charged, 0), a.native_charged_milli,
+                  coalesce(j.native, 0)) INTO bad
     FROM allot.allocations a
     JOIN allot.accounts ac ON ac.allocation_id = a.id
-    CROSS JOIN LATERAL (SELECT coalesce(sum(amount), 0) AS charged FROM allot.transfers
-                        WHERE debit_account_id = ac.id AND kind IN ('charge', 'post')) t
-    CROSS JOIN LATERAL (SELECT coalesce(sum(charged_units), 0) AS charged,
-                               coalesce(sum(native_milli), 0) AS native FROM allot.job_usage
-                        WHERE allocation_id = a.id AND step = '') j
-    WHERE t.charged <> j.charged OR a.native_charged_milli <> j.native
+    LEFT JOIN t ON t.account = ac.id
+    LEFT JOIN j ON j.allocation_id = a.id
+    WHERE coalesce(t.charged, 0) <> coalesce(j.charged, 0)
+       OR a.native_charged_milli <> coalesce(j.native, 0)
     LIMIT 1;
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'ledger and job usage disagree: %', bad;
