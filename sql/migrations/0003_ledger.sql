@@ -831,7 +831,9 @@ CREATE FUNCTION allot.ingest_records(site_ text, principal_ text, idx_ integer[]
     state_ text[], resource_ bigint[], occupied_ bigint[], gpu_ms_ bigint[], units_ bigint[],
     native_ bigint[], weight_ integer[], reject_ text[]) RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE consumed bigint := allot.consumed_account();
+DECLARE
+    consumed bigint := allot.consumed_account();
+    known_jobs text[];
 BEGIN
     PERFORM allot.refresh_statistics('allot.job_usage');
     PERFORM allot.ingest_stage_reset();
@@ -952,16 +954,22 @@ BEGIN
           AND u.site = site_ AND u.job_id = s.job_id AND u.step = '' AND u.job_id = ANY (job_);
     END IF;
 
-    -- Stored jobs: the latest record's usage, and what it adds to the charge.
-    UPDATE allot.job_usage u SET
-        elapsed_s = s.elapsed_s, state = s.state, user_name = s.user_name,
-        partition = s.partition, gpus = s.gpus, cpus = s.cpus, mem_mb = s.mem_mb,
-        nodes = s.nodes, occupied_gpus = s.occupied, gpu_ms = s.gpu_ms,
-        weight_per_mille = s.weight, charged_units = u.charged_units + s.delta,
-        native_milli = u.native_milli + s.native_delta, updated_at = now()
-    FROM pg_temp.ingest_stage s
-    WHERE s.known AND s.status = 'CHARGED'
-      AND u.site = site_ AND u.job_id = s.job_id AND u.step = '' AND u.job_id = ANY (job_);
+    -- Stored jobs: the latest record's usage, and what it adds to the charge. (Only
+    -- their ids bound the scan: a batch of new jobs updates nothing and reads nothing.)
+    SELECT array_agg(job_id) INTO known_jobs FROM pg_temp.ingest_stage
+    WHERE known AND status = 'CHARGED';
+    IF known_jobs IS NOT NULL THEN
+        UPDATE allot.job_usage u SET
+            elapsed_s = s.elapsed_s, state = s.state, user_name = s.user_name,
+            partition = s.partition, gpus = s.gpus, cpus = s.cpus, mem_mb = s.mem_mb,
+            nodes = s.nodes, occupied_gpus = s.occupied, gpu_ms = s.gpu_ms,
+            weight_per_mille = s.weight, charged_units = u.charged_units + s.delta,
+            native_milli = u.native_milli + s.native_delta, updated_at = now()
+        FROM pg_temp.ingest_stage s
+        WHERE s.known AND s.status = 'CHARGED'
+          AND u.site = site_ AND u.job_id = s.job_id AND u.step = ''
+          AND u.job_id = ANY (known_jobs);
+    END IF;
 
     INSERT INTO pg_temp.ingest_charge (idx, job_id, elapsed_s, allocation_id, delta, native_delta)
     SELECT idx, job_id, elapsed_s, allocation_id, delta, native_delta FROM pg_temp.ingest_stage
