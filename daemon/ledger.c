@@ -48,7 +48,6 @@ struct group {
 };
 
 struct ledger {
-	struct event_base *base;
 	struct db *db;
 	struct metrics *metrics;
 	struct event *flush; /* end of the loop turn: a group leaves */
@@ -56,7 +55,6 @@ struct ledger {
 	int sweep_s;
 	int group_max;
 	struct pending *head, *tail;
-	size_t queued;
 	struct group *inflight;
 	bool sweeping;
 };
@@ -465,7 +463,6 @@ group_take(struct ledger *lg, struct group *g)
 			*tail = p;
 			tail = &p->next;
 			g->n++;
-			lg->queued--;
 			continue;
 		}
 		lg->tail = p;
@@ -494,7 +491,6 @@ ledger_flush_cb(evutil_socket_t fd, short what, void *arg)
 			pending_free(p);
 		}
 		lg->tail = NULL;
-		lg->queued = 0;
 		return;
 	}
 	g->lg = lg;
@@ -562,7 +558,6 @@ ledger_reserve(struct twirp_call *call)
 	else
 		lg->head = p;
 	lg->tail = p;
-	lg->queued++;
 	if (lg->inflight == NULL)
 		ledger_schedule_flush(lg);
 }
@@ -683,7 +678,6 @@ ledger_new(
 
 	if ((lg = calloc(1, sizeof(*lg))) == NULL)
 		return NULL;
-	lg->base = base;
 	lg->db = db;
 	lg->metrics = metrics;
 	ledger_set_limits(lg, sweep_s, group_max);

@@ -344,13 +344,13 @@ twirp_reply_db_json(struct twirp_call *call, const struct db_result *r)
 	ProtobufCMessage *msg;
 	char err[256];
 
-	if (PQntuples(r->res) != 1 || PQnfields(r->res) < 1 || PQgetisnull(r->res, 0, 0)) {
+	if (db_result_rows(r) != 1 || db_result_length(r, 0, 0) == 0) {
 		log_errorx("%s: the database returned no answer", call_name(call));
 		twirp_reply_error(call, TWIRP_INTERNAL, "internal error");
 		return;
 	}
-	msg = pbjson_decode(call->md->output, PQgetvalue(r->res, 0, 0),
-	    (size_t)PQgetlength(r->res, 0, 0), err, sizeof(err));
+	msg = pbjson_decode(call->md->output, db_result_value(r, 0, 0), db_result_length(r, 0, 0),
+	    err, sizeof(err));
 	if (msg == NULL) {
 		log_errorx("%s: could not decode the database's answer: %s", call_name(call), err);
 		twirp_reply_error(call, TWIRP_INTERNAL, "internal error");

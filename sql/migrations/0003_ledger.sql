@@ -20,6 +20,11 @@ ALTER TABLE allot.accounts
     ADD COLUMN debits_pending bigint NOT NULL DEFAULT 0 CHECK (debits_pending >= 0),
     ADD COLUMN credits_pending bigint NOT NULL DEFAULT 0 CHECK (credits_pending >= 0);
 
+-- An account's available units: credits - debits - pending debits. The one
+-- formula of the rule of reservations and of every balance.
+CREATE FUNCTION allot.available_of(a allot.accounts) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$ SELECT a.credits_posted - a.debits_posted - a.debits_pending $$;
+
 -- A transfer of kind reserve holds amount as pending; post turns held units
 -- into posted ones; void gives them back. Every other kind is posted at once.
 -- lien names the lien a reserve, post or void belongs to.
@@ -81,10 +86,10 @@ BEGIN
                 FROM added) x
           GROUP BY account) d
     WHERE a.id = d.account;
-    SELECT a.id, a.credits_posted - a.debits_posted - a.debits_pending AS available INTO bad
+    SELECT a.id, allot.available_of(a) AS available INTO bad
     FROM allot.accounts a
     WHERE a.id IN (SELECT debit_account_id FROM added WHERE kind = 'reserve')
-      AND a.credits_posted - a.debits_posted - a.debits_pending < 0
+      AND allot.available_of(a) < 0
     LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'a reservation would leave account % with % units available', bad.id,
@@ -174,8 +179,8 @@ LANGUAGE sql STABLE AS $$
         'releasedUnits', l.released, 'heldGpuHours', round(l.held / 3600000.0, 6),
         'expiresAt', allot.rfc3339(l.expires_at), 'campaign', coalesce(l.campaign, ''),
         'replaced', coalesce(l.replaced, ''),
-        'availableUnits', (SELECT credits_posted - debits_posted - debits_pending
-                           FROM allot.accounts WHERE allocation_id = l.allocation_id))
+        'availableUnits', (SELECT allot.available_of(a) FROM allot.accounts a
+                           WHERE a.allocation_id = l.allocation_id))
 $$;
 
 CREATE FUNCTION allot.consumed_account() RETURNS bigint
@@ -266,7 +271,7 @@ END $$;
 
 CREATE FUNCTION allot.available(account_ bigint) RETURNS bigint
 LANGUAGE sql STABLE AS $$
-    SELECT credits_posted - debits_posted - debits_pending FROM allot.accounts WHERE id = account_
+    SELECT allot.available_of(a) FROM allot.accounts a WHERE a.id = account_
 $$;
 
 -- Quote: req is QuoteRequest's JSON with "bill" (resourceId, occupiedGpus,
@@ -399,12 +404,12 @@ BEGIN
             WHERE o.id = ANY (lien_ids) AND o.kind = 'job' AND o.status = 'active') x
     WHERE x.id IS NOT NULL;
     SELECT coalesce(jsonb_object_agg(x.id, x.available), '{}') INTO avail FROM (
-        SELECT id, credits_posted - debits_posted - debits_pending AS available
-        FROM allot.accounts WHERE id = ANY (account_ids) ORDER BY id FOR UPDATE) x;
+        SELECT a.id, allot.available_of(a) AS available
+        FROM allot.accounts a WHERE a.id = ANY (account_ids) ORDER BY a.id FOR UPDATE) x;
 
     -- Each reservation in order, against what the earlier ones left.
     FOR r IN
-        SELECT s.*, seen.body_hash AS seen_hash, seen.answer AS seen_answer,
+        SELECT s.*, seen.body_hash AS seen_hash,
                camp.id AS camp_id, camp.allocation_id AS camp_alloc, camp.status AS camp_status,
                camp.held AS camp_held, old.id AS old_id, old.held AS old_held,
                oac.id AS old_account
@@ -1225,8 +1230,8 @@ BEGIN
     PERFORM allot.check_lien_caller(principal, l);
     SELECT held INTO camp_held FROM allot.liens WHERE id = l.campaign AND status = 'active';
     SELECT ends_at INTO ends FROM allot.allocations WHERE id = l.allocation_id;
-    avail := (SELECT credits_posted - debits_posted - debits_pending FROM allot.accounts
-              WHERE allocation_id = l.allocation_id);
+    avail := (SELECT allot.available_of(a) FROM allot.accounts a
+              WHERE a.allocation_id = l.allocation_id);
     IF l.status = 'expired' THEN
         why := 'lien expired';
     ELSIF l.status <> 'active' THEN
