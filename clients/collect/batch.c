@@ -223,6 +223,8 @@ cut(struct batcher *b, enum spool_kind kind, char *err, size_t errlen)
 		else
 			protobuf_c_message_free_unpacked(&b->samples[i]->base, NULL);
 	}
+	if (done == 0)
+		return rc;
 	if (kind == SPOOL_JOBS) {
 		memmove(b->jobs, b->jobs + done, (total - done) * sizeof(*b->jobs));
 		b->njobs = total - done;

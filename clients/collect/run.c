@@ -326,6 +326,22 @@ input_process(struct collector *c, bool eof)
 	}
 }
 
+/* Appends a chunk read from the input; false when it was dropped. */
+static void
+input_take(struct collector *c, const char *chunk, size_t n)
+{
+	c->in_offset += (off_t)n;
+	if ((long long)c->in_buf.len + (long long)n > SOURCE_MAX_BYTES) {
+		log_errorx("%s: a line longer than %lld bytes: dropped the input buffer",
+		    c->cfg->input_file, SOURCE_MAX_BYTES);
+		strbuf_reset(&c->in_buf);
+		return;
+	}
+	strbuf_append(&c->in_buf, chunk, n);
+	input_process(c, false);
+}
+
+/* A FIFO is readable. */
 static void
 input_read_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -344,46 +360,81 @@ input_read_cb(evutil_socket_t fd, short what, void *arg)
 		event_del(c->in_ev);
 		return;
 	}
+	/* The write end we hold keeps the FIFO from ever reading as ended. */
+	if (n > 0)
+		input_take(c, chunk, (size_t)n);
+}
+
+/*
+ * A regular file, which epoll cannot watch: read a chunk per turn of the loop
+ * until its end, then wait for poll_cb to see it grow. A jsonl file is followed
+ * (its last line counts once it ends in a newline); other formats are parsed
+ * whole, once.
+ */
+static void
+input_file_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval now = {0, 0};
+	struct collector *c = arg;
+	char chunk[READ_CHUNK];
+	ssize_t n;
+
+	(void)fd;
+	(void)what;
+	if (c->paused || c->stopping || c->in_done)
+		return;
+	n = read(c->in_fd, chunk, sizeof(chunk));
+	if (n < 0 && errno == EINTR) {
+		evtimer_add(c->in_ev, &now);
+		return;
+	}
+	if (n < 0) {
+		log_error("could not read %s", c->cfg->input_file);
+		return;
+	}
 	if (n == 0) {
-		/* A regular file at its end: followed by the poll timer. */
-		event_del(c->in_ev);
-		input_process(c, !c->in_fifo);
+		if (strcmp(c->cfg->input_format, "jsonl") != 0) {
+			input_process(c, true);
+			c->in_done = true;
+		}
 		return;
 	}
-	c->in_offset += n;
-	if ((long long)c->in_buf.len + n > SOURCE_MAX_BYTES) {
-		log_errorx("%s: a line longer than %lld bytes: dropped the input buffer",
-		    c->cfg->input_file, SOURCE_MAX_BYTES);
-		strbuf_reset(&c->in_buf);
-		return;
-	}
-	strbuf_append(&c->in_buf, chunk, (size_t)n);
-	input_process(c, false);
+	input_take(c, chunk, (size_t)n);
+	if (!c->paused)
+		evtimer_add(c->in_ev, &now);
 }
 
 static void
 input_resume(struct collector *c)
 {
+	static const struct timeval now = {0, 0};
+
 	if (c->in_fd < 0)
 		return;
 	input_process(c, false);
-	if (!c->paused && !c->stopping)
+	if (c->paused || c->stopping)
+		return;
+	if (c->in_fifo)
 		event_add(c->in_ev, NULL);
+	else
+		evtimer_add(c->in_ev, &now);
 }
 
 /* A regular file: reading again from where it stopped catches what was appended. */
 static void
 poll_cb(evutil_socket_t fd, short what, void *arg)
 {
+	static const struct timeval now = {0, 0};
 	struct collector *c = arg;
 	struct stat st;
 
 	(void)fd;
 	(void)what;
-	if (c->in_fd < 0 || c->in_fifo || c->paused || c->stopping)
+	if (c->in_fd < 0 || c->in_fifo || c->paused || c->stopping || c->in_done ||
+	    evtimer_pending(c->in_ev, NULL))
 		return;
 	if (fstat(c->in_fd, &st) == 0 && st.st_size > c->in_offset)
-		event_add(c->in_ev, NULL);
+		evtimer_add(c->in_ev, &now);
 }
 
 static int
@@ -408,10 +459,13 @@ input_open(struct collector *c)
 		return -1;
 	}
 	c->in_line = 1;
-	if ((c->in_ev = event_new(c->base, c->in_fd, EV_READ | EV_PERSIST, input_read_cb, c)) ==
-	        NULL ||
-	    event_add(c->in_ev, NULL) != 0)
+	if (c->in_fifo)
+		c->in_ev = event_new(c->base, c->in_fd, EV_READ | EV_PERSIST, input_read_cb, c);
+	else
+		c->in_ev = evtimer_new(c->base, input_file_cb, c);
+	if (c->in_ev == NULL)
 		return -1;
+	input_resume(c);
 	log_info("reading %s %s (%s)", c->in_fifo ? "FIFO" : "file", path, c->cfg->input_format);
 	return 0;
 }
@@ -922,7 +976,7 @@ stop(struct collector *c)
 	if (c->in_ev != NULL)
 		event_del(c->in_ev);
 	if (c->in_fd >= 0)
-		input_process(c, !c->in_fifo);
+		input_process(c, false);
 	rc = batcher_flush(c->batcher, err, sizeof(err));
 	if (rc != 0)
 		log_warnx("stopping with %" PRIu64 " records read but not spooled (%s): a sacct "
