@@ -124,7 +124,7 @@ collect_zone_enter(struct collect_zone *z, const char *name, char *err, size_t e
 	}
 	snprintf(path, sizeof(path), "%s/%s", zone_dir(), name);
 	if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "unknown time zone \"%s\": no %s", name, path);
+		snprintf(err, errlen, "unknown time zone \"%.64s\"", name);
 		return -1;
 	}
 	old = getenv("TZ");
