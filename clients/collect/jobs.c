@@ -25,6 +25,17 @@ collect_job_emit(const struct job_fields *j, struct collect_out *out, char *err,
 	Allot__V1__JobRecord *r;
 	int64_t start_s, cpus, nodes, gpus;
 
+	const struct {
+		const char *name;
+		struct span s;
+	} strs[] = {{"job id", j->job_id}, {"step", j->step}, {"account", j->account},
+	    {"user", j->user}, {"partition", j->partition}, {"state", j->state}};
+
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++)
+		if (!span_utf8(strs[i].s)) {
+			snprintf(err, errlen, "%s: not UTF-8 text", strs[i].name);
+			return -1;
+		}
 	if (span_eq(j->state, "PENDING"))
 		return 0;
 	if (j->has_start) {

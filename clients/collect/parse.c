@@ -54,6 +54,45 @@ span_dup(struct span s)
 	return d;
 }
 
+bool
+span_utf8(struct span s)
+{
+	const unsigned char *p = (const unsigned char *)s.p, *end = p + s.n;
+
+	while (p < end) {
+		unsigned c = *p++, n, cp;
+
+		if (c == 0)
+			return false;
+		if (c < 0x80)
+			continue;
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if ((size_t)(end - p) < n)
+			return false;
+		for (unsigned i = 0; i < n; i++, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (*p & 0x3f);
+		}
+		/* Overlong forms, surrogates, past U+10FFFF. */
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+		    (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+	}
+	return true;
+}
+
 void
 lines_init(struct lines *l, const char *buf, size_t len)
 {

@@ -24,6 +24,8 @@ bool span_eq(struct span s, const char *lit);    /* exact */
 bool span_eq_ci(struct span s, const char *lit); /* ASCII case-insensitive */
 struct span span_trim(struct span s);            /* spaces and tabs off both ends */
 char *span_dup(struct span s);                   /* malloc'd copy, NUL-terminated */
+/* Well-formed UTF-8 without NUL: what a proto3 string may hold and C keeps whole. */
+bool span_utf8(struct span s);
 
 /* Line-by-line walk over a buffer; a final line without '\n' counts; "\r\n" too. */
 struct lines {

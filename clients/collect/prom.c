@@ -316,6 +316,12 @@ collect_parse_prom(const struct collect_opts *o, bool amd, const char *buf, size
 		}
 		if (job == NULL)
 			job = "";
+		if (!span_utf8((struct span){host, strlen(host)}) ||
+		    !span_utf8((struct span){gpu, strlen(gpu)}) ||
+		    !span_utf8((struct span){job, strlen(job)})) {
+			snprintf(why, sizeof(why), "%s: a label value is not UTF-8 text", m->name);
+			goto bad_line;
+		}
 		if (isnan(d) || isinf(d))
 			continue;
 		if ((s = sample_set_get(set, host, gpu, job, time, &flags)) == NULL)

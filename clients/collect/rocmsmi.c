@@ -65,6 +65,10 @@ collect_parse_rocm_smi(const struct collect_opts *o, const char *buf, size_t len
 		snprintf(err, errlen, "rocm-smi output names no host: the host must be given");
 		return -1;
 	}
+	if (!span_utf8((struct span){o->host, strlen(o->host)})) {
+		snprintf(err, errlen, "the host name is not UTF-8 text");
+		return -1;
+	}
 	if ((scrape = collect_scrape_time(o, err, errlen)) == NULL)
 		return -1;
 	if ((set = sample_set_new()) == NULL)

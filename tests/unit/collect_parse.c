@@ -637,6 +637,13 @@ test_bad_input(void **state)
 	    "JobID|Account|Partition|State|Start|ElapsedRaw|AllocTRES\n"
 	    "1|a|p|RUNNING|2026-01-01T00:00:00|5|gres/gpu=2000000\n",
 	    "line 2: GPU count 2000000 is out of range");
+	check_error(COLLECT_SACCT, &utc, NULL,
+	    "JobID|Account|Partition|State|Start|ElapsedRaw|AllocTRES\n"
+	    "1|\xff|p|RUNNING|2026-01-01T00:00:00|5|\n",
+	    "line 2: account: not UTF-8 text");
+	check_error(COLLECT_DCGM, &scrape, NULL,
+	    "DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",Hostname=\"\xc0\x80\"} 1\n",
+	    "line 1: DCGM_FI_DEV_GPU_UTIL: a label value is not UTF-8 text");
 	check_error(COLLECT_SACCT, &fields, NULL, "1|a\n",
 	    "--fields: no Partition field: add it to sacct's --format");
 	check_error(COLLECT_SACCT, &badzone, NULL, "", "unknown time zone \"Mars/Olympus\"");
