@@ -84,11 +84,21 @@ class Schema:
                 name = take()
                 take("{")
                 fields = []
-                while toks[pos] != "}":
+                depth = 0  # inside a oneof: its members are fields of the message
+                while toks[pos] != "}" or depth > 0:
+                    if toks[pos] == "}":
+                        take("}")
+                        depth -= 1
+                        continue
                     repeated = False
                     ft = take()
                     if ft == "option":
                         skip_statement()
+                        continue
+                    if ft == "oneof":
+                        take()
+                        take("{")
+                        depth += 1
                         continue
                     if ft == "repeated":
                         repeated = True
