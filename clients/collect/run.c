@@ -43,9 +43,7 @@
 #include "send.h"
 #include "spool.h"
 #include "strbuf.h"
-#ifdef COLLECT_HAVE_PARSE
 #include "parse.h"
-#endif
 
 #define DEFAULT_CONFIG "/etc/allot/allot-collect.conf"
 /* The most a single read of a source may bring (sacct output, a scrape, a file). */
@@ -110,7 +108,6 @@ parse_into(struct batcher *b, const struct collect_config *cfg, const char *form
 {
 	if (strcmp(format, "jsonl") == 0)
 		return batch_read_jsonl(b, buf, len, first_line, err, errlen);
-#ifdef COLLECT_HAVE_PARSE
 	{
 		struct collect_opts o = {0};
 		struct collect_out out;
@@ -160,11 +157,6 @@ parse_into(struct batcher *b, const struct collect_config *cfg, const char *form
 		collect_out_cleanup(&out);
 		return rc;
 	}
-#else
-	(void)cfg;
-	snprintf(err, errlen, "format \"%s\" is not built into this allot-collect", format);
-	return -1;
-#endif
 }
 
 static int64_t
@@ -1394,5 +1386,243 @@ done_file:
 	if (f != stdin)
 		fclose(f);
 	collect_config_free(c.cfg);
+	return status;
+}
+
+/* ---- backfill ------------------------------------------------------------------------------- */
+
+/* Reads "YYYY-MM-DD" as the Unix time of that day's midnight UTC (a calendar day, no zone). */
+static bool
+parse_day(const char *s, time_t *out)
+{
+	struct tm tm = {0};
+	char tail;
+	int y, m, d;
+
+	if (sscanf(s, "%4d-%2d-%2d%c", &y, &m, &d, &tail) != 3 || strlen(s) != 10 || m < 1 ||
+	    m > 12 || d < 1 || d > 31 || y < 1970 || y > 9999)
+		return false;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = m - 1;
+	tm.tm_mday = d;
+	*out = timegm(&tm);
+	gmtime_r(out, &tm);
+	/* 2026-02-30 would roll over to March: refuse it. */
+	return tm.tm_mday == d && tm.tm_mon == m - 1;
+}
+
+static void
+format_day(time_t t, char *buf, size_t len)
+{
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(buf, len, "%Y-%m-%d", &tm);
+}
+
+/* Runs sacct over one window to completion, its output in *out. Returns its wait status or -1. */
+static int
+sacct_run_sync(const struct collect_config *cfg, const char *start, const char *end,
+    struct strbuf *out)
+{
+	char chunk[READ_CHUNK];
+	ssize_t n;
+	int fd, status;
+	pid_t pid;
+
+	if ((pid = sacct_spawn(cfg, start, end, &fd)) < 0)
+		return -1;
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		strbuf_append(out, chunk, (size_t)n);
+	}
+	close(fd);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -1;
+	return strbuf_failed(out) ? -1 : status;
+}
+
+static void
+progress(bool tty, const char *day, size_t done, size_t total, uint64_t records, double elapsed_s)
+{
+	double rate = elapsed_s > 0 ? (double)records / elapsed_s : 0;
+	double eta = done > 0 ? elapsed_s / (double)done * (double)(total - done) : 0;
+	int width = 30, fill = total > 0 ? (int)((double)width * (double)done / (double)total) : 0;
+	char bar[64];
+
+	if (!tty) {
+		fprintf(stderr,
+		    "backfill: %s done (%zu/%zu days), %" PRIu64 " records, %.0f records/s, "
+		    "ETA %.0f s\n",
+		    day, done, total, records, rate, eta);
+		return;
+	}
+	for (int i = 0; i < width; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[width] = '\0';
+	fprintf(stderr,
+	    "\r[%s] %zu/%zu days  %" PRIu64 " records  %.0f rec/s  ETA %d:%02d:%02d  %s", bar,
+	    done, total, records, rate, (int)eta / 3600, (int)eta / 60 % 60, (int)eta % 60,
+	    done == total ? "\n" : "");
+}
+
+static void
+usage_backfill(FILE *f)
+{
+	fprintf(f,
+	    "usage: allot-collect backfill [-c FILE] --since DATE [--until DATE] [--spool DIR]\n"
+	    "                              [--wait S]\n"
+	    "\n"
+	    "Imports the site's history: runs sacct_command for each day from --since\n"
+	    "(YYYY-MM-DD, the site's local days) up to --until (default: through today),\n"
+	    "spools the records and sends them, with a progress bar on a terminal (records,\n"
+	    "rate, ETA) and a progress line per day otherwise. Days already sent are\n"
+	    "replays: running it again is harmless. Batches not acknowledged within --wait\n"
+	    "seconds after the last day (default 600; 0: no limit) stay in the spool: exit\n"
+	    "status 75.\n");
+}
+
+int
+collect_backfill_main(int argc, char **argv)
+{
+	static const struct option options[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {"since", required_argument, NULL, 'S'},
+	    {"until", required_argument, NULL, 'E'},
+	    {"spool", required_argument, NULL, 's'},
+	    {"wait", required_argument, NULL, 'w'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct collector c = {.config_path = DEFAULT_CONFIG, .in_fd = -1};
+	const char *since = NULL, *until = NULL, *spool = NULL;
+	char err[1024], day[16], next[16], start[32], end[32], *endp;
+	time_t first, last, t;
+	long wait_s = 600;
+	int64_t t0;
+	size_t ndays, done = 0;
+	bool tty = isatty(STDERR_FILENO) == 1;
+	struct strbuf out;
+	int ch, rc, status = COLLECT_EXIT_OK, ws;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			c.config_path = optarg;
+			break;
+		case 'S':
+			since = optarg;
+			break;
+		case 'E':
+			until = optarg;
+			break;
+		case 's':
+			spool = optarg;
+			break;
+		case 'w':
+			wait_s = strtol(optarg, &endp, 10);
+			if (*endp != '\0' || wait_s < 0) {
+				fprintf(stderr, "allot-collect: --wait: \"%s\" is not a number of "
+				                "seconds\n",
+				    optarg);
+				return COLLECT_EXIT_USAGE;
+			}
+			break;
+		case 'h':
+			usage_backfill(stdout);
+			return COLLECT_EXIT_OK;
+		default:
+			usage_backfill(stderr);
+			return COLLECT_EXIT_USAGE;
+		}
+	}
+	if (optind != argc || since == NULL) {
+		usage_backfill(stderr);
+		return COLLECT_EXIT_USAGE;
+	}
+	if (!parse_day(since, &first)) {
+		fprintf(stderr, "allot-collect: --since: \"%s\" is not a date YYYY-MM-DD\n", since);
+		return COLLECT_EXIT_USAGE;
+	}
+	if (until != NULL && !parse_day(until, &last)) {
+		fprintf(stderr, "allot-collect: --until: \"%s\" is not a date YYYY-MM-DD\n", until);
+		return COLLECT_EXIT_USAGE;
+	}
+	if (until == NULL)
+		last = time(NULL) / 86400 * 86400 + 86400;
+	if (last <= first) {
+		fprintf(stderr, "allot-collect: --until must come after --since\n");
+		return COLLECT_EXIT_USAGE;
+	}
+	ndays = (size_t)((last - first) / 86400);
+	if ((c.cfg = load_config(c.config_path)) == NULL)
+		return COLLECT_EXIT_FAIL;
+	if (c.cfg->sacct_command[0] == '\0') {
+		fprintf(stderr, "allot-collect: %s: backfill needs sacct_command\n", c.config_path);
+		collect_config_free(c.cfg);
+		return COLLECT_EXIT_USAGE;
+	}
+	log_set_level(c.cfg->log_level);
+	if (open_parts(&c, spool) != 0) {
+		close_parts(&c);
+		return COLLECT_EXIT_FAIL;
+	}
+	/* Sending overlaps reading: the sender's thread empties the spool as days are read. */
+	if (sender_start(c.sender, err, sizeof(err)) != 0) {
+		fprintf(stderr, "allot-collect: %s\n", err);
+		close_parts(&c);
+		return COLLECT_EXIT_FAIL;
+	}
+	strbuf_init(&out);
+	t0 = wall_ms();
+	for (t = first; t < last; t += 86400) {
+		format_day(t, day, sizeof(day));
+		format_day(t + 86400, next, sizeof(next));
+		snprintf(start, sizeof(start), "%sT00:00:00", day);
+		snprintf(end, sizeof(end), "%sT00:00:00", next);
+		strbuf_reset(&out);
+		ws = sacct_run_sync(c.cfg, start, end, &out);
+		if (ws < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+			fprintf(stderr, "%sallot-collect: %s failed for %s: stopping here; run again "
+			                "with --since %s\n",
+			    tty ? "\n" : "", c.cfg->sacct_command, day, day);
+			status = COLLECT_EXIT_FAIL;
+			break;
+		}
+		rc = parse_into(c.batcher, c.cfg, "sacct", out.data != NULL ? out.data : "", out.len,
+		    0, err, sizeof(err));
+		if (rc < 0 && !batcher_full(c.batcher)) {
+			fprintf(stderr, "%sallot-collect: sacct output for %s: %s\n", tty ? "\n" : "",
+			    day, err);
+			status = COLLECT_EXIT_FAIL;
+			break;
+		}
+		while ((rc = batcher_flush(c.batcher, err, sizeof(err))) == SPOOL_FULL) {
+			/* The sender makes room; waiting here is all a one-shot command can do. */
+			sender_wake(c.sender);
+			usleep(200000);
+		}
+		if (rc < 0) {
+			fprintf(stderr, "allot-collect: %s\n", err);
+			status = COLLECT_EXIT_FAIL;
+			break;
+		}
+		sender_wake(c.sender);
+		done++;
+		progress(tty, day, done, ndays, batcher_spooled(c.batcher, SPOOL_JOBS),
+		    (double)(wall_ms() - t0) / 1000.0);
+	}
+	strbuf_cleanup(&out);
+	sender_stop(c.sender);
+	rc = spool_and_drain(&c, 0, "", wait_s > 0 ? wall_ms() + wait_s * 1000 : 0);
+	if (status == COLLECT_EXIT_OK)
+		status = rc;
+	close_parts(&c);
 	return status;
 }
