@@ -311,6 +311,25 @@ batcher_add_sample(struct batcher *b, Allot__V1__GpuSample *s, char *err, size_t
 	return maybe_cut(b, SPOOL_METRICS, b->nsamples, err, errlen);
 }
 
+/* Nothing but a job id: what a GpuSample line decodes to as a JobRecord. */
+static bool
+job_looks_empty(const Allot__V1__JobRecord *r)
+{
+	return r->step[0] == '\0' && r->start_time[0] == '\0' && r->account[0] == '\0' &&
+	    r->user[0] == '\0' && r->partition[0] == '\0' && r->state[0] == '\0' &&
+	    r->gpus == 0 && r->cpus == 0 && r->mem_mb == 0 && r->nodes == 0 && r->elapsed_s == 0;
+}
+
+static bool
+sample_has_content(const Allot__V1__GpuSample *s)
+{
+	return s->host[0] != '\0' || s->gpu[0] != '\0' || s->time[0] != '\0' ||
+	    s->utilization_case != ALLOT__V1__GPU_SAMPLE__UTILIZATION__NOT_SET ||
+	    s->memory_case != ALLOT__V1__GPU_SAMPLE__MEMORY__NOT_SET ||
+	    s->power_case != ALLOT__V1__GPU_SAMPLE__POWER__NOT_SET ||
+	    s->energy_case != ALLOT__V1__GPU_SAMPLE__ENERGY__NOT_SET;
+}
+
 int
 batch_read_jsonl(
     struct batcher *b, const char *buf, size_t len, size_t first_line, char *err, size_t errlen)
@@ -331,19 +350,31 @@ batch_read_jsonl(
 			lineno++;
 			continue;
 		}
-		/* The two messages share no field name but jobId: the decoder tells them apart. */
+		/*
+		 * The decoder skips unknown fields, so either type decodes either line:
+		 * a job record has its own fields, a sample its host, GPU or time.
+		 */
 		msg = pbjson_decode(
 		    &allot__v1__job_record__descriptor, line + s, n - s, jerr, sizeof(jerr));
-		if (msg != NULL) {
-			r = batcher_add_job(b, (Allot__V1__JobRecord *)msg, err, errlen);
-		} else if ((msg = pbjson_decode(&allot__v1__gpu_sample__descriptor, line + s,
-		                n - s, serr, sizeof(serr))) != NULL) {
-			r = batcher_add_sample(b, (Allot__V1__GpuSample *)msg, err, errlen);
-		} else {
-			snprintf(err, errlen, "line %zu: not a JobRecord (%s) nor a GpuSample (%s)",
-			    lineno, jerr, serr);
+		if (msg != NULL && job_looks_empty((const Allot__V1__JobRecord *)msg)) {
+			ProtobufCMessage *sm = pbjson_decode(&allot__v1__gpu_sample__descriptor,
+			    line + s, n - s, serr, sizeof(serr));
+
+			if (sm != NULL && sample_has_content((const Allot__V1__GpuSample *)sm)) {
+				protobuf_c_message_free_unpacked(msg, NULL);
+				msg = NULL;
+				r = batcher_add_sample(b, (Allot__V1__GpuSample *)sm, err, errlen);
+				goto added;
+			}
+			if (sm != NULL)
+				protobuf_c_message_free_unpacked(sm, NULL);
+		}
+		if (msg == NULL) {
+			snprintf(err, errlen, "line %zu: %s", lineno, jerr);
 			return -1;
 		}
+		r = batcher_add_job(b, (Allot__V1__JobRecord *)msg, err, errlen);
+	added:
 		if (r < 0)
 			return -1;
 		if (r == SPOOL_FULL)

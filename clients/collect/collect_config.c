@@ -20,16 +20,16 @@
 
 /* sacct's fields when sacct_fields is not set: what the sacct parser needs. */
 #define DEFAULT_SACCT_FIELDS \
-	"JobID,JobIDRaw,Start,Account,User,Partition,AllocTRES,NCPUS,NNodes,ElapsedRaw,State"
+	"JobID,JobIDRaw,Start,End,Account,User,Partition,AllocTRES,NCPUS,NNodes,ElapsedRaw,State"
 
 static const struct collect_config_key keys[] = {
     {"site", CCONF_STRING, NULL, 0, 0, false, "the site's name in allot, as its certificate's scope",
         OFF(site)},
-    {"server", CCONF_STRING, NULL, 0, 0, true, "allotd's URL, https://host:port", OFF(server)},
-    {"tls_cert", CCONF_PATH, NULL, 0, 0, true, "the collector's client certificate (PEM)",
+    {"server", CCONF_STRING, NULL, 0, 0, false, "allotd's URL, https://host:port", OFF(server)},
+    {"tls_cert", CCONF_PATH, NULL, 0, 0, false, "the collector's client certificate (PEM)",
         OFF(tls_cert)},
-    {"tls_key", CCONF_PATH, NULL, 0, 0, true, "its private key", OFF(tls_key)},
-    {"tls_ca", CCONF_PATH, NULL, 0, 0, true, "CA that signs allotd's certificate", OFF(tls_ca)},
+    {"tls_key", CCONF_PATH, NULL, 0, 0, false, "its private key", OFF(tls_key)},
+    {"tls_ca", CCONF_PATH, NULL, 0, 0, false, "CA that signs allotd's certificate", OFF(tls_ca)},
     {"timezone", CCONF_STRING, "", 0, 0, true,
         "IANA zone of the times sacct prints (empty: the machine's)", OFF(timezone)},
     {"spool_dir", CCONF_PATH, "/var/spool/allot-collect", 0, 0, false,

@@ -67,7 +67,7 @@ struct scrape {
 	const char *name; /* "dcgm" or "amd" */
 	char *url;        /* the cfg's string: re-pointed at each reload */
 	struct evhttp_connection *conn;
-	bool busy;
+	bool busy, stale; /* stale: the URL may have changed, make a new connection */
 	uint64_t scrapes, failures, samples;
 	struct collector *c;
 };
@@ -727,6 +727,11 @@ scrape_start(struct scrape *s)
 
 	if (s->url[0] == '\0' || s->busy)
 		return;
+	if (s->stale && s->conn != NULL) {
+		evhttp_connection_free(s->conn);
+		s->conn = NULL;
+	}
+	s->stale = false;
 	if ((uri = evhttp_uri_parse(s->url)) == NULL || (host = evhttp_uri_get_host(uri)) == NULL) {
 		log_errorx("%s_url \"%s\" is not a URL", s->name, s->url);
 		evhttp_uri_free(uri);
@@ -952,6 +957,8 @@ reload(struct collector *c)
 		log_warnx("server and certificates apply at the next restart");
 	r = collect_config_reload_merge(c->cfg, fresh, err, sizeof(err));
 	collect_config_free(fresh);
+	for (int i = 0; i < 2; i++)
+		c->scrapes[i].stale = true;
 	if (r != 0)
 		log_warnx("%s", err);
 	apply_settings(c);
