@@ -316,8 +316,8 @@ static bool
 job_looks_empty(const Allot__V1__JobRecord *r)
 {
 	return r->step[0] == '\0' && r->start_time[0] == '\0' && r->account[0] == '\0' &&
-	    r->user[0] == '\0' && r->partition[0] == '\0' && r->state[0] == '\0' &&
-	    r->gpus == 0 && r->cpus == 0 && r->mem_mb == 0 && r->nodes == 0 && r->elapsed_s == 0;
+	    r->user[0] == '\0' && r->partition[0] == '\0' && r->state[0] == '\0' && r->gpus == 0 &&
+	    r->cpus == 0 && r->mem_mb == 0 && r->nodes == 0 && r->elapsed_s == 0;
 }
 
 static bool

@@ -66,8 +66,8 @@ uint64_t batcher_spooled(const struct batcher *b, enum spool_kind kind);
  * batcher_add_job, -1 with "line N: reason" in err at the first line that
  * does not decode (the lines before it are kept).
  */
-int batch_read_jsonl(struct batcher *b, const char *buf, size_t len, size_t first_line,
-    char *err, size_t errlen) __attribute__((warn_unused_result));
+int batch_read_jsonl(struct batcher *b, const char *buf, size_t len, size_t first_line, char *err,
+    size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * The batch id of samples: site, "-", the hex SHA-256 of the packed

@@ -23,8 +23,8 @@
 	"JobID,JobIDRaw,Start,End,Account,User,Partition,AllocTRES,NCPUS,NNodes,ElapsedRaw,State"
 
 static const struct collect_config_key keys[] = {
-    {"site", CCONF_STRING, NULL, 0, 0, false, "the site's name in allot, as its certificate's scope",
-        OFF(site)},
+    {"site", CCONF_STRING, NULL, 0, 0, false,
+        "the site's name in allot, as its certificate's scope", OFF(site)},
     {"server", CCONF_STRING, NULL, 0, 0, false, "allotd's URL, https://host:port", OFF(server)},
     {"tls_cert", CCONF_PATH, NULL, 0, 0, false, "the collector's client certificate (PEM)",
         OFF(tls_cert)},
@@ -57,8 +57,8 @@ static const struct collect_config_key keys[] = {
         OFF(sacct_interval_s)},
     {"sacct_window_s", CCONF_INT, "3600", 1, 31 * 86400, true,
         "how far back past the last run each run reads again", OFF(sacct_window_s)},
-    {"input_file", CCONF_PATH, "", 0, 0, false,
-        "a file or FIFO to read records from (empty: none)", OFF(input_file)},
+    {"input_file", CCONF_PATH, "", 0, 0, false, "a file or FIFO to read records from (empty: none)",
+        OFF(input_file)},
     {"input_format", CCONF_STRING, "jsonl", 0, 0, false,
         "format of input_file: jsonl, sacct, jobcomp, dcgm, amd", OFF(input_format)},
     {"dcgm_url", CCONF_STRING, "", 0, 0, true,
@@ -71,8 +71,7 @@ static const struct collect_config_key keys[] = {
         "exporter label naming the job (empty: hpc_job, jobid, job_id)", OFF(job_label)},
     {"metrics_listen", CCONF_LISTEN, "127.0.0.1:9465", 0, 0, false,
         "loopback host:port of the collector's /metrics (empty: none)", OFF(metrics_listen)},
-    {"log_level", CCONF_LOGLEVEL, "info", 0, 0, true, "least severe level logged",
-        OFF(log_level)},
+    {"log_level", CCONF_LOGLEVEL, "info", 0, 0, true, "least severe level logged", OFF(log_level)},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -488,8 +487,8 @@ same(const struct collect_config *a, const struct collect_config *b,
 }
 
 int
-collect_config_reload_merge(struct collect_config *running, const struct collect_config *fresh,
-    char *err, size_t errlen)
+collect_config_reload_merge(
+    struct collect_config *running, const struct collect_config *fresh, char *err, size_t errlen)
 {
 	char *copies[NKEYS] = {NULL};
 	bool apply[NKEYS] = {false};
@@ -534,8 +533,9 @@ collect_config_reload_merge(struct collect_config *running, const struct collect
 			*SLOT(running, k, enum log_level) = *CSLOT(fresh, k, enum log_level);
 	}
 	if (rc == 1 && used + 1 < errlen)
-		snprintf(err + used, errlen - used, " changed but only a restart applies: keeping "
-		                                    "the running values");
+		snprintf(err + used, errlen - used,
+		    " changed but only a restart applies: keeping "
+		    "the running values");
 	return rc;
 }
 
@@ -553,7 +553,7 @@ collect_config_print_help(FILE *f)
 			fprintf(f, "default \"%s\"", k->default_value);
 		if (k->type == CCONF_INT || k->type == CCONF_SIZE)
 			fprintf(f, ", %lld..%lld", k->min, k->max);
-		fprintf(f, ", %s)\n    %s\n", k->reloadable ? "reloads on SIGHUP" : "needs a restart",
-		    k->help);
+		fprintf(f, ", %s)\n    %s\n",
+		    k->reloadable ? "reloads on SIGHUP" : "needs a restart", k->help);
 	}
 }

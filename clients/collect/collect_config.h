@@ -35,8 +35,8 @@ struct collect_config {
 	char *sacct_fields;
 	int sacct_interval_s;
 	int sacct_window_s;
-	char *input_file;   /* a file or FIFO to read; "" for none */
-	char *input_format; /* jsonl, sacct, jobcomp, dcgm, amd */
+	char *input_file;         /* a file or FIFO to read; "" for none */
+	char *input_format;       /* jsonl, sacct, jobcomp, dcgm, amd */
 	char *dcgm_url, *amd_url; /* exporters to scrape; "" for none */
 	int scrape_interval_s;
 	char *job_label;

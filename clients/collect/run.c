@@ -103,8 +103,8 @@ struct collector {
 };
 
 static int
-parse_into(struct batcher *b, const struct collect_config *cfg, const char *format,
-    const char *buf, size_t len, size_t first_line, char *err, size_t errlen)
+parse_into(struct batcher *b, const struct collect_config *cfg, const char *format, const char *buf,
+    size_t len, size_t first_line, char *err, size_t errlen)
 {
 	if (strcmp(format, "jsonl") == 0)
 		return batch_read_jsonl(b, buf, len, first_line, err, errlen);
@@ -281,8 +281,8 @@ input_process(struct collector *c, bool eof)
 		/* Whole-buffer formats: one parse of everything, once the writer is done. */
 		if (!eof || c->in_buf.len == 0)
 			return;
-		rc = parse_into(c->batcher, c->cfg, fmt, c->in_buf.data, c->in_buf.len, 0, err,
-		    sizeof(err));
+		rc = parse_into(
+		    c->batcher, c->cfg, fmt, c->in_buf.data, c->in_buf.len, 0, err, sizeof(err));
 		if (rc < 0 && !batcher_full(c->batcher)) {
 			log_errorx("%s: %s", c->cfg->input_file, err);
 			c->parse_errors++;
@@ -531,8 +531,8 @@ sacct_spawn(const struct collect_config *cfg, const char *start, const char *end
 		return -1;
 	}
 	if (pid == 0) {
-		const char *argv[] = {cfg->sacct_command, "--parsable2", "--noheader",
-		    "--allusers", fields, "-S", start, "-E", end, NULL};
+		const char *argv[] = {cfg->sacct_command, "--parsable2", "--noheader", "--allusers",
+		    fields, "-S", start, "-E", end, NULL};
 
 		dup2(p[1], STDOUT_FILENO);
 		close(p[0]);
@@ -660,8 +660,9 @@ sacct_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	/* Relative times: sacct reads them in its own zone, whatever it is. */
-	back = (c->sacct_last_end > 0 && c->sacct_last_end <= now ? (long long)(now - c->sacct_last_end)
-	                                                          : 0) +
+	back = (c->sacct_last_end > 0 && c->sacct_last_end <= now
+	               ? (long long)(now - c->sacct_last_end)
+	               : 0) +
 	    c->cfg->sacct_window_s;
 	snprintf(start, sizeof(start), "now-%lldseconds", back);
 	c->sacct.started = now;
@@ -790,7 +791,8 @@ render_metrics(struct collector *c, struct strbuf *out)
 	sender_get_stats(c->sender, &st);
 #define FAMILY(name, type, help) \
 	strbuf_puts(out, "# HELP " name " " help "\n# TYPE " name " " type "\n")
-	FAMILY("allot_collect_spool_batches", "gauge", "Batches in the spool, not yet acknowledged.");
+	FAMILY(
+	    "allot_collect_spool_batches", "gauge", "Batches in the spool, not yet acknowledged.");
 	for (int k = 0; k < SPOOL_NKINDS; k++) {
 		spool_get_stats(c->spool, k, &ss);
 		strbuf_printf(out, "allot_collect_spool_batches{kind=\"%s\"} %zu\n",
@@ -839,7 +841,8 @@ render_metrics(struct collector *c, struct strbuf *out)
 	FAMILY("allot_collect_batches_rejected_total", "counter",
 	    "Batches refused for good and moved to the spool's rejected/ folder.");
 	for (int k = 0; k < SPOOL_NKINDS; k++)
-		strbuf_printf(out, "allot_collect_batches_rejected_total{kind=\"%s\"} %" PRIu64 "\n",
+		strbuf_printf(out,
+		    "allot_collect_batches_rejected_total{kind=\"%s\"} %" PRIu64 "\n",
 		    spool_kind_name((enum spool_kind)k), st.batches_rejected[k]);
 	FAMILY("allot_collect_send_failures_total", "counter",
 	    "Attempts to send that failed and will be retried.");
@@ -849,7 +852,8 @@ render_metrics(struct collector *c, struct strbuf *out)
 	FAMILY("allot_collect_send_failures_in_a_row", "gauge",
 	    "Failed attempts since the last success (0: allotd takes batches).");
 	for (int k = 0; k < SPOOL_NKINDS; k++)
-		strbuf_printf(out, "allot_collect_send_failures_in_a_row{kind=\"%s\"} %" PRIu32 "\n",
+		strbuf_printf(out,
+		    "allot_collect_send_failures_in_a_row{kind=\"%s\"} %" PRIu32 "\n",
 		    spool_kind_name((enum spool_kind)k), st.failures_in_a_row[k]);
 	FAMILY("allot_collect_last_ack_timestamp_seconds", "gauge",
 	    "Unix time of the last acknowledgement (0: none yet).");
@@ -858,14 +862,16 @@ render_metrics(struct collector *c, struct strbuf *out)
 	FAMILY("allot_collect_records_read_total", "counter",
 	    "Records and samples read from the sources.");
 	strbuf_printf(out, "allot_collect_records_read_total %" PRIu64 "\n", c->records_read);
-	FAMILY("allot_collect_parse_errors_total", "counter", "Inputs or lines that did not parse.");
+	FAMILY(
+	    "allot_collect_parse_errors_total", "counter", "Inputs or lines that did not parse.");
 	strbuf_printf(out, "allot_collect_parse_errors_total %" PRIu64 "\n", c->parse_errors);
 	FAMILY("allot_collect_sacct_runs_total", "counter", "sacct runs, by outcome.");
 	strbuf_printf(out,
 	    "allot_collect_sacct_runs_total{outcome=\"ok\"} %" PRIu64 "\n"
 	    "allot_collect_sacct_runs_total{outcome=\"failed\"} %" PRIu64 "\n",
 	    c->sacct_runs, c->sacct_failures);
-	FAMILY("allot_collect_scrapes_total", "counter", "Exporter scrapes, by exporter and outcome.");
+	FAMILY(
+	    "allot_collect_scrapes_total", "counter", "Exporter scrapes, by exporter and outcome.");
 	for (int i = 0; i < 2; i++)
 		strbuf_printf(out,
 		    "allot_collect_scrapes_total{exporter=\"%s\",outcome=\"ok\"} %" PRIu64 "\n"
@@ -894,8 +900,8 @@ metrics_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	evbuffer_add(buf, out.data, out.len);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-	    "text/plain; version=0.0.4");
+	evhttp_add_header(
+	    evhttp_request_get_output_headers(req), "Content-Type", "text/plain; version=0.0.4");
 	evhttp_send_reply(req, 200, "OK", buf);
 	evbuffer_free(buf);
 	strbuf_cleanup(&out);
@@ -913,8 +919,9 @@ report_cb(evutil_socket_t fd, short what, void *arg)
 	spool_get_stats(c->spool, -1, &ss);
 	sender_get_stats(c->sender, &st);
 	if (ss.batches > 0 || c->last_backlog > 0)
-		log_info("backlog: %zu batches, %" PRIu64 " records, oldest %.0f s%s%s%s", ss.batches,
-		    ss.records, ss.oldest_ms > 0 ? (double)(wall_ms() - ss.oldest_ms) / 1000.0 : 0.0,
+		log_info("backlog: %zu batches, %" PRIu64 " records, oldest %.0f s%s%s%s",
+		    ss.batches, ss.records,
+		    ss.oldest_ms > 0 ? (double)(wall_ms() - ss.oldest_ms) / 1000.0 : 0.0,
 		    c->paused ? "; spool full, reading stopped" : "",
 		    st.last_error[0] != '\0' ? "; last error: " : "", st.last_error);
 	c->last_backlog = ss.batches;
@@ -944,8 +951,8 @@ reload(struct collector *c)
 	log_info("reloading %s", c->config_path);
 	if ((fresh = collect_config_new()) == NULL ||
 	    collect_config_load(fresh, c->config_path, err, sizeof(err)) != 0) {
-		log_warnx("keeping the running configuration: %s",
-		    fresh != NULL ? err : "out of memory");
+		log_warnx(
+		    "keeping the running configuration: %s", fresh != NULL ? err : "out of memory");
 		collect_config_free(fresh);
 		return;
 	}
@@ -1016,12 +1023,13 @@ timer_now(struct collector *c, event_callback_fn cb)
 static void
 usage_run(FILE *f)
 {
-	fprintf(f, "usage: allot-collect run [-c FILE]\n"
-	           "       allot-collect run -n [-c FILE | FILE]\n"
-	           "\n"
-	           "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
-	           "  -n, --check         check the configuration, then exit\n"
-	           "      --help-config   list the configuration keys\n");
+	fprintf(f,
+	    "usage: allot-collect run [-c FILE]\n"
+	    "       allot-collect run -n [-c FILE | FILE]\n"
+	    "\n"
+	    "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+	    "  -n, --check         check the configuration, then exit\n"
+	    "      --help-config   list the configuration keys\n");
 }
 
 /* Loads the configuration named by -c; exits on -n. Returns NULL after printing why. */
@@ -1164,8 +1172,8 @@ collect_run_main(int argc, char **argv)
 	}
 	if (c.cfg->metrics_host[0] != '\0') {
 		if ((c.http = evhttp_new(c.base)) == NULL ||
-		    evhttp_bind_socket(c.http, c.cfg->metrics_host,
-		        (unsigned short)c.cfg->metrics_port) != 0)
+		    evhttp_bind_socket(
+		        c.http, c.cfg->metrics_host, (unsigned short)c.cfg->metrics_port) != 0)
 			log_fatal("could not listen on %s for /metrics", c.cfg->metrics_listen);
 		evhttp_set_allowed_methods(c.http, EVHTTP_REQ_GET);
 		evhttp_set_cb(c.http, "/metrics", metrics_cb, &c);
@@ -1188,8 +1196,8 @@ collect_run_main(int argc, char **argv)
 		log_fatal("the event loop failed");
 	sender_stop(c.sender);
 	spool_get_stats(c.spool, -1, &ss);
-	log_info("stopped; %zu batches (%" PRIu64 " records) left in the spool", ss.batches,
-	    ss.records);
+	log_info(
+	    "stopped; %zu batches (%" PRIu64 " records) left in the spool", ss.batches, ss.records);
 
 	if (c.sacct.pid > 0) {
 		kill(c.sacct.pid, SIGTERM);
@@ -1333,8 +1341,9 @@ collect_send_main(int argc, char **argv)
 		case 'w':
 			wait_s = strtol(optarg, &end, 10);
 			if (*end != '\0' || wait_s < 0) {
-				fprintf(stderr, "allot-collect: --wait: \"%s\" is not a number of "
-				                "seconds\n",
+				fprintf(stderr,
+				    "allot-collect: --wait: \"%s\" is not a number of "
+				    "seconds\n",
 				    optarg);
 				return COLLECT_EXIT_USAGE;
 			}
@@ -1374,8 +1383,8 @@ collect_send_main(int argc, char **argv)
 	}
 	/* A bad input stops everything before anything is spooled, as `allot ingest` does. */
 	batcher_set_size(c.batcher, SIZE_MAX);
-	rc = parse_into(c.batcher, c.cfg, format, in.data != NULL ? in.data : "", in.len, 1, err,
-	    sizeof(err));
+	rc = parse_into(
+	    c.batcher, c.cfg, format, in.data != NULL ? in.data : "", in.len, 1, err, sizeof(err));
 	if (rc < 0) {
 		fprintf(stderr, "allot-collect: %s: %s\n", strcmp(file, "-") == 0 ? "stdin" : file,
 		    err);
@@ -1429,8 +1438,8 @@ format_day(time_t t, char *buf, size_t len)
 
 /* Runs sacct over one window to completion, its output in *out. Returns its wait status or -1. */
 static int
-sacct_run_sync(const struct collect_config *cfg, const char *start, const char *end,
-    struct strbuf *out)
+sacct_run_sync(
+    const struct collect_config *cfg, const char *start, const char *end, struct strbuf *out)
 {
 	char chunk[READ_CHUNK];
 	ssize_t n;
@@ -1473,8 +1482,8 @@ progress(bool tty, const char *day, size_t done, size_t total, uint64_t records,
 		bar[i] = i < fill ? '#' : '.';
 	bar[width] = '\0';
 	fprintf(stderr,
-	    "\r[%s] %zu/%zu days  %" PRIu64 " records  %.0f rec/s  ETA %d:%02d:%02d  %s", bar,
-	    done, total, records, rate, (int)eta / 3600, (int)eta / 60 % 60, (int)eta % 60,
+	    "\r[%s] %zu/%zu days  %" PRIu64 " records  %.0f rec/s  ETA %d:%02d:%02d  %s", bar, done,
+	    total, records, rate, (int)eta / 3600, (int)eta / 60 % 60, (int)eta % 60,
 	    done == total ? "\n" : "");
 }
 
@@ -1535,8 +1544,9 @@ collect_backfill_main(int argc, char **argv)
 		case 'w':
 			wait_s = strtol(optarg, &endp, 10);
 			if (*endp != '\0' || wait_s < 0) {
-				fprintf(stderr, "allot-collect: --wait: \"%s\" is not a number of "
-				                "seconds\n",
+				fprintf(stderr,
+				    "allot-collect: --wait: \"%s\" is not a number of "
+				    "seconds\n",
 				    optarg);
 				return COLLECT_EXIT_USAGE;
 			}
@@ -1596,17 +1606,18 @@ collect_backfill_main(int argc, char **argv)
 		strbuf_reset(&out);
 		ws = sacct_run_sync(c.cfg, start, end, &out);
 		if (ws < 0 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-			fprintf(stderr, "%sallot-collect: %s failed for %s: stopping here; run again "
-			                "with --since %s\n",
+			fprintf(stderr,
+			    "%sallot-collect: %s failed for %s: stopping here; run again "
+			    "with --since %s\n",
 			    tty ? "\n" : "", c.cfg->sacct_command, day, day);
 			status = COLLECT_EXIT_FAIL;
 			break;
 		}
-		rc = parse_into(c.batcher, c.cfg, "sacct", out.data != NULL ? out.data : "", out.len,
-		    0, err, sizeof(err));
+		rc = parse_into(c.batcher, c.cfg, "sacct", out.data != NULL ? out.data : "",
+		    out.len, 0, err, sizeof(err));
 		if (rc < 0 && !batcher_full(c.batcher)) {
-			fprintf(stderr, "%sallot-collect: sacct output for %s: %s\n", tty ? "\n" : "",
-			    day, err);
+			fprintf(stderr, "%sallot-collect: sacct output for %s: %s\n",
+			    tty ? "\n" : "", day, err);
 			status = COLLECT_EXIT_FAIL;
 			break;
 		}

@@ -178,8 +178,8 @@ reject(struct sender *s, const struct spool_entry *e, const char *reason)
 
 /* Counts an acknowledged batch and logs what allotd made of it. */
 static void
-note_ack(struct sender *s, const struct spool_entry *e, const ProtobufCMessage *resp,
-    int64_t took_ms)
+note_ack(
+    struct sender *s, const struct spool_entry *e, const ProtobufCMessage *resp, int64_t took_ms)
 {
 	uint64_t refused = 0;
 
@@ -249,8 +249,8 @@ send_one(struct sender *s, const struct spool_entry *e)
 	free(payload);
 
 	t0 = mono_ms();
-	if (allot_client_call(s->client, calls[e->kind].method, req, calls[e->kind].response,
-	        &resp, &aerr) == 0) {
+	if (allot_client_call(s->client, calls[e->kind].method, req, calls[e->kind].response, &resp,
+	        &aerr) == 0) {
 		char aerrbuf[512];
 
 		note_ack(s, e, resp, mono_ms() - t0);

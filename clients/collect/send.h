@@ -32,7 +32,7 @@ struct sender_settings {
 /* What the sender did, for the log and /metrics. Counters since sender_new. */
 struct sender_stats {
 	uint64_t batches_acked[SPOOL_NKINDS];
-	uint64_t records_acked[SPOOL_NKINDS];  /* records or samples in acknowledged batches */
+	uint64_t records_acked[SPOOL_NKINDS];   /* records or samples in acknowledged batches */
 	uint64_t records_refused[SPOOL_NKINDS]; /* acknowledged, but refused one by one by allotd */
 	uint64_t batches_rejected[SPOOL_NKINDS]; /* moved to rejected/ */
 	uint64_t attempts_failed[SPOOL_NKINDS];

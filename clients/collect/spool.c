@@ -441,8 +441,8 @@ spool_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen)
 		snprintf(err, errlen, "could not open the spool %s: %s", dir, strerror(errno));
 		goto fail;
 	}
-	if ((spool->lockfd = openat(spool->dirfd, SPOOL_LOCK, O_RDWR | O_CREAT | O_CLOEXEC,
-	         0600)) < 0) {
+	if ((spool->lockfd = openat(spool->dirfd, SPOOL_LOCK, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) <
+	    0) {
 		snprintf(err, errlen, "could not open %s/%s: %s", dir, SPOOL_LOCK, strerror(errno));
 		goto fail;
 	}
@@ -456,10 +456,10 @@ spool_open(const char *dir, uint64_t max_bytes, char *err, size_t errlen)
 		    strerror(errno));
 		goto fail;
 	}
-	if ((spool->rejfd = openat(spool->dirfd, SPOOL_REJECTED,
-	         O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "could not open %s/%s: %s", dir, SPOOL_REJECTED,
-		    strerror(errno));
+	if ((spool->rejfd =
+	            openat(spool->dirfd, SPOOL_REJECTED, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		snprintf(
+		    err, errlen, "could not open %s/%s: %s", dir, SPOOL_REJECTED, strerror(errno));
 		goto fail;
 	}
 	if (spool_scan(spool, err, errlen) != 0)
@@ -642,14 +642,16 @@ spool_read(struct spool *spool, const struct spool_entry *entry, uint8_t **paylo
 	*len = 0;
 	entry_name(name, sizeof(name), entry->seq, entry->kind);
 	if ((fd = openat(spool->dirfd, name, O_RDONLY | O_CLOEXEC)) < 0) {
-		snprintf(err, errlen, "could not open %s/%s: %s", spool->dir, name, strerror(errno));
+		snprintf(
+		    err, errlen, "could not open %s/%s: %s", spool->dir, name, strerror(errno));
 		return -1;
 	}
 	if (!read_all(fd, h, sizeof(h)))
 		goto short_or_error;
 	plen = get_le(h + 24, 8);
 	if (memcmp(h, SPOOL_MAGIC, 8) != 0 || plen != entry->bytes - SPOOL_HEADER) {
-		snprintf(err, errlen, "%s/%s: header changed since it was listed", spool->dir, name);
+		snprintf(
+		    err, errlen, "%s/%s: header changed since it was listed", spool->dir, name);
 		rc = 1;
 		goto done;
 	}
@@ -660,8 +662,8 @@ spool_read(struct spool *spool, const struct spool_entry *entry, uint8_t **paylo
 	if (!read_all(fd, buf, plen))
 		goto short_or_error;
 	if (!digest(buf, plen, md) || memcmp(md, h + 32, 32) != 0) {
-		snprintf(err, errlen, "%s/%s: the payload does not match its digest", spool->dir,
-		    name);
+		snprintf(
+		    err, errlen, "%s/%s: the payload does not match its digest", spool->dir, name);
 		rc = 1;
 		goto done;
 	}
@@ -675,7 +677,8 @@ short_or_error:
 		snprintf(err, errlen, "%s/%s: shorter than its header says", spool->dir, name);
 		rc = 1;
 	} else
-		snprintf(err, errlen, "could not read %s/%s: %s", spool->dir, name, strerror(errno));
+		snprintf(
+		    err, errlen, "could not read %s/%s: %s", spool->dir, name, strerror(errno));
 done:
 	free(buf);
 	close(fd);
@@ -712,8 +715,8 @@ spool_ack(struct spool *spool, enum spool_kind kind, uint64_t seq, char *err, si
 		goto done;
 	entry_name(name, sizeof(name), seq, kind);
 	if (unlinkat(spool->dirfd, name, 0) != 0 && errno != ENOENT) {
-		snprintf(err, errlen, "could not delete %s/%s: %s", spool->dir, name,
-		    strerror(errno));
+		snprintf(
+		    err, errlen, "could not delete %s/%s: %s", spool->dir, name, strerror(errno));
 		goto done;
 	}
 	queue_pop(&spool->q[kind]);
@@ -724,8 +727,8 @@ done:
 }
 
 int
-spool_reject(struct spool *spool, enum spool_kind kind, uint64_t seq, const char *reason,
-    char *err, size_t errlen)
+spool_reject(struct spool *spool, enum spool_kind kind, uint64_t seq, const char *reason, char *err,
+    size_t errlen)
 {
 	char name[SPOOL_NAME_MAX];
 	int rc = -1;

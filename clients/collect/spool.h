@@ -36,9 +36,9 @@ enum spool_kind {
 
 /* One spooled batch, as listed. */
 struct spool_entry {
-	uint64_t seq;      /* order of spool_put, from 1, never reused in a directory */
+	uint64_t seq; /* order of spool_put, from 1, never reused in a directory */
 	enum spool_kind kind;
-	uint32_t nrecords; /* records or samples in the batch */
+	uint32_t nrecords;  /* records or samples in the batch */
 	int64_t created_ms; /* wall clock, Unix milliseconds, when it was spooled */
 	uint64_t bytes;     /* size of the file */
 };
@@ -77,9 +77,8 @@ void spool_set_max_bytes(struct spool *spool, uint64_t max_bytes);
  * the reason in err for any other failure. An empty spool takes a batch larger
  * than max_bytes, so that one large batch cannot block it forever.
  */
-int spool_put(struct spool *spool, enum spool_kind kind, uint32_t nrecords,
-    const uint8_t *payload, size_t len, uint64_t *seq, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int spool_put(struct spool *spool, enum spool_kind kind, uint32_t nrecords, const uint8_t *payload,
+    size_t len, uint64_t *seq, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * Copies the oldest batch of kind into *entry. Returns false when there is none.
@@ -98,8 +97,8 @@ bool spool_nth(struct spool *spool, enum spool_kind kind, size_t n, struct spool
  * its length in *len; 1 when the file is corrupt (the caller should reject it);
  * -1 with the reason in err when it could not be read.
  */
-int spool_read(struct spool *spool, const struct spool_entry *entry, uint8_t **payload,
-    size_t *len, char *err, size_t errlen) __attribute__((warn_unused_result));
+int spool_read(struct spool *spool, const struct spool_entry *entry, uint8_t **payload, size_t *len,
+    char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /*
  * Removes the batch numbered seq, which must be the head of kind (the one sent).

@@ -288,8 +288,8 @@ test_reject_moves_aside(void **state)
 	assert_non_null(s);
 	put(s, SPOOL_JOBS, 3, "bad");
 	put(s, SPOOL_JOBS, 4, "good");
-	assert_int_equal(spool_reject(s, SPOOL_JOBS, 1, "invalid_argument: site is required", err,
-	                     sizeof(err)),
+	assert_int_equal(
+	    spool_reject(s, SPOOL_JOBS, 1, "invalid_argument: site is required", err, sizeof(err)),
 	    0);
 	assert_false(exists(f->dir, "0000000000000001.jobs"));
 	assert_true(exists(f->dir, "rejected/0000000000000001.jobs"));
@@ -322,11 +322,11 @@ test_max_bytes(void **state)
 	big[sizeof(big) - 1] = '\0';
 	/* 200 bytes: an empty spool still takes a 363-byte batch, so one batch never blocks it. */
 	assert_non_null(s = spool_open(f->dir, 200, err, sizeof(err)));
-	assert_int_equal(spool_put(s, SPOOL_JOBS, 1, (const uint8_t *)big, strlen(big), &seq, err,
-	                     sizeof(err)),
+	assert_int_equal(
+	    spool_put(s, SPOOL_JOBS, 1, (const uint8_t *)big, strlen(big), &seq, err, sizeof(err)),
 	    0);
-	assert_int_equal(spool_put(s, SPOOL_JOBS, 1, (const uint8_t *)"small", 5, &seq, err,
-	                     sizeof(err)),
+	assert_int_equal(
+	    spool_put(s, SPOOL_JOBS, 1, (const uint8_t *)"small", 5, &seq, err, sizeof(err)),
 	    SPOOL_FULL);
 	assert_non_null(strstr(err, "full"));
 	spool_get_stats(s, -1, &st);
@@ -337,8 +337,8 @@ test_max_bytes(void **state)
 	assert_int_equal(put(s, SPOOL_JOBS, 1, "small"), 2);
 	/* 69 + 69 = 138 fits in 200; a third (207) does not. */
 	assert_int_equal(put(s, SPOOL_JOBS, 1, "small"), 3);
-	assert_int_equal(spool_put(s, SPOOL_METRICS, 1, (const uint8_t *)"small", 5, &seq, err,
-	                     sizeof(err)),
+	assert_int_equal(
+	    spool_put(s, SPOOL_METRICS, 1, (const uint8_t *)"small", 5, &seq, err, sizeof(err)),
 	    SPOOL_FULL);
 	spool_set_max_bytes(s, 0);
 	assert_int_equal(put(s, SPOOL_METRICS, 1, "small"), 4);
@@ -380,8 +380,7 @@ test_backoff_bounds(void **state)
 		}
 		/* rnd 0 gives the floor, ceiling/2; rnd = ceiling - ceiling/2 the ceiling. */
 		assert_int_equal(backoff_fail(&lo, 0), ceilings[i] / 2);
-		assert_int_equal(
-		    backoff_fail(&hi, ceilings[i] - ceilings[i] / 2), ceilings[i]);
+		assert_int_equal(backoff_fail(&hi, ceilings[i] - ceilings[i] / 2), ceilings[i]);
 	}
 	/* Any random number stays within the bounds, however long the outage. */
 	backoff_init(&b, 100, 1000);
