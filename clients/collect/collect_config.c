@@ -1,19 +1,17 @@
 /*
  * collect_config: the table of allot-collect's keys and its reader. The syntax is
- * allotd's (daemon/config.c); the keys and what they must say together are the
+ * lib/confline's, as allotd's; the keys and what they must say together are the
  * collector's. Whether files exist, URLs answer or the zone is known is left to
  * the modules that use them.
  */
-#include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "collect_config.h"
+#include "confline.h"
 
-#define LINE_MAX_BYTES 4096
 #define OFF(f) offsetof(struct collect_config, f)
 #define SLOT(cfg, k, type) ((type *)(void *)((char *)(cfg) + (k)->offset))
 #define CSLOT(cfg, k, type) ((const type *)(const void *)((const char *)(cfg) + (k)->offset))
@@ -103,34 +101,6 @@ errf(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-static int
-parse_number(const char *text, bool size, long long *out)
-{
-	const char *p = text;
-	long long v = 0;
-	int shift = 0;
-
-	if (!isdigit((unsigned char)*p))
-		return -1;
-	for (; isdigit((unsigned char)*p); p++) {
-		if (v > (LLONG_MAX - (*p - '0')) / 10)
-			return 1;
-		v = v * 10 + (*p - '0');
-	}
-	if (size && *p != '\0') {
-		shift = *p == 'k' ? 10 : *p == 'M' ? 20 : *p == 'G' ? 30 : -1;
-		if (shift < 0)
-			return -1;
-		p++;
-	}
-	if (*p != '\0')
-		return -1;
-	if (v > (LLONG_MAX >> shift))
-		return 1;
-	*out = v << shift;
-	return 0;
-}
-
 /* The metrics listener must be loopback: /metrics is plain HTTP without authentication. */
 static int
 parse_listen(struct collect_config *cfg, const char *text, char *err, size_t errlen)
@@ -145,7 +115,7 @@ parse_listen(struct collect_config *cfg, const char *text, char *err, size_t err
 		cfg->metrics_port = 0;
 		return cfg->metrics_host != NULL ? 0 : -1;
 	}
-	if (colon == NULL || colon == text || parse_number(colon + 1, false, &port) != 0 ||
+	if (colon == NULL || colon == text || confline_number(colon + 1, false, &port) != 0 ||
 	    port < 1 || port > 65535) {
 		errf(err, errlen, "value \"%s\" of \"metrics_listen\" is not host:port", text);
 		return -1;
@@ -197,7 +167,7 @@ set_value(struct collect_config *cfg, const struct collect_config_key *k, const 
 		return 0;
 	case CCONF_INT:
 	case CCONF_SIZE:
-		if ((r = parse_number(text, k->type == CCONF_SIZE, &v)) < 0) {
+		if ((r = confline_number(text, k->type == CCONF_SIZE, &v)) < 0) {
 			errf(err, errlen, "value \"%s\" of \"%s\" is not %s", text, k->name,
 			    k->type == CCONF_SIZE ? "a size (bytes, with an optional k, M or G)"
 			                          : "an integer");
@@ -289,64 +259,29 @@ collect_config_free(struct collect_config *cfg)
 	free(cfg);
 }
 
-/* Splits a line in place; 1 for a setting, 0 blank or comment, -1 with err. */
-static int
-split_line(char *line, char **key, char **value, char *err, size_t errlen)
-{
-	char *p = line + strspn(line, " \t"), *end, *out;
+struct load_ctx {
+	struct collect_config *tmp;
+	int seen[NKEYS];
+};
 
-	if (*p == '\0' || *p == '#')
-		return 0;
-	*key = p;
-	p += strcspn(p, " \t=#");
-	if (p == *key) {
-		errf(err, errlen, "missing key before \"=\"");
+static int
+load_setting(void *arg, const char *key, const char *value, int lineno, char *msg, size_t msglen)
+{
+	struct load_ctx *ctx = arg;
+	size_t i;
+
+	for (i = 0; i < NKEYS && strcmp(keys[i].name, key) != 0; i++)
+		;
+	if (i == NKEYS) {
+		errf(msg, msglen, "unknown key \"%s\"", key);
 		return -1;
 	}
-	end = p;
-	p += strspn(p, " \t");
-	if (*p != '=') {
-		*end = '\0';
-		errf(err, errlen, "missing \"=\" after key \"%s\"", *key);
+	if (ctx->seen[i] != 0) {
+		errf(msg, msglen, "\"%s\" is set twice (first on line %d)", key, ctx->seen[i]);
 		return -1;
 	}
-	*end = '\0';
-	p++;
-	p += strspn(p, " \t");
-	if (*p != '"') {
-		*value = p;
-		end = p + strcspn(p, "#");
-		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
-			end--;
-		*end = '\0';
-		return 1;
-	}
-	*value = out = ++p;
-	for (;; p++) {
-		if (*p == '\0') {
-			errf(err, errlen, "unterminated quoted value of \"%s\"", *key);
-			return -1;
-		}
-		if (*p == '"')
-			break;
-		if (*p == '\\') {
-			if (p[1] != '"' && p[1] != '\\') {
-				errf(err, errlen, "invalid escape in the quoted value of \"%s\"",
-				    *key);
-				return -1;
-			}
-			p++;
-		}
-		*out++ = *p;
-	}
-	*out = '\0';
-	p++;
-	p += strspn(p, " \t");
-	if (*p != '\0' && *p != '#') {
-		errf(err, errlen, "unexpected text after the quoted value of \"%s\"", *key);
-		return -1;
-	}
-	return 1;
+	ctx->seen[i] = lineno;
+	return set_value(ctx->tmp, &keys[i], value, msg, msglen);
 }
 
 /* What the keys must say together. */
@@ -388,13 +323,10 @@ check_together(const struct collect_config *cfg, const char *path, char *err, si
 int
 collect_config_load(struct collect_config *cfg, const char *path, char *err, size_t errlen)
 {
-	int seen[NKEYS] = {0};
+	struct load_ctx ctx = {0};
 	struct collect_config tmp;
-	char *line = NULL, msg[LINE_MAX_BYTES + 256];
-	size_t cap = 0;
-	ssize_t len;
 	FILE *f;
-	int lineno = 0, rc = -1;
+	int rc = -1;
 
 	if ((f = fopen(path, "r")) == NULL) {
 		errf(err, errlen, "%s: could not open: %s", path, strerror(errno));
@@ -405,51 +337,11 @@ collect_config_load(struct collect_config *cfg, const char *path, char *err, siz
 		fclose(f);
 		return -1;
 	}
-	while ((len = getline(&line, &cap, f)) >= 0) {
-		char *key, *value;
-		size_t i;
-		int r;
-
-		lineno++;
-		if ((size_t)len != strlen(line)) {
-			errf(err, errlen, "%s:%d: line contains a NUL byte", path, lineno);
-			goto out;
-		}
-		line[strcspn(line, "\r\n")] = '\0';
-		if (strlen(line) > LINE_MAX_BYTES) {
-			errf(err, errlen, "%s:%d: line is longer than %d bytes", path, lineno,
-			    LINE_MAX_BYTES);
-			goto out;
-		}
-		if ((r = split_line(line, &key, &value, msg, sizeof(msg))) < 0) {
-			errf(err, errlen, "%s:%d: %s", path, lineno, msg);
-			goto out;
-		}
-		if (r == 0)
-			continue;
-		for (i = 0; i < NKEYS && strcmp(keys[i].name, key) != 0; i++)
-			;
-		if (i == NKEYS) {
-			errf(err, errlen, "%s:%d: unknown key \"%s\"", path, lineno, key);
-			goto out;
-		}
-		if (seen[i] != 0) {
-			errf(err, errlen, "%s:%d: \"%s\" is set twice (first on line %d)", path,
-			    lineno, key, seen[i]);
-			goto out;
-		}
-		seen[i] = lineno;
-		if (set_value(&tmp, &keys[i], value, msg, sizeof(msg)) != 0) {
-			errf(err, errlen, "%s:%d: %s", path, lineno, msg);
-			goto out;
-		}
-	}
-	if (ferror(f)) {
-		errf(err, errlen, "%s: could not read: %s", path, strerror(errno));
+	ctx.tmp = &tmp;
+	if (confline_read(f, path, load_setting, &ctx, err, errlen) != 0)
 		goto out;
-	}
 	for (size_t i = 0; i < NKEYS; i++) {
-		if (keys[i].default_value == NULL && seen[i] == 0) {
+		if (keys[i].default_value == NULL && ctx.seen[i] == 0) {
 			errf(err, errlen, "%s: required key \"%s\" is not set", path, keys[i].name);
 			goto out;
 		}
@@ -462,7 +354,6 @@ collect_config_load(struct collect_config *cfg, const char *path, char *err, siz
 out:
 	if (rc != 0)
 		config_cleanup(&tmp);
-	free(line);
 	fclose(f);
 	return rc;
 }
