@@ -8,8 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "batch.h"
 #include "jobrecords.h"
 #include "pbjson.h"
@@ -99,33 +97,6 @@ batcher_spooled(const struct batcher *b, enum spool_kind kind)
 	return (unsigned)kind < SPOOL_NKINDS ? b->spooled[kind] : 0;
 }
 
-static int
-hash_id(const char *site, const ProtobufCMessage *req, char *out, size_t outlen)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	char hex[2 * EVP_MAX_MD_SIZE + 1];
-	size_t size = protobuf_c_message_get_packed_size(req), used;
-	uint8_t *buf = malloc(size > 0 ? size : 1);
-	int ok;
-
-	if (buf == NULL)
-		return -1;
-	protobuf_c_message_pack(req, buf);
-	ok = EVP_Digest(buf, size, md, &mdlen, EVP_sha256(), NULL);
-	free(buf);
-	if (!ok)
-		return -1;
-	for (unsigned int i = 0; i < mdlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
-	snprintf(out, outlen, "%.*s", JOBRECORDS_BATCH_ID_LEN, site);
-	used = strlen(out);
-	if (used < JOBRECORDS_BATCH_ID_LEN)
-		snprintf(out + used, outlen - used, "-%.*s",
-		    (int)(JOBRECORDS_BATCH_ID_LEN - used - 1), hex);
-	return 0;
-}
-
 int
 batch_metrics_id(
     const char *site, Allot__V1__GpuSample **samples, size_t n, char *out, size_t outlen)
@@ -135,7 +106,7 @@ batch_metrics_id(
 	req.site = (char *)site;
 	req.samples = samples;
 	req.n_samples = n;
-	return hash_id(site, &req.base, out, outlen);
+	return jobrecords_batch_id_of(site, &req.base, out, outlen);
 }
 
 static bool

@@ -70,9 +70,8 @@ int batch_read_jsonl(struct batcher *b, const char *buf, size_t len, size_t firs
     size_t errlen) __attribute__((warn_unused_result));
 
 /*
- * The batch id of samples: site, "-", the hex SHA-256 of the packed
- * IngestMetricsRequest {site, samples}, cut to JOBRECORDS_BATCH_ID_LEN, as
- * jobrecords_batch_id does for job records. Returns 0 or -1.
+ * The batch id of samples: jobrecords_batch_id_of the IngestMetricsRequest
+ * {site, samples}, as jobrecords_batch_id is for job records. Returns 0 or -1.
  */
 int batch_metrics_id(const char *site, Allot__V1__GpuSample **samples, size_t n, char *out,
     size_t outlen) __attribute__((warn_unused_result));

@@ -1294,6 +1294,39 @@ spool_and_drain(struct collector *c, int rc, const char *err_in, int64_t deadlin
 	    : COLLECT_EXIT_OK;
 }
 
+/* What the one-shot commands share on their command lines. */
+struct oneshot_args {
+	const char *spool; /* --spool, or NULL for the configuration's */
+	long wait_s;       /* --wait */
+};
+
+/*
+ * Takes -c, --spool and --wait (getopt's ch and optarg). Returns 1 when taken, 0
+ * for another option, -1 after printing what is wrong.
+ */
+static int
+oneshot_option(int ch, const char *arg, struct collector *c, struct oneshot_args *a)
+{
+	char *end;
+
+	switch (ch) {
+	case 'c':
+		c->config_path = arg;
+		return 1;
+	case 's':
+		a->spool = arg;
+		return 1;
+	case 'w':
+		a->wait_s = strtol(arg, &end, 10);
+		if (*end == '\0' && a->wait_s >= 0 && arg[0] != '\0')
+			return 1;
+		fprintf(stderr, "allot-collect: --wait: \"%s\" is not a number of seconds\n", arg);
+		return -1;
+	default:
+		return 0;
+	}
+}
+
 static void
 usage_send(FILE *f)
 {
@@ -1319,34 +1352,23 @@ collect_send_main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct collector c = {.config_path = DEFAULT_CONFIG, .in_fd = -1};
-	const char *format = "jsonl", *spool = NULL, *file;
+	struct oneshot_args a = {.wait_s = 600};
+	const char *format = "jsonl", *file;
 	struct strbuf in;
-	char err[1024], *end;
-	long wait_s = 600;
+	char err[1024];
 	FILE *f;
-	int ch, rc, status;
+	int ch, rc, r, status;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+		if ((r = oneshot_option(ch, optarg, &c, &a)) != 0) {
+			if (r < 0)
+				return COLLECT_EXIT_USAGE;
+			continue;
+		}
 		switch (ch) {
-		case 'c':
-			c.config_path = optarg;
-			break;
 		case 'f':
 			format = optarg;
-			break;
-		case 's':
-			spool = optarg;
-			break;
-		case 'w':
-			wait_s = strtol(optarg, &end, 10);
-			if (*end != '\0' || wait_s < 0) {
-				fprintf(stderr,
-				    "allot-collect: --wait: \"%s\" is not a number of "
-				    "seconds\n",
-				    optarg);
-				return COLLECT_EXIT_USAGE;
-			}
 			break;
 		case 'h':
 			usage_send(stdout);
@@ -1377,7 +1399,7 @@ collect_send_main(int argc, char **argv)
 		status = COLLECT_EXIT_FAIL;
 		goto done_file;
 	}
-	if (open_parts(&c, spool) != 0) {
+	if (open_parts(&c, a.spool) != 0) {
 		status = COLLECT_EXIT_FAIL;
 		goto done;
 	}
@@ -1393,7 +1415,7 @@ collect_send_main(int argc, char **argv)
 	}
 	batcher_set_size(c.batcher, (size_t)c.cfg->batch_records);
 	status = spool_and_drain(&c, batcher_flush(c.batcher, err, sizeof(err)), err,
-	    wait_s > 0 ? wall_ms() + wait_s * 1000 : 0);
+	    a.wait_s > 0 ? wall_ms() + a.wait_s * 1000 : 0);
 done:
 	close_parts(&c);
 	c.cfg = NULL;
@@ -1516,10 +1538,10 @@ collect_backfill_main(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	struct collector c = {.config_path = DEFAULT_CONFIG, .in_fd = -1};
-	const char *since = NULL, *until = NULL, *spool = NULL;
-	char err[1024], day[16], next[16], start[32], end[32], *endp;
+	struct oneshot_args a = {.wait_s = 600};
+	const char *since = NULL, *until = NULL;
+	char err[1024], day[16], next[16], start[32], end[32];
 	time_t first, last, t;
-	long wait_s = 600;
 	int64_t t0;
 	size_t ndays, done = 0;
 	bool tty = isatty(STDERR_FILENO) == 1;
@@ -1528,28 +1550,17 @@ collect_backfill_main(int argc, char **argv)
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
+		if ((rc = oneshot_option(ch, optarg, &c, &a)) != 0) {
+			if (rc < 0)
+				return COLLECT_EXIT_USAGE;
+			continue;
+		}
 		switch (ch) {
-		case 'c':
-			c.config_path = optarg;
-			break;
 		case 'S':
 			since = optarg;
 			break;
 		case 'E':
 			until = optarg;
-			break;
-		case 's':
-			spool = optarg;
-			break;
-		case 'w':
-			wait_s = strtol(optarg, &endp, 10);
-			if (*endp != '\0' || wait_s < 0) {
-				fprintf(stderr,
-				    "allot-collect: --wait: \"%s\" is not a number of "
-				    "seconds\n",
-				    optarg);
-				return COLLECT_EXIT_USAGE;
-			}
 			break;
 		case 'h':
 			usage_backfill(stdout);
@@ -1586,7 +1597,7 @@ collect_backfill_main(int argc, char **argv)
 		return COLLECT_EXIT_USAGE;
 	}
 	log_set_level(c.cfg->log_level);
-	if (open_parts(&c, spool) != 0) {
+	if (open_parts(&c, a.spool) != 0) {
 		close_parts(&c);
 		return COLLECT_EXIT_FAIL;
 	}
@@ -1638,7 +1649,7 @@ collect_backfill_main(int argc, char **argv)
 	}
 	strbuf_cleanup(&out);
 	sender_stop(c.sender);
-	rc = spool_and_drain(&c, 0, "", wait_s > 0 ? wall_ms() + wait_s * 1000 : 0);
+	rc = spool_and_drain(&c, 0, "", a.wait_s > 0 ? wall_ms() + a.wait_s * 1000 : 0);
 	if (status == COLLECT_EXIT_OK)
 		status = rc;
 	close_parts(&c);

@@ -18,7 +18,7 @@ import threading
 import time
 import urllib.request
 
-from harness import binary, cert_files, certs_dir, free_port
+from harness import Daemon, binary, cert_files, certs_dir, free_port
 
 SITE = "leonardo"
 START = "2026-03-02T09:00:00Z"
@@ -100,15 +100,9 @@ class Collector:
         self.proc = None
         return rc
 
-    def lines(self):
-        try:
-            with open(self.logfile, encoding="utf-8", errors="replace") as f:
-                return f.read().splitlines()
-        except FileNotFoundError:
-            return []
-
-    def tail(self, n=30):
-        return "\n".join(self.lines()[-n:])
+    # The log is read as allotd's is.
+    lines = Daemon.lines
+    tail = Daemon.tail
 
     def wait_log(self, regex, since=0, timeout=20):
         rx = re.compile(regex)

@@ -107,7 +107,7 @@ class PostgresRestarted(AllotTestCase):
             d.allowed.append(r".")  # a restart of PostgreSQL is logged as errors
             d.start()
             standard_setup(types.SimpleNamespace(daemon=d))
-                    for m, b in (("Admin/CreateProject", {"name": self.project,
+            for m, b in (("Admin/CreateProject", {"name": self.project,
                                                   "organization": "acme",
                                                   "description": "faults"}),
                          ("Admin/CreateAllocation", {
