@@ -117,7 +117,8 @@ labels_read(
 		labels[n].name = name;
 		labels[n].value = buf;
 		for (p++;; p++) {
-			if (p == end) {
+			/* A backslash ending the line escapes nothing: unterminated too. */
+			if (p == end || (*p == '\\' && p + 1 == end)) {
 				snprintf(err, errlen, "label %.*s: unterminated value",
 				    (int)(name.n < SPAN_QUOTE_MAX ? name.n : SPAN_QUOTE_MAX),
 				    name.p);
@@ -126,9 +127,7 @@ labels_read(
 			if (*p == '"')
 				break;
 			if (*p == '\\') {
-				if (++p == end)
-					continue;
-				if (*p == 'n')
+				if (*++p == 'n')
 					*buf++ = '\n';
 				else if (*p == '\\' || *p == '"')
 					*buf++ = *p;

@@ -670,6 +670,8 @@ test_bad_input(void **state)
 	    "line 1: DCGM_FI_DEV_GPU_UTIL: no gpu label");
 	check_error(COLLECT_DCGM, &scrape, NULL, "DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",Hostname=\"n} 1\n",
 	    "line 1: label Hostname: unterminated value");
+	check_error(COLLECT_DCGM, &scrape, NULL, "DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",x=\"a\\",
+	    "line 1: label x: unterminated value");
 	check_error(COLLECT_DCGM, &scrape, NULL,
 	    "DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",Hostname=\"n\"} 0x10\n",
 	    "line 1: DCGM_FI_DEV_GPU_UTIL: not a value: \"0x10\"");
