@@ -309,9 +309,13 @@ collect_parse_prom(const struct collect_opts *o, bool amd, const char *buf, size
 		}
 		if (o->job_label != NULL) {
 			job = label_get(labels, nl, o->job_label);
-		} else if ((job = label_get(labels, nl, "hpc_job")) == NULL &&
-		    (job = label_get(labels, nl, "jobid")) == NULL) {
-			job = label_get(labels, nl, "job_id");
+		} else {
+			/* The first of the usual names that names a job: an idle GPU's is empty. */
+			static const char *const names[] = {"hpc_job", "jobid", "job_id"};
+
+			job = NULL;
+			for (size_t k = 0; k < 3 && (job == NULL || job[0] == '\0'); k++)
+				job = label_get(labels, nl, names[k]);
 		}
 		if (job == NULL)
 			job = "";
