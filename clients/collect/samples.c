@@ -157,6 +157,46 @@ oom:
 	return NULL;
 }
 
+int
+sample_put(Allot__V1__GpuSample *s, unsigned *flags, enum sample_field f, unsigned rank, double d,
+    int64_t v, char *why, size_t whylen)
+{
+	/* Per field, four bits: the rank of the metric that set it, plus one (0: unset). */
+	unsigned shift = 4 * (unsigned)f, cur = (*flags >> shift) & 0xf;
+
+	if (cur == rank + 1) {
+		snprintf(why, whylen, "a second value for host %.64s GPU %.64s", s->host, s->gpu);
+		return -1;
+	}
+	if (cur != 0 && cur < rank + 1)
+		return 0;
+	if ((f == SAMPLE_UTIL && !(d >= 0 && d <= 100)) || (f == SAMPLE_POWER && !(d >= 0))) {
+		snprintf(
+		    why, whylen, "%g is not a %s", d, f == SAMPLE_UTIL ? "percentage" : "power");
+		return -1;
+	}
+	*flags = (*flags & ~(0xfu << shift)) | ((rank + 1) << shift);
+	switch (f) {
+	case SAMPLE_UTIL:
+		s->utilization_case = ALLOT__V1__GPU_SAMPLE__UTILIZATION_UTILIZATION_PCT;
+		s->utilization_pct = d;
+		break;
+	case SAMPLE_POWER:
+		s->power_case = ALLOT__V1__GPU_SAMPLE__POWER_POWER_W;
+		s->power_w = d;
+		break;
+	case SAMPLE_MEM:
+		s->memory_case = ALLOT__V1__GPU_SAMPLE__MEMORY_MEMORY_USED_MIB;
+		s->memory_used_mib = v;
+		break;
+	case SAMPLE_ENERGY:
+		s->energy_case = ALLOT__V1__GPU_SAMPLE__ENERGY_ENERGY_UJ;
+		s->energy_uj = v;
+		break;
+	}
+	return 0;
+}
+
 bool
 sample_set_flush(struct sample_set *set, struct collect_out *out)
 {
