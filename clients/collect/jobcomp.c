@@ -131,6 +131,10 @@ record_read(
 	if ((r = time_of(rec, "@end", "end", &j.end_s, err, errlen)) < 0)
 		return -1;
 	j.has_end = r == 1;
+	/* Without elapsed, the job's span, when both ends are known. */
+	if (json_object_get(rec, "elapsed") == NULL && j.has_start && j.has_end &&
+	    j.end_s >= j.start_s)
+		j.elapsed_s = j.end_s - j.start_s;
 	if ((r = int_of(rec, "total_cpus", &v)) < 0 || (r == 1 && v < 0)) {
 		snprintf(err, errlen, "total_cpus: not a count");
 		return -1;

@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +44,7 @@ static const struct command commands[] = {
 static const char parse_usage_text[] =
     "usage: allot-collect parse --site SITE --format sacct|jobcomp|dcgm|amd|rocm-smi\n"
     "                           [--timezone TZ] [--fields F] [--job-label L] [--host H]\n"
-    "                           [--scrape-time T] [--tres-gpu-id N] [FILE|-]\n"
+    "                           [--scrape-time T] [--tres-gpu-id N] [--count] [FILE|-]\n"
     "\n"
     "Reads a site's output (FILE, or standard input for - or none) and prints what the\n"
     "collector would send, one message per line in proto3 JSON: allot.v1.JobRecord for\n"
@@ -67,6 +69,7 @@ static const char parse_usage_text[] =
     "  --scrape-time T     RFC 3339 time of samples without a timestamp (default now)\n"
     "  --tres-gpu-id N     jobcomp: the TRES id of gres/gpu in numeric TRES strings\n"
     "                      (default 1001)\n"
+    "  --count             print how many messages the input holds, not them\n"
     "  --help              show this help\n";
 
 static const char usage_text[] = "usage: allot-collect COMMAND [ARGS]\n"
@@ -190,6 +193,7 @@ cmd_parse(int argc, char **argv)
 	char err[512], *buf = NULL;
 	size_t len;
 	int npos = 0, rc;
+	bool count = false;
 
 	for (int i = 1; i < argc; i++) {
 		static const struct {
@@ -209,6 +213,10 @@ cmd_parse(int argc, char **argv)
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
 			fputs(parse_usage_text, stdout);
 			return EXIT_OK;
+		}
+		if (strcmp(a, "--count") == 0) {
+			count = true;
+			continue;
 		}
 		if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
 			if (strcmp(a, "--") == 0 && i + 1 < argc)
@@ -261,6 +269,9 @@ cmd_parse(int argc, char **argv)
 		fprintf(stderr, "allot-collect: %s: %s: %s\n", o.site,
 		    strcmp(path, "-") == 0 ? "stdin" : path, err);
 		rc = EXIT_INPUT;
+	} else if (count) {
+		printf("%zu job records, %zu GPU samples\n", out.njobs, out.nsamples);
+		rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_INPUT;
 	} else {
 		rc = print_out(&out) == 0 ? EXIT_OK : EXIT_INPUT;
 	}

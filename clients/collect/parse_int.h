@@ -129,6 +129,22 @@ void sample_set_free(struct sample_set *set);
  */
 Allot__V1__GpuSample *sample_set_get(struct sample_set *set, const char *host, const char *gpu,
     const char *job, const char *time, unsigned **flags);
+/* The values of a sample. */
+enum sample_field {
+	SAMPLE_UTIL,
+	SAMPLE_MEM,
+	SAMPLE_POWER,
+	SAMPLE_ENERGY,
+};
+/*
+ * Puts one metric's value into s: d for utilization (0 to 100) and power (W, not
+ * negative), v for memory (MiB) and energy (uJ). *flags (sample_set_get's word) keeps,
+ * per field, the rank of the metric that set it: of several metrics for one field the
+ * lowest rank wins, and the same rank twice is refused. Returns 0 (set, or the better
+ * metric's value kept), or -1 with the reason in why.
+ */
+int sample_put(Allot__V1__GpuSample *s, unsigned *flags, enum sample_field f, unsigned rank,
+    double d, int64_t v, char *why, size_t whylen) __attribute__((warn_unused_result));
 /* Moves every sample, in the order first seen, to out; false when out of memory. */
 bool sample_set_flush(struct sample_set *set, struct collect_out *out);
 

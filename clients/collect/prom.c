@@ -20,35 +20,28 @@
 
 #include "parse_int.h"
 
-enum prom_field {
-	FIELD_UTIL,
-	FIELD_MEM,
-	FIELD_POWER,
-	FIELD_ENERGY,
-};
-
 struct prom_metric {
 	const char *name;
-	enum prom_field field;
+	enum sample_field field;
 	int64_t scale; /* integer fields: value * scale */
 	unsigned rank; /* of several metrics for one field, the lowest rank wins */
 };
 
 static const struct prom_metric dcgm_metrics[] = {
-    {"DCGM_FI_DEV_GPU_UTIL", FIELD_UTIL, 1, 0},
-    {"DCGM_FI_DEV_FB_USED", FIELD_MEM, 1, 0},
-    {"DCGM_FI_DEV_POWER_USAGE", FIELD_POWER, 1, 0},
-    {"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", FIELD_ENERGY, 1000, 0},
+    {"DCGM_FI_DEV_GPU_UTIL", SAMPLE_UTIL, 1, 0},
+    {"DCGM_FI_DEV_FB_USED", SAMPLE_MEM, 1, 0},
+    {"DCGM_FI_DEV_POWER_USAGE", SAMPLE_POWER, 1, 0},
+    {"DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", SAMPLE_ENERGY, 1000, 0},
     {NULL, 0, 0, 0},
 };
 
 static const struct prom_metric amd_metrics[] = {
-    {"gpu_gfx_activity", FIELD_UTIL, 1, 0},
-    {"gpu_used_vram", FIELD_MEM, 1, 0},
-    {"gpu_power_usage", FIELD_POWER, 1, 0},
-    {"gpu_average_package_power", FIELD_POWER, 1, 1},
-    {"gpu_package_power", FIELD_POWER, 1, 2},
-    {"gpu_energy_consumed", FIELD_ENERGY, 1, 0},
+    {"gpu_gfx_activity", SAMPLE_UTIL, 1, 0},
+    {"gpu_used_vram", SAMPLE_MEM, 1, 0},
+    {"gpu_power_usage", SAMPLE_POWER, 1, 0},
+    {"gpu_average_package_power", SAMPLE_POWER, 1, 1},
+    {"gpu_package_power", SAMPLE_POWER, 1, 2},
+    {"gpu_energy_consumed", SAMPLE_ENERGY, 1, 0},
     {NULL, 0, 0, 0},
 };
 
@@ -117,7 +110,8 @@ labels_read(
 		labels[n].name = name;
 		labels[n].value = buf;
 		for (p++;; p++) {
-			if (p == end) {
+			/* A backslash ending the line escapes nothing: unterminated too. */
+			if (p == end || (*p == '\\' && p + 1 == end)) {
 				snprintf(err, errlen, "label %.*s: unterminated value",
 				    (int)(name.n < SPAN_QUOTE_MAX ? name.n : SPAN_QUOTE_MAX),
 				    name.p);
@@ -126,9 +120,7 @@ labels_read(
 			if (*p == '"')
 				break;
 			if (*p == '\\') {
-				if (++p == end)
-					continue;
-				if (*p == 'n')
+				if (*++p == 'n')
 					*buf++ = '\n';
 				else if (*p == '\\' || *p == '"')
 					*buf++ = *p;
@@ -214,7 +206,7 @@ collect_parse_prom(const struct collect_opts *o, bool amd, const char *buf, size
 	const struct prom_metric *table = amd ? amd_metrics : dcgm_metrics;
 	struct label labels[PROM_MAX_LABELS];
 	struct sample_set *set = NULL;
-	char *vals = NULL, *scrape = NULL, why[256], gpubuf[160], *ts = NULL;
+	char *vals = NULL, *scrape = NULL, why[256], reason[192], gpubuf[160], *ts = NULL;
 	struct lines l;
 	struct span line;
 	int ret = -1;
@@ -229,7 +221,7 @@ collect_parse_prom(const struct collect_opts *o, bool amd, const char *buf, size
 		const struct prom_metric *m = NULL;
 		struct span name, tok;
 		Allot__V1__GpuSample *s;
-		unsigned *flags, bit;
+		unsigned *flags;
 		int nl = 0;
 		double d;
 		bool exact;
@@ -310,9 +302,13 @@ collect_parse_prom(const struct collect_opts *o, bool amd, const char *buf, size
 		}
 		if (o->job_label != NULL) {
 			job = label_get(labels, nl, o->job_label);
-		} else if ((job = label_get(labels, nl, "hpc_job")) == NULL &&
-		    (job = label_get(labels, nl, "jobid")) == NULL) {
-			job = label_get(labels, nl, "job_id");
+		} else {
+			/* The first of the usual names that names a job: an idle GPU's is empty. */
+			static const char *const names[] = {"hpc_job", "jobid", "job_id"};
+
+			job = NULL;
+			for (size_t k = 0; k < 3 && (job == NULL || job[0] == '\0'); k++)
+				job = label_get(labels, nl, names[k]);
 		}
 		if (job == NULL)
 			job = "";
@@ -326,49 +322,16 @@ collect_parse_prom(const struct collect_opts *o, bool amd, const char *buf, size
 			continue;
 		if ((s = sample_set_get(set, host, gpu, job, time, &flags)) == NULL)
 			goto oom;
-		/* Per field, the rank of the metric that set it, plus one (0: unset). */
-		bit = (*flags >> (4 * m->field)) & 0xf;
-		if (bit == m->rank + 1) {
-			snprintf(why, sizeof(why), "%s: a second value for host %.64s GPU %.64s",
-			    m->name, host, gpu);
+		v = 0;
+		if ((m->field == SAMPLE_MEM || m->field == SAMPLE_ENERGY) &&
+		    to_int(d, exact, iv, m->scale, &v) != 0) {
+			snprintf(why, sizeof(why), "%s: %.*s is out of range", m->name,
+			    (int)(tok.n < SPAN_QUOTE_MAX ? tok.n : SPAN_QUOTE_MAX), tok.p);
 			goto bad_line;
 		}
-		if (bit != 0 && bit < m->rank + 1)
-			continue;
-		*flags = (*flags & ~(0xfu << (4 * m->field))) | ((m->rank + 1) << (4 * m->field));
-		switch (m->field) {
-		case FIELD_UTIL:
-			if (d < 0 || d > 100) {
-				snprintf(
-				    why, sizeof(why), "%s: %g is not a percentage", m->name, d);
-				goto bad_line;
-			}
-			s->utilization_case = ALLOT__V1__GPU_SAMPLE__UTILIZATION_UTILIZATION_PCT;
-			s->utilization_pct = d;
-			break;
-		case FIELD_POWER:
-			if (d < 0) {
-				snprintf(why, sizeof(why), "%s: negative power %g", m->name, d);
-				goto bad_line;
-			}
-			s->power_case = ALLOT__V1__GPU_SAMPLE__POWER_POWER_W;
-			s->power_w = d;
-			break;
-		case FIELD_MEM:
-		case FIELD_ENERGY:
-			if (to_int(d, exact, iv, m->scale, &v) != 0) {
-				snprintf(why, sizeof(why), "%s: %.*s is out of range", m->name,
-				    (int)(tok.n < SPAN_QUOTE_MAX ? tok.n : SPAN_QUOTE_MAX), tok.p);
-				goto bad_line;
-			}
-			if (m->field == FIELD_MEM) {
-				s->memory_case = ALLOT__V1__GPU_SAMPLE__MEMORY_MEMORY_USED_MIB;
-				s->memory_used_mib = v;
-			} else {
-				s->energy_case = ALLOT__V1__GPU_SAMPLE__ENERGY_ENERGY_UJ;
-				s->energy_uj = v;
-			}
-			break;
+		if (sample_put(s, flags, m->field, m->rank, d, v, reason, sizeof(reason)) != 0) {
+			snprintf(why, sizeof(why), "%s: %s", m->name, reason);
+			goto bad_line;
 		}
 	}
 	if (!sample_set_flush(set, out))

@@ -15,23 +15,16 @@
 
 #include "parse_int.h"
 
-enum smi_field {
-	SMI_POWER,
-	SMI_UTIL,
-	SMI_MEM,
-	SMI_ENERGY,
-};
-
 static const struct {
 	const char *key;
-	enum smi_field field;
+	enum sample_field field;
 	unsigned rank;
 } smi_keys[] = {
-    {"Average Graphics Package Power (W)", SMI_POWER, 0},
-    {"Current Socket Graphics Package Power (W)", SMI_POWER, 1},
-    {"GPU use (%)", SMI_UTIL, 0},
-    {"VRAM Total Used Memory (B)", SMI_MEM, 0},
-    {"Accumulated Energy (uJ)", SMI_ENERGY, 0},
+    {"Average Graphics Package Power (W)", SAMPLE_POWER, 0},
+    {"Current Socket Graphics Package Power (W)", SAMPLE_POWER, 1},
+    {"GPU use (%)", SAMPLE_UTIL, 0},
+    {"VRAM Total Used Memory (B)", SAMPLE_MEM, 0},
+    {"Accumulated Energy (uJ)", SAMPLE_ENERGY, 0},
 };
 
 /* A decimal number, nothing else; false otherwise. */
@@ -56,7 +49,7 @@ collect_parse_rocm_smi(const struct collect_opts *o, const char *buf, size_t len
     struct collect_out *out, char *err, size_t errlen)
 {
 	struct sample_set *set = NULL;
-	char *scrape = NULL, why[256], gpu[24];
+	char *scrape = NULL, why[256], reason[192], gpu[24];
 	struct lines l;
 	struct span line;
 	int ret = -1;
@@ -78,8 +71,8 @@ collect_parse_rocm_smi(const struct collect_opts *o, const char *buf, size_t len
 		const char *p, *end = line.p + line.n, *colon, *rb;
 		struct span key, val;
 		Allot__V1__GpuSample *s;
-		unsigned *flags, cur;
-		int64_t idx;
+		unsigned *flags;
+		int64_t idx, v;
 		size_t k;
 		double d;
 
@@ -118,48 +111,19 @@ collect_parse_rocm_smi(const struct collect_opts *o, const char *buf, size_t len
 			    (int)(val.n < SPAN_QUOTE_MAX ? val.n : SPAN_QUOTE_MAX), val.p);
 			goto bad_line;
 		}
-		cur = (*flags >> (4 * smi_keys[k].field)) & 0xf;
-		if (cur == smi_keys[k].rank + 1) {
-			snprintf(why, sizeof(why), "%s: a second value for GPU %s", smi_keys[k].key,
-			    gpu);
+		if ((smi_keys[k].field == SAMPLE_MEM || smi_keys[k].field == SAMPLE_ENERGY) &&
+		    d >= 9.2e18) {
+			snprintf(why, sizeof(why), "%s: %.*s is out of range", smi_keys[k].key,
+			    (int)(val.n < SPAN_QUOTE_MAX ? val.n : SPAN_QUOTE_MAX), val.p);
 			goto bad_line;
 		}
-		if (cur != 0 && cur < smi_keys[k].rank + 1)
-			continue;
-		*flags = (*flags & ~(0xfu << (4 * smi_keys[k].field))) |
-		    ((smi_keys[k].rank + 1) << (4 * smi_keys[k].field));
-		switch (smi_keys[k].field) {
-		case SMI_POWER:
-			s->power_case = ALLOT__V1__GPU_SAMPLE__POWER_POWER_W;
-			s->power_w = d;
-			break;
-		case SMI_UTIL:
-			if (d > 100) {
-				snprintf(
-				    why, sizeof(why), "GPU use (%%): %g is not a percentage", d);
-				goto bad_line;
-			}
-			s->utilization_case = ALLOT__V1__GPU_SAMPLE__UTILIZATION_UTILIZATION_PCT;
-			s->utilization_pct = d;
-			break;
-		case SMI_MEM:
-		case SMI_ENERGY:
-			if (d >= 9.2e18)
-				goto range;
-			if (smi_keys[k].field == SMI_MEM) {
-				s->memory_case = ALLOT__V1__GPU_SAMPLE__MEMORY_MEMORY_USED_MIB;
-				s->memory_used_mib = (int64_t)(d / 1048576.0);
-			} else {
-				s->energy_case = ALLOT__V1__GPU_SAMPLE__ENERGY_ENERGY_UJ;
-				s->energy_uj = llround(d);
-			}
-			break;
+		/* VRAM comes in bytes, sent in MiB; the energy counter in uJ. */
+		v = smi_keys[k].field == SAMPLE_MEM ? (int64_t)(d / 1048576.0) : llround(d);
+		if (sample_put(s, flags, smi_keys[k].field, smi_keys[k].rank, d, v, reason,
+		        sizeof(reason)) != 0) {
+			snprintf(why, sizeof(why), "%s: %s", smi_keys[k].key, reason);
+			goto bad_line;
 		}
-		continue;
-	range:
-		snprintf(why, sizeof(why), "%s: %.*s is out of range", smi_keys[k].key,
-		    (int)(val.n < SPAN_QUOTE_MAX ? val.n : SPAN_QUOTE_MAX), val.p);
-		goto bad_line;
 	}
 	if (!sample_set_flush(set, out))
 		goto oom;

@@ -4,6 +4,7 @@
  * the keys, grown at half load: a scrape costs time linear in its lines.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,21 +100,19 @@ Allot__V1__GpuSample *
 sample_set_get(struct sample_set *set, const char *host, const char *gpu, const char *job,
     const char *time, unsigned **flags)
 {
-	size_t hl = strlen(host), gl = strlen(gpu), jl = strlen(job), tl = strlen(time);
+	const char *parts[4] = {host, gpu, job, time};
+	size_t klen = 0, off = 0;
 	char *key;
 	size_t j;
 
-	/* The parts joined by a byte no label value holds as a separator. */
-	if ((key = malloc(hl + gl + jl + tl + 4)) == NULL)
+	/* Each part after its length: no label value can make two keys one. */
+	for (int i = 0; i < 4; i++)
+		klen += strlen(parts[i]) + 21;
+	if ((key = malloc(klen + 1)) == NULL)
 		return NULL;
-	memcpy(key, host, hl);
-	key[hl] = '\x1f';
-	memcpy(key + hl + 1, gpu, gl);
-	key[hl + 1 + gl] = '\x1f';
-	memcpy(key + hl + gl + 2, job, jl);
-	key[hl + gl + jl + 2] = '\x1f';
-	memcpy(key + hl + gl + jl + 3, time, tl);
-	key[hl + gl + jl + tl + 3] = '\0';
+	for (int i = 0; i < 4; i++)
+		off += (size_t)snprintf(
+		    key + off, klen + 1 - off, "%zu:%s", strlen(parts[i]), parts[i]);
 
 	if (set->nslots > 0) {
 		for (j = (size_t)hash(key) & (set->nslots - 1); set->slots[j] != 0;
@@ -156,6 +155,46 @@ sample_set_get(struct sample_set *set, const char *host, const char *gpu, const 
 oom:
 	free(key);
 	return NULL;
+}
+
+int
+sample_put(Allot__V1__GpuSample *s, unsigned *flags, enum sample_field f, unsigned rank, double d,
+    int64_t v, char *why, size_t whylen)
+{
+	/* Per field, four bits: the rank of the metric that set it, plus one (0: unset). */
+	unsigned shift = 4 * (unsigned)f, cur = (*flags >> shift) & 0xf;
+
+	if (cur == rank + 1) {
+		snprintf(why, whylen, "a second value for host %.64s GPU %.64s", s->host, s->gpu);
+		return -1;
+	}
+	if (cur != 0 && cur < rank + 1)
+		return 0;
+	if ((f == SAMPLE_UTIL && !(d >= 0 && d <= 100)) || (f == SAMPLE_POWER && !(d >= 0))) {
+		snprintf(
+		    why, whylen, "%g is not a %s", d, f == SAMPLE_UTIL ? "percentage" : "power");
+		return -1;
+	}
+	*flags = (*flags & ~(0xfu << shift)) | ((rank + 1) << shift);
+	switch (f) {
+	case SAMPLE_UTIL:
+		s->utilization_case = ALLOT__V1__GPU_SAMPLE__UTILIZATION_UTILIZATION_PCT;
+		s->utilization_pct = d;
+		break;
+	case SAMPLE_POWER:
+		s->power_case = ALLOT__V1__GPU_SAMPLE__POWER_POWER_W;
+		s->power_w = d;
+		break;
+	case SAMPLE_MEM:
+		s->memory_case = ALLOT__V1__GPU_SAMPLE__MEMORY_MEMORY_USED_MIB;
+		s->memory_used_mib = v;
+		break;
+	case SAMPLE_ENERGY:
+		s->energy_case = ALLOT__V1__GPU_SAMPLE__ENERGY_ENERGY_UJ;
+		s->energy_uj = v;
+		break;
+	}
+	return 0;
 }
 
 bool

@@ -389,7 +389,8 @@ test_jobcomp_cscs(void **state)
 /*
  * Job-completion shapes: upstream's tres_alloc by name (typed GPUs), the ids' string
  * alone (1001 = gres/gpu, or the id configured), an array task named as sacct names
- * it, an Elasticsearch hit, epoch seconds, a job that never started (not sent).
+ * it, an Elasticsearch hit, epoch seconds, a job that never started (not sent), a
+ * record without elapsed (its span).
  */
 static void
 test_jobcomp_shapes(void **state)
@@ -411,12 +412,16 @@ test_jobcomp_shapes(void **state)
 	    "\"username\":\"u\",\"partition\":\"p\",\"state\":\"COMPLETED\","
 	    "\"@start\":\"2026-05-01T12:00:00+02:00\",\"elapsed\":60}}\n"
 	    "{\"jobid\":105,\"state\":\"CANCELLED\",\"@start\":\"1970-01-01T00:00:00\","
-	    "\"@end\":\"2026-05-01T10:00:00\",\"elapsed\":0,\"partition\":\"acc,gpp\"}\n";
+	    "\"@end\":\"2026-05-01T10:00:00\",\"elapsed\":0,\"partition\":\"acc,gpp\"}\n"
+	    "{\"jobid\":107,\"account\":\"acct\",\"username\":\"u\",\"partition\":\"p\","
+	    "\"state\":\"COMPLETED\",\"@start\":\"2026-05-01T10:00:00\","
+	    "\"@end\":\"2026-05-01T10:10:00\"}\n";
 	static const char *const want[] = {
 	    REC("101", "", "2026-05-01T10:00:00Z", "standard-g", 8, 56, 491520, 1, 60, "COMPLETED"),
 	    REC("102", "", "2026-05-01T10:00:00Z", "p", 2, 4, 1000, 1, 60, "TIMEOUT"),
 	    REC("100_3", "", "2026-05-01T10:00:00Z", "p", 0, 1, 0, 0, 60, "CANCELLED"),
 	    REC("104", "", "2026-05-01T10:00:00Z", "p", 0, 0, 0, 0, 60, "COMPLETED"),
+	    REC("107", "", "2026-05-01T10:00:00Z", "p", 0, 0, 0, 0, 600, "COMPLETED"),
 	};
 	static const char numeric[] = "{\"jobid\":106,\"account\":\"acct\",\"username\":\"u\","
 	                              "\"partition\":\"p\",\"state\":\"COMPLETED\","
@@ -493,10 +498,14 @@ test_dcgm_traps(void **state)
 	};
 	static const struct collect_opts dflt = {.scrape_time = SCRAPE};
 	static const char hpc[] = "DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",Hostname=\"n\",hpc_job=\"5\","
-	                          "jobid=\"6\"} 3\n";
+	                          "jobid=\"6\"} 3\n"
+	                          "DCGM_FI_DEV_GPU_UTIL{gpu=\"1\",Hostname=\"n\",hpc_job=\"\","
+	                          "jobid=\"6\"} 4\n";
 	static const char *const want_hpc[] = {
 	    "{\"jobId\":\"5\",\"host\":\"n\",\"gpu\":\"0\",\"time\":\"2026-11-21T08:00:00Z\","
 	    "\"utilizationPct\":3}",
+	    "{\"jobId\":\"6\",\"host\":\"n\",\"gpu\":\"1\",\"time\":\"2026-11-21T08:00:00Z\","
+	    "\"utilizationPct\":4}",
 	};
 
 	(void)state;
@@ -670,6 +679,8 @@ test_bad_input(void **state)
 	    "line 1: DCGM_FI_DEV_GPU_UTIL: no gpu label");
 	check_error(COLLECT_DCGM, &scrape, NULL, "DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",Hostname=\"n} 1\n",
 	    "line 1: label Hostname: unterminated value");
+	check_error(COLLECT_DCGM, &scrape, NULL, "DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",x=\"a\\",
+	    "line 1: label x: unterminated value");
 	check_error(COLLECT_DCGM, &scrape, NULL,
 	    "DCGM_FI_DEV_GPU_UTIL{gpu=\"0\",Hostname=\"n\"} 0x10\n",
 	    "line 1: DCGM_FI_DEV_GPU_UTIL: not a value: \"0x10\"");
