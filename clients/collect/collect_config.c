@@ -28,7 +28,7 @@ static const struct collect_config_key keys[] = {
         OFF(tls_cert)},
     {"tls_key", CCONF_PATH, NULL, 0, 0, false, "its private key", OFF(tls_key)},
     {"tls_ca", CCONF_PATH, NULL, 0, 0, false, "CA that signs allotd's certificate", OFF(tls_ca)},
-    {"timezone", CCONF_STRING, "", 0, 0, true,
+    {"timezone", CCONF_STRING, "", 0, 0, false,
         "IANA zone of the times sacct prints (empty: the machine's)", OFF(timezone)},
     {"spool_dir", CCONF_PATH, "/var/spool/allot-collect", 0, 0, false,
         "directory of batches not yet acknowledged", OFF(spool_dir)},

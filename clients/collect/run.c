@@ -44,6 +44,7 @@
 #include "spool.h"
 #include "strbuf.h"
 #include "parse.h"
+#include "parse_int.h"
 
 #define DEFAULT_CONFIG "/etc/allot/allot-collect.conf"
 /* The most a single read of a source may bring (sacct output, a scrape, a file). */
@@ -98,6 +99,7 @@ struct collector {
 	uint64_t sacct_runs, sacct_failures;
 
 	struct scrape scrapes[2];
+	struct collect_zone zone;
 	uint64_t records_read, parse_errors;
 	size_t last_backlog;
 };
@@ -119,7 +121,8 @@ parse_into(struct batcher *b, const struct collect_config *cfg, const char *form
 			return -1;
 		}
 		o.site = cfg->site;
-		o.timezone = cfg->timezone[0] != '\0' ? cfg->timezone : NULL;
+		/* The process's zone is the site's (open_parts): see there. */
+		o.timezone = NULL;
 		o.fields = f == COLLECT_SACCT && strcmp(format, "sacct") == 0 &&
 		        cfg->sacct_fields[0] != '\0' && first_line == 0
 		    ? cfg->sacct_fields
@@ -512,8 +515,8 @@ sacct_save_state(struct collector *c)
 
 /*
  * Starts cmd with --parsable2 --noheader and the window; its stdout comes back
- * through *fd. The child gets TZ set to the site's zone so that the times it
- * prints and the parser agree. Returns the pid, or -1.
+ * through *fd. The child inherits TZ, the site's zone (open_parts), so that the
+ * times it prints and the parser agree. Returns the pid, or -1.
  */
 static pid_t
 sacct_spawn(const struct collect_config *cfg, const char *start, const char *end, int *fd)
@@ -534,14 +537,15 @@ sacct_spawn(const struct collect_config *cfg, const char *start, const char *end
 		const char *argv[] = {cfg->sacct_command, "--parsable2", "--noheader", "--allusers",
 		    fields, "-S", start, "-E", end, NULL};
 
+		static const char msg[] = "allot-collect: could not run sacct_command\n";
+
+		/* Only async-signal-safe calls here: the sending thread may hold locks. */
 		dup2(p[1], STDOUT_FILENO);
 		close(p[0]);
 		close(p[1]);
-		if (cfg->timezone[0] != '\0')
-			setenv("TZ", cfg->timezone, 1);
 		/* execvp's prototype predates const; it does not write argv. */
 		execvp(argv[0], (char *const *)(uintptr_t)argv);
-		fprintf(stderr, "allot-collect: could not run %s: %s\n", argv[0], strerror(errno));
+		(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
 		_exit(127);
 	}
 	close(p[1]);
@@ -1058,6 +1062,16 @@ open_parts(struct collector *c, const char *spool_override)
 	struct sender_settings ss;
 	char err[1024];
 
+	/*
+	 * The site's zone becomes the process's, once, before the sending thread
+	 * starts: setting TZ for each parse would race that thread's getenv calls
+	 * (libcurl reads its proxy variables on every call).
+	 */
+	if (c->cfg->timezone[0] != '\0' &&
+	    collect_zone_enter(&c->zone, c->cfg->timezone, err, sizeof(err)) != 0) {
+		fprintf(stderr, "allot-collect: %s: %s\n", c->config_path, err);
+		return -1;
+	}
 	c->spool = spool_open(spool_override != NULL ? spool_override : c->cfg->spool_dir,
 	    (uint64_t)c->cfg->spool_max_bytes, err, sizeof(err));
 	if (c->spool == NULL) {
@@ -1084,6 +1098,7 @@ close_parts(struct collector *c)
 	sender_free(c->sender);
 	batcher_free(c->batcher);
 	spool_free(c->spool);
+	collect_zone_leave(&c->zone);
 	collect_config_free(c->cfg);
 }
 
@@ -1134,6 +1149,13 @@ collect_run_main(int argc, char **argv)
 	if ((c.cfg = load_config(c.config_path)) == NULL)
 		return COLLECT_EXIT_FAIL;
 	if (check) {
+		if (c.cfg->timezone[0] != '\0' &&
+		    collect_zone_enter(&c.zone, c.cfg->timezone, err, sizeof(err)) != 0) {
+			fprintf(stderr, "allot-collect: %s: %s\n", c.config_path, err);
+			collect_config_free(c.cfg);
+			return COLLECT_EXIT_FAIL;
+		}
+		collect_zone_leave(&c.zone);
 		printf("configuration OK\n");
 		collect_config_free(c.cfg);
 		return COLLECT_EXIT_OK;

@@ -437,6 +437,12 @@ class ConfigAndSignals(CollectCase):
         r = self.collect("run", "-n", bad)
         self.assertEqual(r.returncode, 1)
         self.assertIn("not a loopback address", r.stderr)
+        # glibc would take an unknown zone for UTC without a word: -n says so.
+        with open(bad, "w") as g:
+            g.write(open(col.conf).read() + 'timezone = "Europe/Atlantis"\n')
+        r = self.collect("run", "-n", bad)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('unknown time zone "Europe/Atlantis"', r.stderr)
 
     def test_sample_and_readme_name_every_key(self):
         r = self.collect("run", "--help-config")
