@@ -22,7 +22,9 @@ struct held {
 struct batcher {
 	struct spool *spool;
 	char *site;
-	size_t max;
+	size_t max;       /* records or samples per batch */
+	size_t max_bytes; /* bound on a packed batch */
+	size_t gathered_bytes[SPOOL_NKINDS];
 	Allot__V1__JobRecord **jobs;
 	size_t njobs, jobs_cap;
 	Allot__V1__GpuSample **samples;
@@ -33,8 +35,15 @@ struct batcher {
 	uint64_t spooled[SPOOL_NKINDS];
 };
 
+/* What one message adds to a packed request: itself, its tag and its length. */
+static size_t
+message_bytes(const ProtobufCMessage *m)
+{
+	return protobuf_c_message_get_packed_size(m) + 6;
+}
+
 struct batcher *
-batcher_new(struct spool *spool, const char *site, size_t batch_records)
+batcher_new(struct spool *spool, const char *site, size_t batch_records, size_t batch_bytes)
 {
 	struct batcher *b = calloc(1, sizeof(*b));
 
@@ -45,14 +54,15 @@ batcher_new(struct spool *spool, const char *site, size_t batch_records)
 		return NULL;
 	}
 	b->spool = spool;
-	b->max = batch_records > 0 ? batch_records : 1;
+	batcher_set_size(b, batch_records, batch_bytes);
 	return b;
 }
 
 void
-batcher_set_size(struct batcher *b, size_t batch_records)
+batcher_set_size(struct batcher *b, size_t batch_records, size_t batch_bytes)
 {
 	b->max = batch_records > 0 ? batch_records : 1;
+	b->max_bytes = batch_bytes > 0 ? batch_bytes : SIZE_MAX;
 }
 
 void
@@ -179,15 +189,30 @@ nomem:
 static int
 cut(struct batcher *b, enum spool_kind kind, char *err, size_t errlen)
 {
-	size_t total = kind == SPOOL_JOBS ? b->njobs : b->nsamples, done = 0, n;
+	size_t total = kind == SPOOL_JOBS ? b->njobs : b->nsamples, done = 0, n, bytes;
 	int rc = 0;
 
 	while (done < total) {
-		n = total - done < b->max ? total - done : b->max;
+		/* Up to max messages and max_bytes, and at least one whatever its size. */
+		n = 0;
+		bytes = 0;
+		while (done + n < total && n < b->max) {
+			size_t mb = message_bytes(kind == SPOOL_JOBS ? &b->jobs[done + n]->base
+			                                             : &b->samples[done + n]->base);
+
+			if (n > 0 && bytes + mb > b->max_bytes)
+				break;
+			bytes += mb;
+			n++;
+		}
 		if ((rc = cut_one(b, kind, done, n, err, errlen)) != 0)
 			break;
 		done += n;
 	}
+	b->gathered_bytes[kind] = 0;
+	for (size_t i = done; i < total; i++)
+		b->gathered_bytes[kind] +=
+		    message_bytes(kind == SPOOL_JOBS ? &b->jobs[i]->base : &b->samples[i]->base);
 	for (size_t i = 0; i < done; i++) {
 		if (kind == SPOOL_JOBS)
 			protobuf_c_message_free_unpacked(&b->jobs[i]->base, NULL);
@@ -237,7 +262,7 @@ batcher_flush(struct batcher *b, char *err, size_t errlen)
 static int
 maybe_cut(struct batcher *b, enum spool_kind kind, size_t n, char *err, size_t errlen)
 {
-	if (n < b->max)
+	if (n < b->max && b->gathered_bytes[kind] < b->max_bytes)
 		return batcher_full(b) ? SPOOL_FULL : 0;
 	if (cut(b, kind, err, errlen) != 0)
 		return -1;
@@ -260,6 +285,7 @@ batcher_add_job(struct batcher *b, Allot__V1__JobRecord *rec, char *err, size_t 
 		b->jobs_cap = cap;
 	}
 	b->jobs[b->njobs++] = rec;
+	b->gathered_bytes[SPOOL_JOBS] += message_bytes(&rec->base);
 	return maybe_cut(b, SPOOL_JOBS, b->njobs, err, errlen);
 }
 
@@ -279,6 +305,7 @@ batcher_add_sample(struct batcher *b, Allot__V1__GpuSample *s, char *err, size_t
 		b->samples_cap = cap;
 	}
 	b->samples[b->nsamples++] = s;
+	b->gathered_bytes[SPOOL_METRICS] += message_bytes(&s->base);
 	return maybe_cut(b, SPOOL_METRICS, b->nsamples, err, errlen);
 }
 

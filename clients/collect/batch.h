@@ -1,8 +1,9 @@
 /*
  * batch: cuts what the sources read into batches and hands them to the spool.
  *
- * Records and samples are gathered per kind; every batch_records of them (or on
- * batcher_flush) they are packed into one IngestRequest or IngestMetricsRequest
+ * Records and samples are gathered per kind; every batch_records of them, or
+ * batch_bytes of them packed, whichever comes first (or on batcher_flush), they
+ * are packed into one IngestRequest or IngestMetricsRequest
  * whose batch id is derived from the site and the content (jobrecords.h: the same
  * records always make the same id, so reading them again is a replay), then
  * spooled. A batch the spool cannot take (SPOOL_FULL) is held in memory, in
@@ -22,13 +23,19 @@
 
 struct batcher;
 
-/* A new batcher of site's records into spool (which stays the caller's); NULL when out of memory. */
-struct batcher *batcher_new(struct spool *spool, const char *site, size_t batch_records);
+/*
+ * A new batcher of site's records into spool (which stays the caller's), cutting
+ * batches of at most batch_records messages and about batch_bytes packed (0: no
+ * bound; a single larger message makes a batch of its own); NULL when out of
+ * memory.
+ */
+struct batcher *batcher_new(
+    struct spool *spool, const char *site, size_t batch_records, size_t batch_bytes);
 
 /* Frees b with what it holds (the caller flushes first; batcher_held says how much). */
 void batcher_free(struct batcher *b);
 
-void batcher_set_size(struct batcher *b, size_t batch_records);
+void batcher_set_size(struct batcher *b, size_t batch_records, size_t batch_bytes);
 
 /*
  * Takes ownership of rec (freed whatever happens). Returns 0; 1 (SPOOL_FULL) when

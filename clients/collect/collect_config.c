@@ -39,6 +39,10 @@ static const struct collect_config_key keys[] = {
         "while the spool is full, try to write the held batch this often", OFF(spool_retry_s)},
     {"batch_records", CCONF_INT, "1000", 1, 100000, true, "records or samples per batch",
         OFF(batch_records)},
+    {"batch_max_bytes", CCONF_SIZE, "1M", 4096, 268435456, true,
+        "cut a batch before it packs to more than this (keep it under allotd's "
+        "max_body_bytes)",
+        OFF(batch_max_bytes)},
     {"batch_delay_ms", CCONF_INT, "1000", 0, 600000, true,
         "spool a batch not yet full once its first record is this old", OFF(batch_delay_ms)},
     {"send_timeout_s", CCONF_INT, "60", 1, 3600, false, "limit of one call to allotd",

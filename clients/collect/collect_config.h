@@ -28,6 +28,7 @@ struct collect_config {
 	long long spool_max_bytes;
 	int spool_retry_s;
 	int batch_records;
+	long long batch_max_bytes;
 	int batch_delay_ms;
 	int send_timeout_s;
 	int backoff_base_ms, backoff_max_ms;

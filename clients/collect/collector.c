@@ -160,8 +160,8 @@ collector_open(struct collector *c, const char *spool_override)
 		fprintf(stderr, "allot-collect: %s\n", err);
 		return -1;
 	}
-	if ((c->batcher = batcher_new(c->spool, c->cfg->site, (size_t)c->cfg->batch_records)) ==
-	    NULL) {
+	if ((c->batcher = batcher_new(c->spool, c->cfg->site, (size_t)c->cfg->batch_records,
+	         (size_t)c->cfg->batch_max_bytes)) == NULL) {
 		fprintf(stderr, "allot-collect: out of memory\n");
 		return -1;
 	}

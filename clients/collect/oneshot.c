@@ -193,7 +193,7 @@ collect_send_main(int argc, char **argv)
 		goto done;
 	}
 	/* A bad input stops everything before anything is spooled, as `allot ingest` does. */
-	batcher_set_size(c.batcher, SIZE_MAX);
+	batcher_set_size(c.batcher, SIZE_MAX, 0);
 	rc = collector_parse(
 	    c.batcher, c.cfg, format, in.data != NULL ? in.data : "", in.len, 1, err, sizeof(err));
 	if (rc < 0) {
@@ -202,7 +202,7 @@ collect_send_main(int argc, char **argv)
 		status = COLLECT_EXIT_USAGE;
 		goto done;
 	}
-	batcher_set_size(c.batcher, (size_t)c.cfg->batch_records);
+	batcher_set_size(c.batcher, (size_t)c.cfg->batch_records, (size_t)c.cfg->batch_max_bytes);
 	status = spool_and_drain(&c, batcher_flush(c.batcher, err, sizeof(err)), err,
 	    a.wait_s > 0 ? collector_wall_ms() + a.wait_s * 1000 : 0);
 done:

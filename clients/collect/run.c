@@ -49,7 +49,8 @@ apply_settings(struct collector *c)
 
 	log_set_level(c->cfg->log_level);
 	spool_set_max_bytes(c->spool, (uint64_t)c->cfg->spool_max_bytes);
-	batcher_set_size(c->batcher, (size_t)c->cfg->batch_records);
+	batcher_set_size(
+	    c->batcher, (size_t)c->cfg->batch_records, (size_t)c->cfg->batch_max_bytes);
 	collector_sender_settings(c->cfg, &ss);
 	sender_set_settings(c->sender, &ss);
 }

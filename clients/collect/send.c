@@ -263,7 +263,11 @@ send_one(struct sender *s, const struct spool_entry *e)
 		goto done;
 	}
 	snprintf(reason, sizeof(reason), "%s: %s", aerr.code_name, aerr.msg);
-	if (send_code_is_permanent(aerr.code)) {
+	if (aerr.http_status == 413)
+		snprintf(reason, sizeof(reason),
+		    "the batch is larger than allotd takes (its max_body_bytes): lower "
+		    "batch_max_bytes");
+	if (send_code_is_permanent(aerr.code) || aerr.http_status == 413) {
 		out = reject(s, e, reason);
 		goto done;
 	}

@@ -5,7 +5,8 @@
  * Usage.Ingest or Usage.IngestMetrics, and leaves the spool only on an answer:
  * - 200 (a replay is a 200 too): acknowledged, the file deleted;
  * - a permanent refusal (invalid_argument, malformed, already_exists,
- *   out_of_range), or a file that fails its digest: moved to rejected/ with the
+ *   out_of_range, or HTTP 413: a body over allotd's limit), or a file that fails
+ *   its digest: moved to rejected/ with the
  *   reason, logged as an error and counted, so it cannot block the spool;
  * - anything else (unreachable, unavailable, deadline, internal, permissions,
  *   an unknown route while allotd lacks the call): kept, and that kind waits
