@@ -88,6 +88,8 @@ render_metrics(struct collector *c, struct strbuf *out)
 		strbuf_printf(out,
 		    "allot_collect_send_failures_in_a_row{kind=\"%s\"} %" PRIu32 "\n",
 		    spool_kind_name((enum spool_kind)k), st.failures_in_a_row[k]);
+	FAMILY("allot_collect_send_in_flight", "gauge", "1 while a batch awaits allotd's answer.");
+	strbuf_printf(out, "allot_collect_send_in_flight %d\n", st.in_flight ? 1 : 0);
 	FAMILY("allot_collect_last_ack_timestamp_seconds", "gauge",
 	    "Unix time of the last acknowledgement (0: none yet).");
 	strbuf_printf(out, "allot_collect_last_ack_timestamp_seconds %.3f\n",

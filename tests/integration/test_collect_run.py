@@ -12,6 +12,7 @@ occupied * elapsed_s * 1000 units.
 import http.server
 import json
 import os
+import pty
 import signal
 import stat
 import subprocess
@@ -401,6 +402,36 @@ class Backfill(CollectCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.charged(self.project), want)
 
+    def test_progress_bar_on_a_terminal(self):
+        d, sacct = self.fake_sacct("backfill-tty")
+        for day, j in (("2026-04-01", 14001), ("2026-04-02", 14002)):
+            with open(os.path.join(d, day + ".psv"), "w") as f:
+                f.write(psv_row(j, "", day + "T12:00:00", self.project, 1, 8, 1000, 100,
+                                "COMPLETED", day + "T13:00:00") + "\n")
+        conf = Collector(self.workdir, self.port, "backfill-tty", sacct_command=sacct).conf
+        master, slave = pty.openpty()
+        p = subprocess.Popen([collect_path(), "backfill", "-c", conf, "--since", "2026-04-01",
+                              "--until", "2026-04-03"], stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=slave)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the terminal's last writer is gone
+                break
+            if not chunk:
+                break
+            out += chunk
+        os.close(master)
+        self.assertEqual(p.wait(60), 0, out)
+        text = out.decode()
+        # One bar redrawn in place, a newline after the last day.
+        self.assertIn("\r[" + "#" * 15 + "." * 15 + "] 1/2 days  1 records  ", text)
+        self.assertRegex(text, r"\r\[#{30}\] 2/2 days  2 records  \d+ rec/s  ETA 0:00:00  \r?\n")
+        self.assertNotIn("backfill: ", text)
+        self.assertEqual(self.charged(self.project), 2 * 100 * 1000)
+
     def test_failing_day_stops_with_resume_hint(self):
         d, sacct = self.fake_sacct("backfill-fail")
         with open(os.path.join(d, "fail"), "w") as f:
@@ -463,6 +494,36 @@ class ConfigAndSignals(CollectCase):
             f.write(sample)
         r = self.collect("run", "-n", filled)
         self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_sigterm_waits_for_the_batch_in_flight(self):
+        project = "run-inflight"
+        self.create_project(project, allocations=((SITE, (), GRANT_HOURS),))
+        lines, want = make_input(project, 20, first_id=13000)
+        path = os.path.join(self.workdir, "inflight.jsonl")
+        with open(path, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        # allotd stopped in its tracks: the kernel accepts the connection, nobody answers.
+        self.daemon.proc.send_signal(signal.SIGSTOP)
+        col = Collector(self.workdir, self.port, "inflight", input_file=path,
+                        batch_records=1000)
+        try:
+            col.start()
+            col.wait_metrics(lambda m: m["allot_collect_send_in_flight"] == 1,
+                             what="a batch in flight")
+            col.proc.send_signal(signal.SIGTERM)
+            col.wait_log(r"stopping: sources closed, finishing the batch in flight")
+            time.sleep(0.5)
+            self.assertIsNone(col.proc.poll(), "the collector did not wait for the answer")
+            self.daemon.proc.send_signal(signal.SIGCONT)
+            self.assertEqual(col.proc.wait(30), 0)
+            col.proc = None
+            self.assertRegex(col.lines()[-1], r"stopped; 0 batches \(0 records\) left")
+        finally:
+            self.daemon.proc.send_signal(signal.SIGCONT)
+            if col.proc is not None:
+                col.kill()
+        self.assertEqual(self.charged(project), want)
+        self.assertEqual(col.errors(), [])
 
     def test_sighup_reload_and_sigterm(self):
         col = Collector(self.workdir, self.port, "signals")
