@@ -27,6 +27,9 @@
 #include "log.h"
 #include "sources.h"
 
+/* The largest exporter page taken. */
+#define SCRAPE_MAX_BYTES (64 * 1024 * 1024)
+
 /* Parses the complete lines of in_buf (all of it at EOF) until the spool is full. */
 void
 source_input_process(struct collector *c, bool eof)
@@ -486,6 +489,11 @@ scrape_done_cb(struct evhttp_request *req, void *arg)
 	}
 	body = evhttp_request_get_input_buffer(req);
 	len = evbuffer_get_length(body);
+	if (len == 0) {
+		s->failures++;
+		log_warnx("scrape of %s failed: an empty page", s->url);
+		return;
+	}
 	rc = collector_parse(c->batcher, c->cfg, s->name, (const char *)evbuffer_pullup(body, -1),
 	    len, 0, err, sizeof(err));
 	if (rc < 0 && !batcher_full(c->batcher)) {
@@ -529,8 +537,11 @@ scrape_start(struct scrape *s)
 	if (s->conn == NULL) {
 		/* An address, not a name: a DNS lookup would block the loop. */
 		s->conn = evhttp_connection_base_new(c->base, NULL, host, (unsigned short)port);
-		if (s->conn != NULL)
+		if (s->conn != NULL) {
 			evhttp_connection_set_timeout(s->conn, 10);
+			/* An exporter's page is a few hundred kB; a bound keeps a wrong URL harmless. */
+			evhttp_connection_set_max_body_size(s->conn, SCRAPE_MAX_BYTES);
+		}
 	}
 	if (s->conn == NULL || (req = evhttp_request_new(scrape_done_cb, s)) == NULL) {
 		log_errorx("could not start a scrape of %s", s->url);
