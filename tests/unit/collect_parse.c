@@ -589,6 +589,14 @@ test_rocm_smi_keys(void **state)
 
 	(void)state;
 	check(COLLECT_ROCM_SMI, &o, NULL, text, want, N(want));
+	/* Told from exporter text by content, whatever rocm-smi printed first. */
+	check(COLLECT_AMD, &o, NULL, "WARNING: AMD GPU device(s) is/are in a low-power state\n",
+	    NULL, 0);
+	check(COLLECT_AMD, &o, NULL,
+	    "WARNING: low-power state\nGPU[0]\t\t: GPU use (%): 42\n"
+	    "GPU[0]\t\t: VRAM Total Used Memory (B): 3221225472\n"
+	    "GPU[0]\t\t: Accumulated Energy (uJ): 98765.4\n",
+	    want, N(want));
 }
 
 /* Bad input: each refused, naming the line and the reason, out left as it was. */
