@@ -671,6 +671,9 @@ test_bad_input(void **state)
 	check_error(COLLECT_JOBCOMP, &utc, NULL, "\n\n{\"jobid\":1,\n\"elapsed\":\"5\"}",
 	    "line 3: elapsed: not a number of seconds");
 	check_error(COLLECT_JOBCOMP, &utc, NULL, "[1]", "line 1: a record is a JSON object");
+	check_error(COLLECT_JOBCOMP, &utc, NULL,
+	    "{\"jobid\":1,\"elapsed\":5,\"@start\":999999999999999}",
+	    "line 1: start time 999999999999999 is out of range");
 	check_error(COLLECT_JOBCOMP, &utc, NULL, "{\"elapsed\":5}",
 	    "line 1: jobid: missing or not a job id");
 	check_error(COLLECT_JOBCOMP, &utc, NULL,
