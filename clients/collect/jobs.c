@@ -11,6 +11,8 @@
 /* allotd's bound on counts (BILLING_MAX_COUNT); beyond it a record is absurd. */
 #define JOB_MAX_COUNT 1000000
 #define JOB_MAX_MEM_MB INT64_C(1000000000)
+/* 10000-01-01: RFC 3339 has four digits of year. */
+#define JOB_MAX_TIME_S INT64_C(253402300800)
 
 static int
 fail(char *err, size_t errlen, const char *what, int64_t v)
@@ -68,7 +70,7 @@ collect_job_emit(const struct job_fields *j, struct collect_out *out, char *err,
 		return fail(err, errlen, "GPU count", gpus);
 	if (j->tres.mem_mb > JOB_MAX_MEM_MB)
 		return fail(err, errlen, "memory (MB)", j->tres.mem_mb);
-	if (start_s < 0)
+	if (start_s < 0 || start_s >= JOB_MAX_TIME_S)
 		return fail(err, errlen, "start time", start_s);
 
 	if ((r = collect_job_new()) == NULL)

@@ -480,7 +480,10 @@ collect_format_parse(const char *name, enum collect_format *f)
 	return -1;
 }
 
-/* rocm-smi's output, as opposed to Prometheus text: its banner or a "GPU[n]" line. */
+/*
+ * rocm-smi's output, as opposed to Prometheus text: a "GPU[n]" line or a "====" banner
+ * anywhere (rocm-smi may print warnings first). Neither can begin an exposition line.
+ */
 static bool
 looks_like_rocm_smi(const char *buf, size_t len)
 {
@@ -490,12 +493,9 @@ looks_like_rocm_smi(const char *buf, size_t len)
 	lines_init(&l, buf, len);
 	while (lines_next(&l, &line)) {
 		line = span_trim(line);
-		if (line.n == 0)
-			continue;
-		if (line.p[0] == '=' || (line.n > 4 && memcmp(line.p, "GPU[", 4) == 0))
+		if ((line.n > 0 && line.p[0] == '=') ||
+		    (line.n > 4 && memcmp(line.p, "GPU[", 4) == 0))
 			return true;
-		if (line.p[0] != '#')
-			return false;
 	}
 	return false;
 }

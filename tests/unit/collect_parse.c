@@ -589,6 +589,14 @@ test_rocm_smi_keys(void **state)
 
 	(void)state;
 	check(COLLECT_ROCM_SMI, &o, NULL, text, want, N(want));
+	/* Told from exporter text by content, whatever rocm-smi printed first. */
+	check(COLLECT_AMD, &o, NULL, "WARNING: AMD GPU device(s) is/are in a low-power state\n",
+	    NULL, 0);
+	check(COLLECT_AMD, &o, NULL,
+	    "WARNING: low-power state\nGPU[0]\t\t: GPU use (%): 42\n"
+	    "GPU[0]\t\t: VRAM Total Used Memory (B): 3221225472\n"
+	    "GPU[0]\t\t: Accumulated Energy (uJ): 98765.4\n",
+	    want, N(want));
 }
 
 /* Bad input: each refused, naming the line and the reason, out left as it was. */
@@ -663,6 +671,9 @@ test_bad_input(void **state)
 	check_error(COLLECT_JOBCOMP, &utc, NULL, "\n\n{\"jobid\":1,\n\"elapsed\":\"5\"}",
 	    "line 3: elapsed: not a number of seconds");
 	check_error(COLLECT_JOBCOMP, &utc, NULL, "[1]", "line 1: a record is a JSON object");
+	check_error(COLLECT_JOBCOMP, &utc, NULL,
+	    "{\"jobid\":1,\"elapsed\":5,\"@start\":999999999999999}",
+	    "line 1: start time 999999999999999 is out of range");
 	check_error(COLLECT_JOBCOMP, &utc, NULL, "{\"elapsed\":5}",
 	    "line 1: jobid: missing or not a job id");
 	check_error(COLLECT_JOBCOMP, &utc, NULL,
