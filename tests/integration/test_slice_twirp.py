@@ -128,6 +128,11 @@ METHODS = {
     "Admin/ListPrincipals": ({}, {"admin", "auditor"}),
     # CN=x-admin is the one admin's CreatePrincipal made above.
     "Admin/RemovePrincipal": ({"subject": "CN=x-{role}"}, {"admin"}),
+    "Admin/AddSiteAccount": ({"project": "acme-llm", "site": "leonardo",
+                              "account": "SA_{role}"}, {"admin"}),
+    "Admin/ListSiteAccounts": ({}, {"admin", "auditor"}),
+    # SA_admin is the one admin's AddSiteAccount made above.
+    "Admin/RemoveSiteAccount": ({"site": "leonardo", "account": "SA_{role}"}, {"admin"}),
     "Usage/Ingest": ({"site": "leonardo", "batchId": "b-{role}", "records": [
         {"jobId": "role-{role}", "startTime": START, "account": "acme-vision",
          "partition": "boost_usr_prod", "gpus": 1, "cpus": 1, "nodes": 1,
