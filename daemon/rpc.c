@@ -12,6 +12,7 @@
 #include "ingest.h"
 #include "ledger.h"
 #include "rpc.h"
+#include "telemetry.h"
 
 #define ADMIN ROLE_BIT(ROLE_ADMIN)
 #define READERS (ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_AUDITOR))
@@ -51,6 +52,10 @@ static const struct twirp_route routes[] = {
     ADMIN_SQL("ListSiteAccounts", READERS, "rpc_list_site_accounts"),
     ADMIN_SQL("RemoveSiteAccount", ADMIN, "rpc_remove_site_account"),
     {&allot__v1__usage__descriptor, "Ingest", COLLECTORS, "site", NULL, NULL, ingest_handle},
+    {&allot__v1__usage__descriptor, "IngestMetrics", COLLECTORS, "site", NULL, NULL,
+        telemetry_ingest_handle},
+    {&allot__v1__usage__descriptor, "ListJobs", READERS | ROLE_BIT(ROLE_PROJECT), NULL, "project",
+        "rpc_list_jobs", NULL},
     {&allot__v1__ledger__descriptor, "GetBalance", BALANCE_READERS, NULL, "project",
         "rpc_get_balance", NULL},
     /*

@@ -137,6 +137,10 @@ METHODS = {
         {"jobId": "role-{role}", "startTime": START, "account": "acme-vision",
          "partition": "boost_usr_prod", "gpus": 1, "cpus": 1, "nodes": 1,
          "elapsedS": "10"}]}, {"admin", "collector"}),
+    "Usage/IngestMetrics": ({"site": "leonardo", "batchId": "m-{role}", "samples": [
+        {"jobId": "role-{role}", "host": "n-{role}", "gpu": "0", "time": START,
+         "utilizationPct": 50}]}, {"admin", "collector"}),
+    "Usage/ListJobs": ({"project": "acme-llm"}, {"admin", "auditor", "project"}),
     "Ledger/GetBalance": ({"project": "acme-llm"},
                           {"admin", "auditor", "scheduler", "project"}),
     "Ledger/Quote": ({"site": "leonardo", "partition": "boost_usr_prod", "account": "acme-llm",
