@@ -18,11 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "allot/v1/usage.pb-c.h"
 
 #include "db.h"
+#include "digest.h"
 #include "log.h"
 #include "pgarray.h"
 #include "rfc3339.h"
@@ -53,63 +52,32 @@ static const char ingest_metrics_sql[] =
     "SELECT allot.ingest_metrics($1, $2, $3, $4, $5::text[], $6::text[], $7::bigint[], "
     "$8::text[], $9::float8[], $10::bigint[], $11::float8[], $12::bigint[], $13::text[])";
 
-/* The digest's input: each field length-prefixed, each optional value after its presence. */
-static void
-digest_str(EVP_MD_CTX *md, const char *s)
-{
-	uint64_t n = strlen(s);
-
-	EVP_DigestUpdate(md, &n, sizeof(n));
-	EVP_DigestUpdate(md, s, n);
-}
-
-static void
-digest_opt(EVP_MD_CTX *md, bool set, const void *v, size_t len)
-{
-	unsigned char flag = set ? 1 : 0;
-
-	EVP_DigestUpdate(md, &flag, 1);
-	if (set)
-		EVP_DigestUpdate(md, v, len);
-}
-
 /* SHA-256 of the batch's decoded fields, as hex: tells a replay from a conflict. */
 static int
 hash_batch(const Allot__V1__IngestMetricsRequest *req, char *hex)
 {
-	unsigned char out[EVP_MAX_MD_SIZE];
-	unsigned int outlen = 0;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int rc = -1;
+	struct digest d;
 
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-		goto out;
-	digest_str(md, req->site);
-	digest_str(md, req->batch_id);
+	digest_init(&d);
+	digest_str(&d, req->site);
+	digest_str(&d, req->batch_id);
 	for (size_t i = 0; i < req->n_samples; i++) {
 		const Allot__V1__GpuSample *s = req->samples[i];
 
-		digest_str(md, s->job_id);
-		digest_str(md, s->host);
-		digest_str(md, s->gpu);
-		digest_str(md, s->time);
-		digest_opt(md, s->utilization_case != ALLOT__V1__GPU_SAMPLE__UTILIZATION__NOT_SET,
+		digest_str(&d, s->job_id);
+		digest_str(&d, s->host);
+		digest_str(&d, s->gpu);
+		digest_str(&d, s->time);
+		digest_opt(&d, s->utilization_case != ALLOT__V1__GPU_SAMPLE__UTILIZATION__NOT_SET,
 		    &s->utilization_pct, sizeof(s->utilization_pct));
-		digest_opt(md, s->memory_case != ALLOT__V1__GPU_SAMPLE__MEMORY__NOT_SET,
+		digest_opt(&d, s->memory_case != ALLOT__V1__GPU_SAMPLE__MEMORY__NOT_SET,
 		    &s->memory_used_mib, sizeof(s->memory_used_mib));
-		digest_opt(md, s->power_case != ALLOT__V1__GPU_SAMPLE__POWER__NOT_SET, &s->power_w,
+		digest_opt(&d, s->power_case != ALLOT__V1__GPU_SAMPLE__POWER__NOT_SET, &s->power_w,
 		    sizeof(s->power_w));
-		digest_opt(md, s->energy_case != ALLOT__V1__GPU_SAMPLE__ENERGY__NOT_SET,
+		digest_opt(&d, s->energy_case != ALLOT__V1__GPU_SAMPLE__ENERGY__NOT_SET,
 		    &s->energy_uj, sizeof(s->energy_uj));
 	}
-	if (EVP_DigestFinal_ex(md, out, &outlen) != 1)
-		goto out;
-	for (unsigned int i = 0; i < outlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", out[i]);
-	rc = 0;
-out:
-	EVP_MD_CTX_free(md);
-	return rc;
+	return digest_finish(&d, hex);
 }
 
 /*
@@ -217,7 +185,7 @@ void
 telemetry_ingest_handle(struct twirp_call *call)
 {
 	const Allot__V1__IngestMetricsRequest *req = (const void *)call->request;
-	char hash[2 * EVP_MAX_MD_SIZE + 1];
+	char hash[DIGEST_HEX_SIZE];
 	struct strbuf cols[NCOLS];
 	const char *params[4 + NCOLS];
 

@@ -32,19 +32,26 @@ pgarray_put_str(struct strbuf *sb, const char *s)
 	strbuf_putc(sb, '"');
 }
 
+/* One formatting per number (strbuf_printf would format twice): batches are long. */
 void
 pgarray_put_int(struct strbuf *sb, int64_t v)
 {
+	char buf[24];
+	int n = snprintf(buf, sizeof(buf), "%" PRId64, v);
+
 	put_sep(sb);
-	strbuf_printf(sb, "%" PRId64, v);
+	strbuf_append(sb, buf, (size_t)n);
 }
 
 void
 pgarray_put_double(struct strbuf *sb, double v)
 {
-	put_sep(sb);
+	char buf[32];
 	/* 17 significant digits read back as the same double. */
-	strbuf_printf(sb, "%.17g", v);
+	int n = snprintf(buf, sizeof(buf), "%.17g", v);
+
+	put_sep(sb);
+	strbuf_append(sb, buf, (size_t)n);
 }
 
 void
