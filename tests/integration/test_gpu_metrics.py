@@ -100,6 +100,15 @@ class GpuMetrics(AllotTestCase):
         self.assertEqual(len(self.ok("jobs", "--project", "acme-vision", "--site", "lumi",
                                      "--format", "csv").splitlines()), 1)
 
+    def test_help(self):
+        out = self.ok("jobs", "--help")
+        self.assertIn("usage: allot jobs --project P", out)
+        self.assertIn("jobs --project P", self.ok("--help"))
+        r = self.cli("jobs", "--format", "xml", "--project", "acme-vision")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("not table, json or csv", r.stderr)
+        self.assertEqual(self.cli("jobs").returncode, 2)
+
     def test_pages(self):
         first = self.call("Usage/ListJobs", {"project": "acme-vision", "limit": 1})
         self.assertEqual([j["jobId"] for j in first["jobs"]], ["9002"])
