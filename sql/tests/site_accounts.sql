@@ -3,7 +3,7 @@
 BEGIN;
 \set QUIET on
 \ir setup.psql
-SELECT plan(24);
+SELECT plan(28);
 
 INSERT INTO allot.principals (subject, role, scope) VALUES
     ('CN=p-llm', 'project', 'acme-llm'), ('CN=p-vision', 'project', 'acme-vision'),
@@ -93,6 +93,30 @@ SELECT is((SELECT a -> 2 ->> 'message' FROM g),
 SELECT is((SELECT (a -> 3 ->> 'sqlstate') || ' ' || (a -> 4 ->> 'sqlstate') || ' ' || (a -> 5 ->> 'sqlstate') FROM g),
     '42501 42501 P0002',
     'nor on another project''s name, nor on an unknown account; a scheduler''s unknown account is not_found');
+
+-- Ingestion: j1's record under LEONARDO's account charges acme-llm and draws r1's
+-- hold; 1 GPU for 1,800 s is 1,800,000 units. An account nobody mapped is still unknown.
+CREATE FUNCTION pg_temp.rec(idx int, job text, account text) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('index', idx, 'jobId', job, 'step', '',
+        'startTime', '2026-11-21T08:00:00Z', 'account', account, 'partition', 'boost_usr_prod',
+        'gpus', 1, 'cpus', 8, 'memMb', '0', 'nodes', 1, 'elapsedS', '1800', 'state', 'RUNNING',
+        'bill', jsonb_build_object('resource', 'leonardo/boost_usr_prod', 'occupiedGpus', '1',
+            'gpuMs', '1800000', 'chargeUnits', '1800000', 'nativeMilli', '4000', 'weightPerMille', 1000))
+$$;
+CREATE TEMP TABLE ing AS SELECT allot.rpc_ingest(jsonb_build_object('site', 'leonardo',
+    'batchId', 'sa-1', 'bodyHash', 'h1', 'records', jsonb_build_array(
+        pg_temp.rec(0, 'j1', 'AIFAC_P02_548'), pg_temp.rec(1, 'j7', 'AIFAC_P02_999'))),
+    'CN=collector-leonardo') AS a;
+SELECT is((SELECT (a -> 'results' -> 0 ->> 'chargedUnits') || ' ' || (a -> 'results' -> 0 ->> 'allocationId') FROM ing),
+    '1800000 ' || (SELECT id FROM allot.allocations WHERE transfer_id = 'grant-1'),
+    'a record with the site''s account is charged to the mapped project''s allocation');
+SELECT is((SELECT (u.account, p.name)::text FROM allot.job_usage u JOIN allot.projects p ON p.id = u.project_id
+           WHERE u.job_id = 'j1'), '(AIFAC_P02_548,acme-llm)',
+    'the job keeps the site''s account and is the mapped project''s');
+SELECT is((SELECT (held, drawn)::text FROM allot.liens WHERE id = 'r1'), '(1800000,1800000)',
+    'its charge draws the hold reserved under the same account');
+SELECT is((SELECT a -> 'results' -> 1 ->> 'reason' FROM ing), 'unknown account "AIFAC_P02_999"',
+    'an account with no mapping and no project of its name is still rejected');
 
 SELECT is(allot.rpc_remove_site_account('{"site":"leonardo","account":"aifac_p02_548"}', 'CN=admin')
     ->> 'project', 'acme-vision', 'RemoveSiteAccount answers the mapping removed');

@@ -9,10 +9,11 @@ units; a GPU-hour is 3,600,000 units.
 import json
 import unittest
 
-from harness import AllotTestCase, twirp
+from harness import AllotTestCase, job, statuses, twirp
 
 H = 3_600_000
 SITE, PART = "leonardo", "boost_usr_prod"
+START = "2026-11-21T08:00:00Z"
 
 
 def reserve_req(lien, job_id, account, gpus, limit_s):
@@ -118,6 +119,37 @@ class SiteAccounts(AllotTestCase):
                     partition="small-g")
         self.assertTwirpError(self.twirp("Ledger/Reserve", lumi), "not_found",
                               'unknown account "AIFAC_P02_548"')
+
+    def test_ingest_with_the_sites_account(self):
+        before = self.charged_units("acme-vision")
+        # 2 GPUs for an hour under LEONARDO's account: 2 GPU-hours for acme-vision.
+        r = self.ingest(SITE, [job(8301, START, "AIFAC_P02_548", PART, 2, 16, 0, 1, 3600),
+                               job(8302, START, "AIFAC_P02_000", PART, 1, 8, 0, 1, 60)],
+                        "sa-ingest")
+        self.assertEqual(statuses(r), ["CHARGED", "REJECTED"])
+        self.assertEqual(r["results"][0]["chargedUnits"], str(2 * H))
+        self.assertEqual(r["results"][1]["reason"], 'unknown account "AIFAC_P02_000"')
+        self.assertEqual(self.charged_units("acme-vision"), before + 2 * H)
+        self.assertEqual(self.psql("SELECT u.account || ' ' || p.name FROM allot.job_usage u "
+                                   "JOIN allot.projects p ON p.id = u.project_id "
+                                   "WHERE u.job_id = '8301'"), "AIFAC_P02_548 acme-vision")
+        # At another site the name is not mapped: unknown there.
+        r = self.ingest("lumi", [job(8303, START, "AIFAC_P02_548", "small-g", 1, 8, 0, 1, 60)],
+                        "sa-lumi")
+        self.assertEqual(r["results"][0]["reason"], 'unknown account "AIFAC_P02_548"')
+        self.assertEqual(self.psql("SELECT allot.check_ledger()"), "t")
+
+    def test_heartbeat_with_the_sites_account(self):
+        # 1 GPU for 2 hours held; a heartbeat at 30 minutes charges 0.5 GPU-hours from it.
+        self.call("Ledger/Reserve", reserve_req("sa-h", 8401, "AIFAC_P02_548", 1, 7200),
+                  cert="project-acme-vision")
+        hb = self.call("Ledger/Heartbeat", {"site": SITE, "jobId": "8401", "elapsedS": "1800"},
+                       cert="project-acme-vision")
+        self.assertEqual((hb["action"], hb["chargedUnits"], hb["heldUnits"]),
+                         ("HEARTBEAT_ACTION_CONTINUE", str(H // 2), str(2 * H - H // 2)))
+        self.assertEqual(self.psql("SELECT p.name FROM allot.job_usage u JOIN allot.projects p "
+                                   "ON p.id = u.project_id WHERE u.job_id = '8401'"),
+                         "acme-vision")
 
 
 if __name__ == "__main__":
