@@ -263,7 +263,7 @@ class SendCommand(CollectCase):
 
 
 class SamplesQueue(CollectCase):
-    """GPU samples spool in their own queue: job records never wait behind them."""
+    """GPU samples spool in their own queue and go to Usage.IngestMetrics."""
 
     project = "run-samples"
 
@@ -280,7 +280,6 @@ class SamplesQueue(CollectCase):
                 if i < len(samples):
                     f.write(samples[i] + "\n")
         col = Collector(self.workdir, self.port, "samples", input_file=path)
-        self.expect_log_error(r"IngestMetrics")
         col.start()
         try:
             m = col.wait_metrics(
@@ -288,14 +287,13 @@ class SamplesQueue(CollectCase):
                 what="every job record acknowledged")
             self.assertEqual(self.charged(self.project), want)
             m = col.wait_metrics(
-                lambda m: m['allot_collect_records_acked_total{kind="metrics"}'] +
-                m['allot_collect_spool_records{kind="metrics"}'] == len(samples),
-                what="every sample acknowledged or spooled")
-            # allotd with IngestMetrics takes them; one without it leaves them spooled,
-            # retried, never refused for good.
+                lambda m: m['allot_collect_records_acked_total{kind="metrics"}'] == len(samples),
+                what="every sample acknowledged")
+            self.assertEqual(m['allot_collect_spool_batches{kind="metrics"}'], 0)
             self.assertEqual(m['allot_collect_batches_rejected_total{kind="metrics"}'], 0)
-            if m['allot_collect_spool_records{kind="metrics"}'] > 0:
-                self.assertGreater(m['allot_collect_send_failures_total{kind="metrics"}'], 0)
+            self.assertEqual(m['allot_collect_records_refused_total{kind="metrics"}'], 0)
+            # Stored once each, as sent.
+            self.assertEqual(self.psql("SELECT count(*) FROM allot.gpu_samples"), "40")
             self.assertEqual(col.stop(), 0)
         finally:
             if col.proc is not None:
