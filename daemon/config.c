@@ -9,15 +9,12 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
-
-/* The longest line accepted, without its newline. */
-#define CONFIG_LINE_MAX 4096
+#include "confline.h"
 
 #define OFF(field) offsetof(struct config, field)
 /* The value of key k in cfg, as a pointer to type. */
@@ -113,50 +110,6 @@ errcat(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /*
- * Reads an optional '-', decimal digits and, when size is set, one suffix k, M or G
- * (1024-based). Returns 0 with the value in *out, 1 when the syntax is right but the
- * value does not fit in a long long, -1 for bad syntax.
- */
-static int
-parse_number(const char *text, bool size, long long *out)
-{
-	const char *p = text;
-	bool negative = false, overflow = false;
-	long long v = 0;
-	int shift = 0;
-
-	if (*p == '-') {
-		negative = true;
-		p++;
-	}
-	if (!isdigit((unsigned char)*p))
-		return -1;
-	for (; isdigit((unsigned char)*p); p++) {
-		int digit = *p - '0';
-
-		if (v > (LLONG_MAX - digit) / 10)
-			overflow = true;
-		else
-			v = v * 10 + digit;
-	}
-	if (size && *p != '\0') {
-		shift = *p == 'k' ? 10 : *p == 'M' ? 20 : *p == 'G' ? 30 : -1;
-		if (shift < 0)
-			return -1;
-		p++;
-	}
-	if (*p != '\0')
-		return -1;
-	if (v > (LLONG_MAX >> shift))
-		overflow = true;
-	if (overflow)
-		return 1;
-	v <<= shift;
-	*out = negative ? -v : v;
-	return 0;
-}
-
-/*
  * Splits "host:port" or "[v6addr]:port" into a new string *host (the caller frees it)
  * and *port. Returns 0, or -1 with a message in err.
  */
@@ -200,7 +153,8 @@ parse_listen(const char *name, const char *text, char **host, int *port, char *e
 			return -1;
 		}
 	}
-	if (port_text[0] == '-' || parse_number(port_text, false, &v) != 0 || v < 1 || v > 65535) {
+	if (port_text[0] == '-' || confline_number(port_text, false, &v) != 0 || v < 1 ||
+	    v > 65535) {
 		errf(err, errlen, "port \"%s\" of \"%s\" is not a number in 1..65535", port_text,
 		    name);
 		return -1;
@@ -250,7 +204,7 @@ set_value(
 		return 0;
 	case CONFIG_INT:
 	case CONFIG_SIZE:
-		if ((r = parse_number(text, k->type == CONFIG_SIZE, &v)) < 0) {
+		if ((r = confline_number(text, k->type == CONFIG_SIZE, &v)) < 0) {
 			if (k->type == CONFIG_SIZE)
 				errf(err, errlen,
 				    "value \"%s\" of \"%s\" is not a size: write a number of "
@@ -367,94 +321,38 @@ find_key(const char *name, size_t *index)
 	return NULL;
 }
 
-static char *
-skip_blanks(char *p)
-{
-	while (*p == ' ' || *p == '\t')
-		p++;
-	return p;
-}
+/* What config_load's callback needs: the copy being filled and where each key was set. */
+struct load_ctx {
+	struct config *tmp;
+	int seen_on[NKEYS];
+};
 
-/*
- * Splits one line (without its newline) into key and value, in place. Returns 1 for
- * a setting, 0 for a blank or comment line, -1 with a message in err.
- */
 static int
-split_line(char *line, char **key, char **value, char *err, size_t errlen)
+load_setting(void *arg, const char *key, const char *value, int lineno, char *msg, size_t msglen)
 {
-	char *p = skip_blanks(line), *key_end, *out, *end;
+	struct load_ctx *ctx = arg;
+	const struct config_key *k;
+	size_t i;
 
-	if (*p == '\0' || *p == '#')
-		return 0;
-	*key = p;
-	while (*p != '\0' && *p != ' ' && *p != '\t' && *p != '=' && *p != '#')
-		p++;
-	if (p == *key) {
-		errf(err, errlen, "missing key before \"=\"");
+	if ((k = find_key(key, &i)) == NULL) {
+		errf(msg, msglen, "unknown key \"%s\"", key);
 		return -1;
 	}
-	key_end = p;
-	p = skip_blanks(p);
-	if (*p != '=') {
-		*key_end = '\0';
-		errf(err, errlen, "missing \"=\" after key \"%s\"", *key);
+	if (ctx->seen_on[i] != 0) {
+		errf(msg, msglen, "\"%s\" is set twice (first on line %d)", key, ctx->seen_on[i]);
 		return -1;
 	}
-	p = skip_blanks(p + 1);
-	*key_end = '\0';
-
-	if (*p != '"') {
-		*value = p;
-		end = p + strcspn(p, "#");
-		while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
-			end--;
-		*end = '\0';
-		return 1;
-	}
-	*value = out = ++p;
-	for (;;) {
-		if (*p == '\0') {
-			errf(err, errlen, "unterminated quoted value of \"%s\"", *key);
-			return -1;
-		}
-		if (*p == '"')
-			break;
-		if (*p == '\\') {
-			if (p[1] == '\0') {
-				errf(err, errlen, "unterminated quoted value of \"%s\"", *key);
-				return -1;
-			}
-			if (p[1] != '"' && p[1] != '\\') {
-				errf(err, errlen,
-				    "invalid escape \"\\%c\" in the quoted value of \"%s\": only "
-				    "\\\" "
-				    "and \\\\ are allowed",
-				    p[1], *key);
-				return -1;
-			}
-			p++;
-		}
-		*out++ = *p++;
-	}
-	p = skip_blanks(p + 1);
-	*out = '\0';
-	if (*p != '\0' && *p != '#') {
-		errf(err, errlen, "unexpected text after the quoted value of \"%s\"", *key);
-		return -1;
-	}
-	return 1;
+	ctx->seen_on[i] = lineno;
+	return set_value(ctx->tmp, k, value, msg, msglen);
 }
 
 int
 config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
-	int seen_on[NKEYS] = {0};
+	struct load_ctx ctx = {0};
 	struct config tmp;
-	char *line = NULL, msg[CONFIG_LINE_MAX + 256];
-	size_t cap = 0;
-	ssize_t len;
 	FILE *f;
-	int lineno = 0, rc = -1;
+	int rc = -1;
 
 	if ((f = fopen(path, "r")) == NULL) {
 		errf(err, errlen, "%s: could not open: %s", path, strerror(errno));
@@ -466,58 +364,11 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 		fclose(f);
 		return -1;
 	}
-	errno = 0;
-	while ((len = getline(&line, &cap, f)) >= 0) {
-		const struct config_key *k;
-		char *p = line, *key, *value;
-		size_t i;
-		int r;
-
-		lineno++;
-		if ((size_t)len != strlen(line)) {
-			errf(err, errlen, "%s:%d: line contains a NUL byte", path, lineno);
-			goto out;
-		}
-		line[strcspn(line, "\n")] = '\0';
-		len = (ssize_t)strlen(line);
-		if (len > 0 && line[len - 1] == '\r')
-			line[--len] = '\0';
-		if (lineno == 1 && strncmp(p, "\xef\xbb\xbf", 3) == 0)
-			p += 3; /* a UTF-8 byte order mark, as some editors write */
-		if (strlen(p) > CONFIG_LINE_MAX) {
-			errf(err, errlen, "%s:%d: line is longer than %d bytes", path, lineno,
-			    CONFIG_LINE_MAX);
-			goto out;
-		}
-		if ((r = split_line(p, &key, &value, msg, sizeof(msg))) < 0) {
-			errf(err, errlen, "%s:%d: %s", path, lineno, msg);
-			goto out;
-		}
-		if (r == 0)
-			continue;
-		if ((k = find_key(key, &i)) == NULL) {
-			errf(err, errlen, "%s:%d: unknown key \"%s\"", path, lineno, key);
-			goto out;
-		}
-		if (seen_on[i] != 0) {
-			errf(err, errlen, "%s:%d: \"%s\" is set twice (first on line %d)", path,
-			    lineno, key, seen_on[i]);
-			goto out;
-		}
-		seen_on[i] = lineno;
-		if (set_value(&tmp, k, value, msg, sizeof(msg)) != 0) {
-			errf(err, errlen, "%s:%d: %s", path, lineno, msg);
-			goto out;
-		}
-		errno = 0;
-	}
-	if (ferror(f)) {
-		errf(err, errlen, "%s: could not read: %s", path,
-		    errno != 0 ? strerror(errno) : "read error");
+	ctx.tmp = &tmp;
+	if (confline_read(f, path, load_setting, &ctx, err, errlen) != 0)
 		goto out;
-	}
 	for (size_t i = 0; i < NKEYS; i++) {
-		if (keys[i].default_value == NULL && seen_on[i] == 0) {
+		if (keys[i].default_value == NULL && ctx.seen_on[i] == 0) {
 			errf(err, errlen, "%s: required key \"%s\" is not set", path, keys[i].name);
 			goto out;
 		}
@@ -528,7 +379,6 @@ config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 out:
 	if (rc != 0)
 		config_cleanup(&tmp);
-	free(line);
 	fclose(f);
 	return rc;
 }

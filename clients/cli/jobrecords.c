@@ -94,10 +94,8 @@ done:
 }
 
 int
-jobrecords_batch_id(
-    const char *site, Allot__V1__JobRecord **records, size_t n, char *out, size_t outlen)
+jobrecords_batch_id_of(const char *site, const ProtobufCMessage *req, char *out, size_t outlen)
 {
-	Allot__V1__IngestRequest req = ALLOT__V1__INGEST_REQUEST__INIT;
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	char hex[2 * EVP_MAX_MD_SIZE + 1];
@@ -105,14 +103,11 @@ jobrecords_batch_id(
 	size_t size;
 	int ok;
 
-	req.site = (char *)site;
-	req.records = records;
-	req.n_records = n;
-	size = protobuf_c_message_get_packed_size(&req.base);
+	size = protobuf_c_message_get_packed_size(req);
 	buf = malloc(size > 0 ? size : 1);
 	if (buf == NULL)
 		return -1;
-	protobuf_c_message_pack(&req.base, buf);
+	protobuf_c_message_pack(req, buf);
 	ok = EVP_Digest(buf, size, md, &mdlen, EVP_sha256(), NULL);
 	free(buf);
 	if (!ok)
@@ -124,4 +119,16 @@ jobrecords_batch_id(
 		snprintf(out + strlen(out), outlen - strlen(out), "-%.*s",
 		    (int)(JOBRECORDS_BATCH_ID_LEN - strlen(out) - 1), hex);
 	return 0;
+}
+
+int
+jobrecords_batch_id(
+    const char *site, Allot__V1__JobRecord **records, size_t n, char *out, size_t outlen)
+{
+	Allot__V1__IngestRequest req = ALLOT__V1__INGEST_REQUEST__INIT;
+
+	req.site = (char *)site;
+	req.records = records;
+	req.n_records = n;
+	return jobrecords_batch_id_of(site, &req.base, out, outlen);
 }

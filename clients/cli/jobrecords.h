@@ -42,4 +42,12 @@ int jobrecords_read(FILE *in, struct jobrecords *recs, char *err, size_t errlen)
 int jobrecords_batch_id(const char *site, Allot__V1__JobRecord **records, size_t n, char *out,
     size_t outlen) __attribute__((warn_unused_result));
 
+/*
+ * The same id for any request message req whose batch id is empty (an
+ * IngestMetricsRequest of GPU samples, say): site, "-", the hex SHA-256 of req
+ * packed, cut to JOBRECORDS_BATCH_ID_LEN. Returns 0 or -1.
+ */
+int jobrecords_batch_id_of(const char *site, const ProtobufCMessage *req, char *out, size_t outlen)
+    __attribute__((warn_unused_result));
+
 #endif

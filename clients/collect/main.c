@@ -1,7 +1,8 @@
 /*
  * allot-collect: the site collector. One program, commands from one table: `parse`
- * prints what a site's output holds as allot.v1 JSON lines. The parsers are the
- * collect library (parse.h); this file is arguments, files and printing.
+ * prints what a site's output holds as allot.v1 JSON lines; `run`, `send` and
+ * `backfill` (run.c) go through the spool to allotd. The parsers are the collect
+ * library (parse.h); this file is arguments, files and printing.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -11,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
 #include "parse.h"
 #include "pbjson.h"
+#include "run.h"
 
 enum {
 	EXIT_OK = 0,
@@ -33,6 +36,9 @@ static int cmd_parse(int argc, char **argv);
 
 static const struct command commands[] = {
     {"parse", cmd_parse, "print what a site's output holds, as allot.v1 JSON lines"},
+    {"run", collect_run_main, "the site's collector daemon: read, spool, send (-c FILE)"},
+    {"send", collect_send_main, "parse a file, spool it and send it, waiting for the acks"},
+    {"backfill", collect_backfill_main, "import sacct history day by day (--since DATE)"},
 };
 
 static const char parse_usage_text[] =
@@ -277,6 +283,7 @@ cmd_parse(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+	log_set_ident("allot-collect");
 	if (argc < 2)
 		return usage_error(NULL, "no command");
 	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
