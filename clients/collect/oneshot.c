@@ -76,6 +76,14 @@ spool_and_drain(struct collector *c, int rc, const char *err_in, int64_t deadlin
 		return COLLECT_EXIT_TEMPFAIL;
 	}
 	sender_get_stats(c->sender, &st);
+	/* What allotd took, so that a one-shot run says more than its exit status. */
+	printf("acknowledged: %" PRIu64 " job batches (%" PRIu64 " records, %" PRIu64
+	       " refused), %" PRIu64 " metric batches (%" PRIu64 " samples, %" PRIu64
+	       " refused); %" PRIu64 " batches moved to rejected/\n",
+	    st.batches_acked[SPOOL_JOBS], st.records_acked[SPOOL_JOBS],
+	    st.records_refused[SPOOL_JOBS], st.batches_acked[SPOOL_METRICS],
+	    st.records_acked[SPOOL_METRICS], st.records_refused[SPOOL_METRICS],
+	    st.batches_rejected[SPOOL_JOBS] + st.batches_rejected[SPOOL_METRICS]);
 	return st.batches_rejected[0] + st.batches_rejected[1] + st.records_refused[0] +
 	            st.records_refused[1] >
 	        0

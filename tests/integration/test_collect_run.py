@@ -185,6 +185,9 @@ class SendCommand(CollectCase):
         self.assertEqual(parsed.returncode, 0, parsed.stderr)
         r = self.collect("send", "-c", conf, "--format", "jsonl", "-", input=parsed.stdout)
         self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
+        self.assertEqual(r.stdout, "acknowledged: 1 job batches (2 records, 0 refused), "
+                         "0 metric batches (0 samples, 0 refused); 0 batches moved to "
+                         "rejected/\n")
         # 8001: 1 GPU 271 s; 8002: 3 GPUs 100 s.
         want = 1 * 271 * 1000 + 3 * 100 * 1000
         self.assertEqual(self.charged(self.project), want)
