@@ -84,11 +84,21 @@ class Schema:
                 name = take()
                 take("{")
                 fields = []
-                while toks[pos] != "}":
+                in_oneof = False
+                while in_oneof or toks[pos] != "}":
                     repeated = False
                     ft = take()
                     if ft == "option":
                         skip_statement()
+                        continue
+                    if ft == "oneof":
+                        # Its fields are the message's own on the wire.
+                        take()
+                        take("{")
+                        in_oneof = True
+                        continue
+                    if ft == "}":
+                        in_oneof = False
                         continue
                     if ft == "repeated":
                         repeated = True
