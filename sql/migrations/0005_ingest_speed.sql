@@ -9,13 +9,22 @@
 -- Groupings by job id now use the "C" collation (equality is the same under every
 -- deterministic collation, so the same rows group; no order the result depends on
 -- changes); the lock order (job_usage by job id, in the column's collation) is 0003's.
+-- And from the sixth batch of a session on, PL/pgSQL's cached generic plans took the
+-- batch's arrays for ten elements each (quadratic joins): the merge is planned for its
+-- arrays every time.
 
 CREATE OR REPLACE FUNCTION allot.ingest_records(site_ text, principal_ text, idx_ integer[], job_ text[],
     step_ text[], start_s bigint[], account_ text[], user_ text[], partition_ text[],
     gpus_ integer[], cpus_ integer[], mem_ bigint[], nodes_ integer[], elapsed_ bigint[],
     state_ text[], resource_ bigint[], occupied_ bigint[], gpu_ms_ bigint[], units_ bigint[],
     native_ bigint[], weight_ integer[], reject_ text[]) RETURNS void
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+-- Every statement planned for this batch's arrays. A cached generic plan (PL/pgSQL's
+-- after five calls of a session) knows an array parameter only as ten elements: it
+-- joined the batch's records to their stored jobs by a nested loop, a scan of the
+-- stored jobs per record (from 60 to 300 ms a batch of 10,000 after the fifth).
+SET plan_cache_mode = force_custom_plan
+AS $$
 DECLARE
     consumed bigint := allot.consumed_account();
     known_jobs text[];
@@ -26,7 +35,7 @@ BEGIN
     -- The stored jobs of the batch are locked first, in job order, so that
     -- concurrent batches cannot deadlock; the statement after reads them as locked.
     PERFORM 1 FROM allot.job_usage u
-    WHERE u.site = site_ AND u.step = '' AND u.job_id = ANY (job_)
+    WHERE u.site = site_ AND u.step = '' AND u.job_id = ANY ((SELECT job_)::text[])
     ORDER BY u.job_id FOR UPDATE;
     INSERT INTO pg_temp.ingest_stage (idx, job_id, step, start_time, account, user_name,
         partition, gpus, cpus, mem_mb, nodes, elapsed_s, state, resource_id, occupied, gpu_ms,
@@ -56,9 +65,11 @@ BEGIN
         LEFT JOIN allot.projects pr ON pr.name = r.a
         -- The stored job, read after its lock above. "= ANY (job_)" bounds the scan of
         -- job_usage to the batch's jobs (an index scan for the array), whatever plan
-        -- joins it.
+        -- joins it. Written "(SELECT job_)::text[]" here and below: the planner then does not
+        -- estimate the array element by element (a statistics lookup for each: most of
+        -- the planning of a batch of 10,000).
         LEFT JOIN allot.job_usage k ON k.site = site_ AND k.step = '' AND k.job_id = r.j
-            AND k.job_id = ANY (job_)) x (i, j, st, s, a, u, p, g, c, m, n, e,
+            AND k.job_id = ANY ((SELECT job_)::text[])) x (i, j, st, s, a, u, p, g, c, m, n, e,
             state, res, o, gm, un, nm, w, pid, win, status, reason, known, k_elapsed,
             k_charged, k_native, k_alloc);
     -- Fresh statistics, so that every join below is planned for the batch's real size
@@ -131,7 +142,7 @@ BEGIN
     IF (SELECT count(*) FROM pg_temp.ingest_stage s
         WHERE s.win AND s.step = '' AND NOT s.known) > decided THEN
         PERFORM 1 FROM allot.job_usage u JOIN pg_temp.ingest_stage s
-            ON u.site = site_ AND u.job_id = s.job_id AND u.step = '' AND u.job_id = ANY (job_)
+            ON u.site = site_ AND u.job_id = s.job_id AND u.step = '' AND u.job_id = ANY ((SELECT job_)::text[])
         WHERE s.win AND s.step = '' AND NOT s.known
           AND NOT EXISTS (SELECT 1 FROM pg_temp.ingest_out o WHERE o.idx = s.idx)
         ORDER BY u.job_id FOR UPDATE OF u;
@@ -142,7 +153,7 @@ BEGIN
         FROM allot.job_usage u
         WHERE s.win AND s.step = '' AND NOT s.known
           AND NOT EXISTS (SELECT 1 FROM pg_temp.ingest_out o WHERE o.idx = s.idx)
-          AND u.site = site_ AND u.job_id = s.job_id AND u.step = '' AND u.job_id = ANY (job_);
+          AND u.site = site_ AND u.job_id = s.job_id AND u.step = '' AND u.job_id = ANY ((SELECT job_)::text[]);
     END IF;
 
     -- Stored jobs: the latest record's usage, and what it adds to the charge. (Only
@@ -159,7 +170,7 @@ BEGIN
         FROM pg_temp.ingest_stage s
         WHERE s.known AND s.status = 'CHARGED'
           AND u.site = site_ AND u.job_id = s.job_id AND u.step = ''
-          AND u.job_id = ANY (known_jobs);
+          AND u.job_id = ANY ((SELECT known_jobs)::text[]);
     END IF;
 
     INSERT INTO pg_temp.ingest_charge (idx, job_id, elapsed_s, allocation_id, delta, native_delta)
@@ -173,23 +184,23 @@ BEGIN
 
     -- Liens: a job's charge draws its campaign's hold first, then its own.
     IF EXISTS (SELECT 1 FROM allot.liens l WHERE l.status = 'active' AND l.kind = 'job'
-               AND l.site = site_ AND l.job_id = ANY (job_)
+               AND l.site = site_ AND l.job_id = ANY ((SELECT job_)::text[])
                AND l.job_id IN (SELECT job_id FROM pg_temp.ingest_charge WHERE delta > 0)) THEN
         PERFORM 1 FROM allot.liens l
         WHERE l.status = 'active' AND l.id IN (
             SELECT j.id FROM allot.liens j
             WHERE j.status = 'active' AND j.kind = 'job' AND j.site = site_
-              AND j.job_id = ANY (job_)
+              AND j.job_id = ANY ((SELECT job_)::text[])
               AND j.job_id IN (SELECT job_id FROM pg_temp.ingest_charge WHERE delta > 0)
             UNION
             SELECT j.campaign FROM allot.liens j
             WHERE j.status = 'active' AND j.kind = 'job' AND j.site = site_
-              AND j.job_id = ANY (job_) AND j.campaign IS NOT NULL
+              AND j.job_id = ANY ((SELECT job_)::text[]) AND j.campaign IS NOT NULL
               AND j.job_id IN (SELECT job_id FROM pg_temp.ingest_charge WHERE delta > 0))
         ORDER BY l.id FOR UPDATE;
         UPDATE pg_temp.ingest_charge s SET own_lien = l.id, camp_lien = c.id
         FROM allot.liens l LEFT JOIN allot.liens c ON c.id = l.campaign AND c.status = 'active'
-        WHERE s.delta > 0 AND l.status = 'active' AND l.kind = 'job' AND l.job_id = ANY (job_)
+        WHERE s.delta > 0 AND l.status = 'active' AND l.kind = 'job' AND l.job_id = ANY ((SELECT job_)::text[])
           AND l.site = site_ AND l.job_id = s.job_id AND l.allocation_id = s.allocation_id;
         UPDATE pg_temp.ingest_charge s SET draw_camp = x.draw
         FROM (SELECT s2.idx, greatest(0, least(s2.delta, c.held - coalesce(sum(s2.delta) OVER (
