@@ -40,6 +40,12 @@ LANGUAGE plpgsql
 -- joined the batch's records to their stored jobs by a nested loop, a scan of the
 -- stored jobs per record (from 60 to 300 ms a batch of 10,000 after the fifth).
 SET plan_cache_mode = force_custom_plan
+-- And no join of the merge is a nested loop but where one must be (a LATERAL): each
+-- table it reads is bounded by the batch on its own (the batch's arrays bound
+-- job_usage and liens), and a hash join of two such sets is linear whatever their
+-- estimates; a nested loop that a low estimate chose scanned one set per row of
+-- the other (updating 10,000 stored jobs would compare 50 million pairs).
+SET enable_nestloop = off
 AS $$
 DECLARE
     consumed bigint := allot.consumed_account();
