@@ -23,7 +23,9 @@
 -- unique and found; where a key meets a text of the default collation, the column's
 -- "C" is the comparison's (an implicit non-default collation wins), so its index
 -- serves. Only the order of these columns changes, and no answer depends on it: the
--- lock order "job_usage by job id" is the column's order, for every locker alike.
+-- lock order "job_usage by job id" is the column's order, for every locker alike (the
+-- merge inserts new rows in that order too). The order in which a campaign's jobs
+-- draw its hold is by job id in the database's collation, as before.
 -- The indexes are rebuilt; the tables are not rewritten.
 ALTER TABLE allot.job_usage ALTER COLUMN site TYPE text COLLATE "C",
     ALTER COLUMN job_id TYPE text COLLATE "C", ALTER COLUMN step TYPE text COLLATE "C";
@@ -107,7 +109,7 @@ BEGIN
         SELECT site_, s.job_id, s.step, s.project_id, s.start_time, s.account, s.user_name,
             s.partition, s.gpus, s.cpus, s.mem_mb, s.nodes, s.elapsed_s, s.state
         FROM pg_temp.ingest_stage s WHERE s.win AND s.step <> ''
-        ORDER BY s.job_id, s.step
+        ORDER BY s.job_id COLLATE "C", s.step COLLATE "C"
         ON CONFLICT (site, job_id, step) DO UPDATE
             SET elapsed_s = excluded.elapsed_s, state = excluded.state, updated_at = now()
             WHERE u.elapsed_s < excluded.elapsed_s
@@ -142,7 +144,7 @@ BEGIN
             s.state, s.occupied, s.gpu_ms, s.weight, s.units, s.native_milli
         FROM chosen c JOIN pg_temp.ingest_stage s ON s.idx = c.idx
         WHERE c.alloc IS NOT NULL
-        ORDER BY s.job_id
+        ORDER BY s.job_id COLLATE "C"
         ON CONFLICT (site, job_id, step) DO NOTHING
         RETURNING job_id, allocation_id, charged_units, native_milli)
     INSERT INTO pg_temp.ingest_out (idx, status, allocation_id, delta, native_delta, reason)
