@@ -84,11 +84,22 @@ class Schema:
                 name = take()
                 take("{")
                 fields = []
-                while toks[pos] != "}":
+                in_oneof = 0
+                while toks[pos] != "}" or in_oneof:
+                    if toks[pos] == "}":
+                        # The end of a oneof: its fields are the message's own.
+                        take("}")
+                        in_oneof -= 1
+                        continue
                     repeated = False
                     ft = take()
                     if ft == "option":
                         skip_statement()
+                        continue
+                    if ft == "oneof":
+                        take()
+                        take("{")
+                        in_oneof += 1
                         continue
                     if ft == "repeated":
                         repeated = True

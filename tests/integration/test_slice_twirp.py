@@ -132,6 +132,8 @@ METHODS = {
         {"jobId": "role-{role}", "startTime": START, "account": "acme-vision",
          "partition": "boost_usr_prod", "gpus": 1, "cpus": 1, "nodes": 1,
          "elapsedS": "10"}]}, {"admin", "collector"}),
+    "Usage/GetCompleteness": ({"site": "leonardo"}, {"admin", "auditor", "collector"}),
+    "Usage/GetSiteTotals": ({"site": "leonardo"}, {"admin", "auditor", "collector"}),
     "Ledger/GetBalance": ({"project": "acme-llm"},
                           {"admin", "auditor", "scheduler", "project"}),
     "Ledger/Quote": ({"site": "leonardo", "partition": "boost_usr_prod", "account": "acme-llm",
