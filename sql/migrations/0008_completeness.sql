@@ -31,7 +31,7 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT (coalesce(start_time, updated_at) AT TIME ZONE 'UTC')::date
 $$;
 
--- One function for the three triggers: each names its transition tables new_rows
+-- One function for the four triggers: each names its transition tables new_rows
 -- and/or old_rows. Same-site writers are serialized from their first job_usage
 -- statement to commit by a transaction-level advisory lock per site, taken in site
 -- order: two batches of one site would otherwise lock their days' rows in the order
@@ -41,53 +41,66 @@ $$;
 CREATE FUNCTION allot.site_days_apply() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    -- Each branch is one statement: the statement's rows aggregated once (d), the
+    -- sites of d locked in order (l, which the upsert waits for), then d upserted in
+    -- key order.
     IF TG_OP = 'INSERT' THEN
-        PERFORM pg_advisory_xact_lock(hashtext('allot.site_days'), hashtext(s.site))
-        FROM (SELECT DISTINCT site FROM new_rows WHERE step = '' ORDER BY site) s;
-        INSERT INTO allot.site_days AS d (site, day, account, resource_id, jobs, gpu_ms,
+        WITH d AS MATERIALIZED (
+            SELECT site, allot.usage_day(start_time, updated_at) AS day, account, resource_id,
+                count(*) AS j, sum(gpu_ms) AS g, sum(charged_units) AS u, sum(native_milli) AS n
+            FROM new_rows WHERE step = '' GROUP BY 1, 2, 3, 4),
+        l AS MATERIALIZED (
+            SELECT pg_advisory_xact_lock(hashtext('allot.site_days'), hashtext(site))
+            FROM (SELECT DISTINCT site FROM d ORDER BY site) s)
+        INSERT INTO allot.site_days AS s (site, day, account, resource_id, jobs, gpu_ms,
             charged_units, native_milli)
-        SELECT site, allot.usage_day(start_time, updated_at), account, resource_id, count(*),
-            sum(gpu_ms), sum(charged_units), sum(native_milli)
-        FROM new_rows WHERE step = ''
-        GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
-        ON CONFLICT (site, day, account, resource_id) DO UPDATE
-            SET jobs = d.jobs + excluded.jobs, gpu_ms = d.gpu_ms + excluded.gpu_ms,
-                charged_units = d.charged_units + excluded.charged_units,
-                native_milli = d.native_milli + excluded.native_milli;
-    ELSIF TG_OP = 'UPDATE' THEN
-        PERFORM pg_advisory_xact_lock(hashtext('allot.site_days'), hashtext(s.site))
-        FROM (SELECT site FROM new_rows WHERE step = '' UNION
-              SELECT site FROM old_rows WHERE step = '' ORDER BY site) s;
-        INSERT INTO allot.site_days AS d (site, day, account, resource_id, jobs, gpu_ms,
-            charged_units, native_milli)
-        SELECT site, day, account, resource_id, sum(j), sum(g), sum(u), sum(n)
-        FROM (SELECT site, allot.usage_day(start_time, updated_at) AS day, account, resource_id,
-                  1 AS j, gpu_ms AS g, charged_units AS u, native_milli AS n
-              FROM new_rows WHERE step = ''
-              UNION ALL
-              SELECT site, allot.usage_day(start_time, updated_at), account, resource_id,
-                  -1, -gpu_ms, -charged_units, -native_milli
-              FROM old_rows WHERE step = '') x
-        GROUP BY 1, 2, 3, 4
-        HAVING sum(j) <> 0 OR sum(g) <> 0 OR sum(u) <> 0 OR sum(n) <> 0
+        SELECT d.site, d.day, d.account, d.resource_id, d.j, d.g, d.u, d.n
+        FROM d CROSS JOIN (SELECT count(*) FROM l) locked
         ORDER BY 1, 2, 3, 4
         ON CONFLICT (site, day, account, resource_id) DO UPDATE
-            SET jobs = d.jobs + excluded.jobs, gpu_ms = d.gpu_ms + excluded.gpu_ms,
-                charged_units = d.charged_units + excluded.charged_units,
-                native_milli = d.native_milli + excluded.native_milli;
+            SET jobs = s.jobs + excluded.jobs, gpu_ms = s.gpu_ms + excluded.gpu_ms,
+                charged_units = s.charged_units + excluded.charged_units,
+                native_milli = s.native_milli + excluded.native_milli;
+    ELSIF TG_OP = 'UPDATE' THEN
+        WITH d AS MATERIALIZED (
+            SELECT site, day, account, resource_id, sum(j) AS j, sum(g) AS g, sum(u) AS u,
+                sum(n) AS n
+            FROM (SELECT site, allot.usage_day(start_time, updated_at) AS day, account,
+                      resource_id, 1 AS j, gpu_ms AS g, charged_units AS u, native_milli AS n
+                  FROM new_rows WHERE step = ''
+                  UNION ALL
+                  SELECT site, allot.usage_day(start_time, updated_at), account, resource_id,
+                      -1, -gpu_ms, -charged_units, -native_milli
+                  FROM old_rows WHERE step = '') x
+            GROUP BY 1, 2, 3, 4
+            HAVING sum(j) <> 0 OR sum(g) <> 0 OR sum(u) <> 0 OR sum(n) <> 0),
+        l AS MATERIALIZED (
+            SELECT pg_advisory_xact_lock(hashtext('allot.site_days'), hashtext(site))
+            FROM (SELECT DISTINCT site FROM d ORDER BY site) s)
+        INSERT INTO allot.site_days AS s (site, day, account, resource_id, jobs, gpu_ms,
+            charged_units, native_milli)
+        SELECT d.site, d.day, d.account, d.resource_id, d.j, d.g, d.u, d.n
+        FROM d CROSS JOIN (SELECT count(*) FROM l) locked
+        ORDER BY 1, 2, 3, 4
+        ON CONFLICT (site, day, account, resource_id) DO UPDATE
+            SET jobs = s.jobs + excluded.jobs, gpu_ms = s.gpu_ms + excluded.gpu_ms,
+                charged_units = s.charged_units + excluded.charged_units,
+                native_milli = s.native_milli + excluded.native_milli;
     ELSIF TG_OP = 'DELETE' THEN
         -- Nothing deletes jobs; should an operator, the days follow.
-        PERFORM pg_advisory_xact_lock(hashtext('allot.site_days'), hashtext(s.site))
-        FROM (SELECT DISTINCT site FROM old_rows WHERE step = '' ORDER BY site) s;
-        UPDATE allot.site_days d
-        SET jobs = d.jobs - x.j, gpu_ms = d.gpu_ms - x.g, charged_units = d.charged_units - x.u,
-            native_milli = d.native_milli - x.n
-        FROM (SELECT site, allot.usage_day(start_time, updated_at) AS day, account, resource_id,
-                  count(*) AS j, sum(gpu_ms) AS g, sum(charged_units) AS u,
-                  sum(native_milli) AS n
-              FROM old_rows WHERE step = '' GROUP BY 1, 2, 3, 4) x
-        WHERE d.site = x.site AND d.day = x.day AND d.account = x.account
-          AND d.resource_id = x.resource_id;
+        WITH d AS MATERIALIZED (
+            SELECT site, allot.usage_day(start_time, updated_at) AS day, account, resource_id,
+                count(*) AS j, sum(gpu_ms) AS g, sum(charged_units) AS u, sum(native_milli) AS n
+            FROM old_rows WHERE step = '' GROUP BY 1, 2, 3, 4),
+        l AS MATERIALIZED (
+            SELECT pg_advisory_xact_lock(hashtext('allot.site_days'), hashtext(site))
+            FROM (SELECT DISTINCT site FROM d ORDER BY site) s)
+        UPDATE allot.site_days s
+        SET jobs = s.jobs - d.j, gpu_ms = s.gpu_ms - d.g, charged_units = s.charged_units - d.u,
+            native_milli = s.native_milli - d.n
+        FROM d CROSS JOIN (SELECT count(*) FROM l) locked
+        WHERE s.site = d.site AND s.day = d.day AND s.account = d.account
+          AND s.resource_id = d.resource_id;
     ELSE
         TRUNCATE allot.site_days;
     END IF;
