@@ -12,8 +12,9 @@ with nothing as a gap. Figures are worked out here from the resources' rules.
 import json
 import random
 import re
+import threading
 
-from harness import AllotTestCase, RESOURCES, job
+from harness import AllotTestCase, RESOURCES, TwoDaemonCase, job, twirp
 
 DAYS = ["2026-11-20", "2026-11-21", "2026-11-23"]  # the 22nd: nothing reported
 SINCE, UNTIL = "2026-11-19", "2026-11-24"
@@ -236,6 +237,7 @@ class Reconcile(AllotTestCase):
             n, gpu_ms, native = jobs.day(d["day"])
             self.assertEqual((int(d["jobs"]), int(d["gpuMs"])), (n, gpu_ms), d)
             self.assertEqual(d["native"], [{"unit": unit, "milli": str(native)}] if n else [])
+        self.assertEqual(self.psql("SELECT allot.check_site_days()"), "t")
 
     def test_leonardo_saldo(self):
         self.check_site("leonardo", 1)
@@ -293,3 +295,55 @@ class Reconcile(AllotTestCase):
                 self.assertEqual(r.returncode, 2, r.stderr)
                 self.assertIn(msg, r.stderr)
         self.assertEqual(self.counts(), before)
+
+
+class ConcurrentDays(TwoDaemonCase):
+    """Two allotd taking batches of one site at once, each batch storing new jobs on one
+    day and re-reporting stored jobs of the other: the two orders in which the days'
+    rows would be locked cross, which the per-site lock of site_days' triggers keeps
+    from deadlocking. Every batch commits and the days equal the jobs."""
+
+    def test_cross_days(self):
+        self.create_project("rec-conc", allocations=(("", (), 100000),))
+        day = {"A": "2026-11-20T06:00:00Z", "B": "2026-11-21T06:00:00Z"}
+
+        def rec(jid, d, elapsed):
+            return job(jid, day[d], "rec-conc", "boost_usr_prod", 1, 8, 1000, 1, elapsed,
+                       state="RUNNING")
+
+        stored = {d: [f"s{d}{i}" for i in range(50)] for d in day}
+        self.ingest("leonardo", [rec(j, d, 1000) for d in day for j in stored[d]], "conc-0")
+        errors = []
+        elapsed = {}
+        for k in range(1, 9):
+            barrier = threading.Barrier(2)
+            # Daemon 1: new jobs of day A, stored jobs of day B; daemon 2 the reverse.
+            sends = []
+            for port, new_day, old_day in ((self.daemon.port, "A", "B"),
+                                           (self.other.port, "B", "A")):
+                el = 1000 + 100 * k
+                elapsed[old_day] = el
+                recs = [rec(f"n{new_day}{k}-{i}", new_day, 600) for i in range(50)]
+                recs += [rec(j, old_day, el) for j in stored[old_day]]
+                sends.append((port, {"site": "leonardo", "batchId": f"conc-{k}-{new_day}",
+                                     "records": recs}))
+
+            def send(port, body):
+                barrier.wait()
+                st, _, parsed = twirp(port, "Usage/Ingest", body, "collector-leonardo")
+                if st != 200 or parsed.get("charged") != 100:
+                    errors.append((st, parsed))
+
+            threads = [threading.Thread(target=send, args=a) for a in sends]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        self.assertEqual(errors, [])
+        days = self.call("Usage/GetCompleteness", {"site": "leonardo", "since": "2026-11-20",
+                                                   "until": "2026-11-21"})["days"]
+        # Each day: 50 stored jobs at their last elapsed, 8 x 50 new jobs of 600 s.
+        for d, got in zip("AB", days):
+            self.assertEqual((int(got["jobs"]), int(got["gpuMs"])),
+                             (450, (50 * elapsed[d] + 400 * 600) * 1000), got)
+        self.assertEqual(self.psql("SELECT allot.check_site_days()"), "t")
