@@ -84,22 +84,21 @@ class Schema:
                 name = take()
                 take("{")
                 fields = []
-                in_oneof = 0
-                while toks[pos] != "}" or in_oneof:
-                    if toks[pos] == "}":
-                        # The end of a oneof: its fields are the message's own.
-                        take("}")
-                        in_oneof -= 1
-                        continue
+                in_oneof = False
+                while in_oneof or toks[pos] != "}":
                     repeated = False
                     ft = take()
                     if ft == "option":
                         skip_statement()
                         continue
                     if ft == "oneof":
+                        # Its fields are the message's own on the wire.
                         take()
                         take("{")
-                        in_oneof += 1
+                        in_oneof = True
+                        continue
+                    if ft == "}":
+                        in_oneof = False
                         continue
                     if ft == "repeated":
                         repeated = True
