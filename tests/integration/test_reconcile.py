@@ -238,6 +238,16 @@ class Reconcile(AllotTestCase):
             self.assertEqual((int(d["jobs"]), int(d["gpuMs"])), (n, gpu_ms), d)
             self.assertEqual(d["native"], [{"unit": unit, "milli": str(native)}] if n else [])
         self.assertEqual(self.psql("SELECT allot.check_site_days()"), "t")
+        # --format json prints the answers as they came.
+        out = self.cli("--format", "json", "completeness", "--site", site, "--since", SINCE,
+                       "--until", UNTIL, cert="auditor")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["days"], days)
+        out = self.cli("--format", "json", "reconcile", "--site", site, "--until", UNTIL,
+                       books, cert=f"collector-{site}")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(sorted(a["account"] for a in json.loads(out.stdout)["accounts"]),
+                         sorted(accounts))
 
     def test_leonardo_saldo(self):
         self.check_site("leonardo", 1)
