@@ -31,78 +31,69 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT (coalesce(start_time, updated_at) AT TIME ZONE 'UTC')::date
 $$;
 
+-- Adds each row of d (a key and its differences) to site_days. The sites are locked
+-- first, in order, by a transaction-level advisory lock per site: two batches of one
+-- site would otherwise lock their days' rows in the order of their statements (new
+-- jobs, then stored ones) and could deadlock; holding it, no other writer touches
+-- the site's rows, so an UPDATE of the keys there, then an INSERT of the others,
+-- needs no ON CONFLICT (whose proposed row, a negative difference, would fail the
+-- CHECKs). The lock order is therefore: job_usage rows, the site's site_days lock,
+-- then liens, allocations, accounts (sql/README.md).
+CREATE FUNCTION allot.site_days_add(d allot.site_days[]) RETURNS void
+LANGUAGE sql AS $$
+    SELECT pg_advisory_xact_lock(hashtext('allot.site_days'), hashtext(site))
+    FROM (SELECT DISTINCT site FROM unnest(d) ORDER BY site) s;
+    UPDATE allot.site_days s
+    SET jobs = s.jobs + x.jobs, gpu_ms = s.gpu_ms + x.gpu_ms,
+        charged_units = s.charged_units + x.charged_units,
+        native_milli = s.native_milli + x.native_milli
+    FROM unnest(d) x
+    WHERE s.site = x.site AND s.day = x.day AND s.account = x.account
+      AND s.resource_id = x.resource_id;
+    INSERT INTO allot.site_days
+    SELECT x.* FROM unnest(d) x
+    WHERE NOT EXISTS (SELECT 1 FROM allot.site_days s
+                      WHERE s.site = x.site AND s.day = x.day AND s.account = x.account
+                        AND s.resource_id = x.resource_id);
+$$;
+
 -- One function for the four triggers: each names its transition tables new_rows
--- and/or old_rows. Same-site writers are serialized from their first job_usage
--- statement to commit by a transaction-level advisory lock per site, taken in site
--- order: two batches of one site would otherwise lock their days' rows in the order
--- of their statements (new jobs, then stored ones) and could deadlock. The lock
--- order is therefore: job_usage rows, the site's site_days lock, then liens,
--- allocations, accounts (sql/README.md).
+-- and/or old_rows. Each aggregates the statement's job rows once, new minus old,
+-- and hands the few keys that moved to site_days_add.
 CREATE FUNCTION allot.site_days_apply() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    -- Each branch is one statement: the statement's rows aggregated once (d), the
-    -- sites of d locked in order (l, which the upsert waits for), then d upserted in
-    -- key order.
-    IF TG_OP = 'INSERT' THEN
-        WITH d AS MATERIALIZED (
-            SELECT site, allot.usage_day(start_time, updated_at) AS day, account, resource_id,
-                count(*) AS j, sum(gpu_ms) AS g, sum(charged_units) AS u, sum(native_milli) AS n
-            FROM new_rows WHERE step = '' GROUP BY 1, 2, 3, 4),
-        l AS MATERIALIZED (
-            SELECT pg_advisory_xact_lock(hashtext('allot.site_days'), hashtext(site))
-            FROM (SELECT DISTINCT site FROM d ORDER BY site) s)
-        INSERT INTO allot.site_days AS s (site, day, account, resource_id, jobs, gpu_ms,
-            charged_units, native_milli)
-        SELECT d.site, d.day, d.account, d.resource_id, d.j, d.g, d.u, d.n
-        FROM d CROSS JOIN (SELECT count(*) FROM l) locked
-        ORDER BY 1, 2, 3, 4
-        ON CONFLICT (site, day, account, resource_id) DO UPDATE
-            SET jobs = s.jobs + excluded.jobs, gpu_ms = s.gpu_ms + excluded.gpu_ms,
-                charged_units = s.charged_units + excluded.charged_units,
-                native_milli = s.native_milli + excluded.native_milli;
-    ELSIF TG_OP = 'UPDATE' THEN
-        WITH d AS MATERIALIZED (
-            SELECT site, day, account, resource_id, sum(j) AS j, sum(g) AS g, sum(u) AS u,
-                sum(n) AS n
-            FROM (SELECT site, allot.usage_day(start_time, updated_at) AS day, account,
-                      resource_id, 1 AS j, gpu_ms AS g, charged_units AS u, native_milli AS n
-                  FROM new_rows WHERE step = ''
-                  UNION ALL
-                  SELECT site, allot.usage_day(start_time, updated_at), account, resource_id,
-                      -1, -gpu_ms, -charged_units, -native_milli
-                  FROM old_rows WHERE step = '') x
-            GROUP BY 1, 2, 3, 4
-            HAVING sum(j) <> 0 OR sum(g) <> 0 OR sum(u) <> 0 OR sum(n) <> 0),
-        l AS MATERIALIZED (
-            SELECT pg_advisory_xact_lock(hashtext('allot.site_days'), hashtext(site))
-            FROM (SELECT DISTINCT site FROM d ORDER BY site) s)
-        INSERT INTO allot.site_days AS s (site, day, account, resource_id, jobs, gpu_ms,
-            charged_units, native_milli)
-        SELECT d.site, d.day, d.account, d.resource_id, d.j, d.g, d.u, d.n
-        FROM d CROSS JOIN (SELECT count(*) FROM l) locked
-        ORDER BY 1, 2, 3, 4
-        ON CONFLICT (site, day, account, resource_id) DO UPDATE
-            SET jobs = s.jobs + excluded.jobs, gpu_ms = s.gpu_ms + excluded.gpu_ms,
-                charged_units = s.charged_units + excluded.charged_units,
-                native_milli = s.native_milli + excluded.native_milli;
-    ELSIF TG_OP = 'DELETE' THEN
-        -- Nothing deletes jobs; should an operator, the days follow.
-        WITH d AS MATERIALIZED (
-            SELECT site, allot.usage_day(start_time, updated_at) AS day, account, resource_id,
-                count(*) AS j, sum(gpu_ms) AS g, sum(charged_units) AS u, sum(native_milli) AS n
-            FROM old_rows WHERE step = '' GROUP BY 1, 2, 3, 4),
-        l AS MATERIALIZED (
-            SELECT pg_advisory_xact_lock(hashtext('allot.site_days'), hashtext(site))
-            FROM (SELECT DISTINCT site FROM d ORDER BY site) s)
-        UPDATE allot.site_days s
-        SET jobs = s.jobs - d.j, gpu_ms = s.gpu_ms - d.g, charged_units = s.charged_units - d.u,
-            native_milli = s.native_milli - d.n
-        FROM d CROSS JOIN (SELECT count(*) FROM l) locked
-        WHERE s.site = d.site AND s.day = d.day AND s.account = d.account
-          AND s.resource_id = d.resource_id;
-    ELSE
+    IF TG_OP = 'TRUNCATE' THEN
         TRUNCATE allot.site_days;
+    ELSIF TG_OP = 'INSERT' THEN
+        PERFORM allot.site_days_add(array_agg(ROW(site, day, account, resource_id, j, g, u, n)
+                                              ::allot.site_days))
+        FROM (SELECT site, allot.usage_day(start_time, updated_at) AS day, account,
+                  resource_id, count(*) AS j, sum(gpu_ms) AS g, sum(charged_units) AS u,
+                  sum(native_milli) AS n
+              FROM new_rows WHERE step = '' GROUP BY 1, 2, 3, 4) x;
+    ELSIF TG_OP = 'UPDATE' THEN
+        PERFORM allot.site_days_add(array_agg(ROW(site, day, account, resource_id, j, g, u, n)
+                                              ::allot.site_days))
+        FROM (SELECT site, day, account, resource_id, sum(j) AS j, sum(g) AS g, sum(u) AS u,
+                  sum(n) AS n
+              FROM (SELECT site, allot.usage_day(start_time, updated_at) AS day, account,
+                        resource_id, 1 AS j, gpu_ms AS g, charged_units AS u, native_milli AS n
+                    FROM new_rows WHERE step = ''
+                    UNION ALL
+                    SELECT site, allot.usage_day(start_time, updated_at), account, resource_id,
+                        -1, -gpu_ms, -charged_units, -native_milli
+                    FROM old_rows WHERE step = '') y
+              GROUP BY 1, 2, 3, 4
+              HAVING sum(j) <> 0 OR sum(g) <> 0 OR sum(u) <> 0 OR sum(n) <> 0) x;
+    ELSE
+        -- DELETE: nothing deletes jobs; should an operator, the days follow.
+        PERFORM allot.site_days_add(array_agg(ROW(site, day, account, resource_id, -j, -g, -u,
+                                                  -n)::allot.site_days))
+        FROM (SELECT site, allot.usage_day(start_time, updated_at) AS day, account,
+                  resource_id, count(*) AS j, sum(gpu_ms) AS g, sum(charged_units) AS u,
+                  sum(native_milli) AS n
+              FROM old_rows WHERE step = '' GROUP BY 1, 2, 3, 4) x;
     END IF;
     RETURN NULL;
 END $$;

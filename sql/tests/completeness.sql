@@ -5,7 +5,7 @@
 BEGIN;
 \set QUIET on
 \ir setup.psql
-SELECT plan(30);
+SELECT plan(31);
 
 CREATE FUNCTION pg_temp.rec(job text, elapsed int, start text DEFAULT '2026-11-21T08:00:00Z',
     gpus int DEFAULT 1, acct text DEFAULT 'acme-llm', step text DEFAULT '')
@@ -78,6 +78,10 @@ SELECT ok(allot.check_site_days(), 'site_days equal what job_usage says');
 UPDATE allot.job_usage SET gpu_ms = gpu_ms + 1000, native_milli = native_milli + 2
 WHERE site = 'leonardo' AND job_id = 'j3' AND step = '';
 SELECT is(pg_temp.day('2026-11-22'), '1/3601000/3600000/8002', 'an UPDATE moves the day by its difference');
+UPDATE allot.job_usage SET gpu_ms = gpu_ms - 601000, native_milli = native_milli - 1002
+WHERE site = 'leonardo' AND job_id = 'j3' AND step = '';
+SELECT is(pg_temp.day('2026-11-22'), '1/3000000/3600000/7000',
+    'an UPDATE that lowers a job lowers its day (a correction through plain SQL)');
 DELETE FROM allot.job_usage WHERE site = 'leonardo' AND job_id = 'j3' AND step = '';
 SELECT is(pg_temp.day('2026-11-22'), '0/0/0/0', 'a DELETE takes the job off its day');
 SELECT ok(allot.check_site_days(), 'site_days still equal job_usage');
