@@ -16,14 +16,15 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 
 #include "allot/v1/usage.pb-c.h"
 
 #include "db.h"
+#include "digest.h"
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "pgarray.h"
 #include "rfc3339.h"
 #include "strbuf.h"
 #include "tariff.h"
@@ -65,7 +66,7 @@ static const char ingest_batch_sql[] =
 
 struct ingest {
 	struct twirp_call *call;
-	char body_hash[2 * EVP_MAX_MD_SIZE + 1];
+	char body_hash[DIGEST_HEX_SIZE];
 };
 
 static const Allot__V1__IngestRequest *
@@ -83,102 +84,32 @@ ingest_fail(struct ingest *in, enum twirp_code code, const char *msg)
 	twirp_reply_error(call, code, "%s", msg);
 }
 
-/* The digest's input: each field length-prefixed, so that no two batches share one. */
-static void
-digest_str(EVP_MD_CTX *md, const char *s)
-{
-	uint64_t n = strlen(s);
-
-	EVP_DigestUpdate(md, &n, sizeof(n));
-	EVP_DigestUpdate(md, s, n);
-}
-
-static void
-digest_int(EVP_MD_CTX *md, int64_t v)
-{
-	EVP_DigestUpdate(md, &v, sizeof(v));
-}
-
 /* SHA-256 of the batch's decoded fields, as hex: tells a replay from a conflict. */
 static int
 hash_batch(const Allot__V1__IngestRequest *req, char *hex)
 {
-	unsigned char out[EVP_MAX_MD_SIZE];
-	unsigned int outlen = 0;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	int rc = -1;
+	struct digest d;
 
-	if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
-		goto out;
-	digest_str(md, req->site);
-	digest_str(md, req->batch_id);
+	digest_init(&d);
+	digest_str(&d, req->site);
+	digest_str(&d, req->batch_id);
 	for (size_t i = 0; i < req->n_records; i++) {
 		const Allot__V1__JobRecord *r = req->records[i];
 
-		digest_str(md, r->job_id);
-		digest_str(md, r->step);
-		digest_str(md, r->start_time);
-		digest_str(md, r->account);
-		digest_str(md, r->user);
-		digest_str(md, r->partition);
-		digest_int(md, r->gpus);
-		digest_int(md, r->cpus);
-		digest_int(md, r->mem_mb);
-		digest_int(md, r->nodes);
-		digest_int(md, r->elapsed_s);
-		digest_str(md, r->state);
+		digest_str(&d, r->job_id);
+		digest_str(&d, r->step);
+		digest_str(&d, r->start_time);
+		digest_str(&d, r->account);
+		digest_str(&d, r->user);
+		digest_str(&d, r->partition);
+		digest_int(&d, r->gpus);
+		digest_int(&d, r->cpus);
+		digest_int(&d, r->mem_mb);
+		digest_int(&d, r->nodes);
+		digest_int(&d, r->elapsed_s);
+		digest_str(&d, r->state);
 	}
-	if (EVP_DigestFinal_ex(md, out, &outlen) != 1)
-		goto out;
-	for (unsigned int i = 0; i < outlen; i++)
-		snprintf(hex + 2 * i, 3, "%02x", out[i]);
-	rc = 0;
-out:
-	EVP_MD_CTX_free(md);
-	return rc;
-}
-
-/* One element of a PostgreSQL array literal. */
-static void
-put_sep(struct strbuf *sb)
-{
-	strbuf_putc(sb, sb->len > 1 ? ',' : '{');
-}
-
-static void
-put_str(struct strbuf *sb, const char *s)
-{
-	put_sep(sb);
-	strbuf_putc(sb, '"');
-	for (const char *p = s; *p != '\0'; p++) {
-		const char *run = p;
-
-		while (*p != '\0' && *p != '"' && *p != '\\')
-			p++;
-		strbuf_append(sb, run, (size_t)(p - run));
-		if (*p == '\0')
-			break;
-		strbuf_putc(sb, '\\');
-		strbuf_putc(sb, *p);
-	}
-	strbuf_putc(sb, '"');
-}
-
-static void
-put_int(struct strbuf *sb, int64_t v)
-{
-	char buf[24];
-	int n = snprintf(buf, sizeof(buf), "%" PRId64, v);
-
-	put_sep(sb);
-	strbuf_append(sb, buf, (size_t)n);
-}
-
-static void
-put_null(struct strbuf *sb)
-{
-	put_sep(sb);
-	strbuf_puts(sb, "NULL");
+	return digest_finish(&d, hex);
 }
 
 /*
@@ -232,43 +163,41 @@ build_columns(const Allot__V1__IngestRequest *req, const struct tariff *t, struc
 		    check_record(req->site, r, t, &start_s, &bill, reason, sizeof(reason));
 		bool billed = why == NULL && r->step[0] == '\0';
 
-		put_int(&cols[COL_IDX], (int64_t)i);
-		put_str(&cols[COL_JOB], r->job_id);
-		put_str(&cols[COL_STEP], r->step);
+		pgarray_put_int(&cols[COL_IDX], (int64_t)i);
+		pgarray_put_str(&cols[COL_JOB], r->job_id);
+		pgarray_put_str(&cols[COL_STEP], r->step);
 		if (start_s != INT64_MIN)
-			put_int(&cols[COL_START], start_s);
+			pgarray_put_int(&cols[COL_START], start_s);
 		else
-			put_null(&cols[COL_START]);
-		put_str(&cols[COL_ACCOUNT], r->account);
-		put_str(&cols[COL_USER], r->user);
-		put_str(&cols[COL_PARTITION], r->partition);
-		put_int(&cols[COL_GPUS], r->gpus);
-		put_int(&cols[COL_CPUS], r->cpus);
-		put_int(&cols[COL_MEM], r->mem_mb);
-		put_int(&cols[COL_NODES], r->nodes);
-		put_int(&cols[COL_ELAPSED], r->elapsed_s);
-		put_str(&cols[COL_STATE], r->state);
+			pgarray_put_null(&cols[COL_START]);
+		pgarray_put_str(&cols[COL_ACCOUNT], r->account);
+		pgarray_put_str(&cols[COL_USER], r->user);
+		pgarray_put_str(&cols[COL_PARTITION], r->partition);
+		pgarray_put_int(&cols[COL_GPUS], r->gpus);
+		pgarray_put_int(&cols[COL_CPUS], r->cpus);
+		pgarray_put_int(&cols[COL_MEM], r->mem_mb);
+		pgarray_put_int(&cols[COL_NODES], r->nodes);
+		pgarray_put_int(&cols[COL_ELAPSED], r->elapsed_s);
+		pgarray_put_str(&cols[COL_STATE], r->state);
 		if (billed) {
-			put_int(&cols[COL_RESOURCE], bill.resource_id);
-			put_int(&cols[COL_OCCUPIED], bill.charge.occupied_gpus);
-			put_int(&cols[COL_GPU_MS], bill.charge.gpu_ms);
-			put_int(&cols[COL_UNITS], bill.charge.charge_units);
-			put_int(&cols[COL_NATIVE], bill.charge.native_milli);
-			put_int(&cols[COL_WEIGHT], bill.weight_per_mille);
+			pgarray_put_int(&cols[COL_RESOURCE], bill.resource_id);
+			pgarray_put_int(&cols[COL_OCCUPIED], bill.charge.occupied_gpus);
+			pgarray_put_int(&cols[COL_GPU_MS], bill.charge.gpu_ms);
+			pgarray_put_int(&cols[COL_UNITS], bill.charge.charge_units);
+			pgarray_put_int(&cols[COL_NATIVE], bill.charge.native_milli);
+			pgarray_put_int(&cols[COL_WEIGHT], bill.weight_per_mille);
 		} else {
 			for (int c = COL_RESOURCE; c <= COL_WEIGHT; c++)
-				put_null(&cols[c]);
+				pgarray_put_null(&cols[c]);
 		}
 		if (why != NULL)
-			put_str(&cols[COL_REJECT], why);
+			pgarray_put_str(&cols[COL_REJECT], why);
 		else
-			put_null(&cols[COL_REJECT]);
+			pgarray_put_null(&cols[COL_REJECT]);
 	}
-	for (int c = 0; c < NCOLS; c++) {
-		strbuf_putc(&cols[c], '}');
-		if (strbuf_failed(&cols[c]))
+	for (int c = 0; c < NCOLS; c++)
+		if (pgarray_finish(&cols[c]) != 0)
 			return -1;
-	}
 	return 0;
 }
 

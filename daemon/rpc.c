@@ -12,6 +12,7 @@
 #include "ingest.h"
 #include "ledger.h"
 #include "rpc.h"
+#include "telemetry.h"
 
 #define ADMIN ROLE_BIT(ROLE_ADMIN)
 #define READERS (ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_AUDITOR))
@@ -49,16 +50,27 @@ static const struct twirp_route routes[] = {
     ADMIN_SQL("CreatePrincipal", ADMIN, "rpc_create_principal"),
     ADMIN_SQL("ListPrincipals", READERS, "rpc_list_principals"),
     ADMIN_SQL("RemovePrincipal", ADMIN, "rpc_remove_principal"),
+    ADMIN_SQL("AddSiteAccount", ADMIN, "rpc_add_site_account"),
+    ADMIN_SQL("ListSiteAccounts", READERS, "rpc_list_site_accounts"),
+    ADMIN_SQL("RemoveSiteAccount", ADMIN, "rpc_remove_site_account"),
     {&allot__v1__usage__descriptor, "Ingest", COLLECTORS, "site", NULL, NULL, ingest_handle},
+    {&allot__v1__usage__descriptor, "IngestMetrics", COLLECTORS, "site", NULL, NULL,
+        telemetry_ingest_handle},
+    {&allot__v1__usage__descriptor, "ListJobs", READERS | ROLE_BIT(ROLE_PROJECT), NULL, "project",
+        "rpc_list_jobs", NULL},
     {&allot__v1__usage__descriptor, "GetCompleteness", SITE_READERS, "site", NULL,
         "rpc_get_completeness", NULL},
     {&allot__v1__usage__descriptor, "GetSiteTotals", SITE_READERS, "site", NULL,
         "rpc_get_site_totals", NULL},
     {&allot__v1__ledger__descriptor, "GetBalance", BALANCE_READERS, NULL, "project",
         "rpc_get_balance", NULL},
-    {&allot__v1__ledger__descriptor, "Quote", QUOTERS, "site", "account", NULL, ledger_quote},
-    {&allot__v1__ledger__descriptor, "Reserve", LIEN_HOLDERS, "site", "account", NULL,
-        ledger_reserve},
+    /*
+     * The account is the site's name for it (allot.site_accounts): only the database can
+     * tell its project, so a project principal's scope is checked there, after resolution
+     * (allot.check_account_caller, allot.reserve_group).
+     */
+    {&allot__v1__ledger__descriptor, "Quote", QUOTERS, "site", NULL, NULL, ledger_quote},
+    {&allot__v1__ledger__descriptor, "Reserve", LIEN_HOLDERS, "site", NULL, NULL, ledger_reserve},
     {&allot__v1__ledger__descriptor, "ReserveCampaign", LIEN_HOLDERS, "site", "project",
         "rpc_reserve_campaign", NULL},
     /* A lien's project is checked in SQL (allot.check_lien_caller): these name none. */

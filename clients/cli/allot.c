@@ -2,7 +2,8 @@
  * allot: the command-line client of allotd.
  *
  * Parses the global options (each with its environment variable), dispatches
- * to a command (admin, ledger, balance, ingest, completeness, reconcile) and turns outcomes into exit statuses:
+ * to a command (admin, ledger, balance, jobs, ingest, completeness, reconcile) and
+ * turns outcomes into exit statuses:
  * 0 success, 1 an RPC error, 2 a usage error. The commands' own flags and
  * output live in admin.c, ingest.c and render.c; the transport in the client
  * library.
@@ -28,6 +29,8 @@ static const char usage_text[] =
     "  admin METHOD [--FIELD VALUE ...]   call an Admin method (allot admin --help)\n"
     "  ledger METHOD [--FIELD VALUE ...]  quote, reserve, heartbeat, settle (allot ledger --help)\n"
     "  balance --project P                show a project's balance\n"
+    "  jobs --project P [--since T] [--site S] [--format table|json|csv]\n"
+    "                                     list a project's jobs, with efficiency and energy\n"
     "  ingest --site S [--batch-id ID] [--batch-size N] FILE\n"
     "                                     send job records, JSON lines (FILE or -)\n"
     "  completeness --site S [--since D] [--until D]\n"
@@ -310,6 +313,8 @@ main(int argc, char **argv)
 		status = ledger_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "balance") == 0)
 		status = balance_main(&cli, argc - i, argv + i);
+	else if (strcmp(cmd, "jobs") == 0)
+		status = jobs_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "ingest") == 0)
 		status = ingest_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "completeness") == 0)

@@ -501,3 +501,118 @@ render_balance(FILE *out, const Allot__V1__GetBalanceResponse *resp)
 	table_cleanup(&t);
 	return ok;
 }
+
+/* Appends a CSV field, quoted when it holds a comma, a quote or a line break. */
+static void
+render_csv_field(struct strbuf *line, const char *text, bool last)
+{
+	if (strpbrk(text, ",\"\r\n") != NULL) {
+		strbuf_putc(line, '"');
+		for (const char *p = text; *p != '\0'; p++) {
+			if (*p == '"')
+				strbuf_putc(line, '"');
+			strbuf_putc(line, *p);
+		}
+		strbuf_putc(line, '"');
+	} else {
+		strbuf_puts(line, text);
+	}
+	strbuf_putc(line, last ? '\n' : ',');
+}
+
+/* The cells of one job, for the table (csv false) or CSV. */
+static void
+render_job_cells(const Allot__V1__JobSummary *j, bool csv, char cells[][64], const char **text)
+{
+	bool util = j->utilization_case == ALLOT__V1__JOB_SUMMARY__UTILIZATION_MEAN_UTILIZATION_PCT;
+	bool energy = j->energy_case == ALLOT__V1__JOB_SUMMARY__ENERGY_ENERGY_KWH;
+	const char *none = csv ? "" : "-";
+	int n = 0;
+
+	text[n++] = j->site;
+	text[n++] = j->job_id;
+	text[n++] = j->user;
+	if (csv) {
+		text[n++] = j->account;
+		text[n++] = j->partition;
+		text[n++] = j->start_time;
+		text[n++] = j->state;
+	}
+	snprintf(cells[n], 64, "%" PRId32, j->gpus);
+	text[n] = cells[n];
+	n++;
+	if (csv)
+		snprintf(cells[n], 64, "%" PRId64, j->elapsed_s);
+	else
+		snprintf(cells[n], 64, "%" PRId64 ":%02" PRId64 ":%02" PRId64, j->elapsed_s / 3600,
+		    j->elapsed_s / 60 % 60, j->elapsed_s % 60);
+	text[n] = cells[n];
+	n++;
+	snprintf(cells[n], 64, csv ? "%.6f" : "%.2f", j->charged_gpu_hours);
+	text[n] = cells[n];
+	n++;
+	snprintf(cells[n], 64, csv ? "%.3f" : "%.2f", (double)j->native_milli / 1000.0);
+	text[n] = cells[n];
+	n++;
+	text[n++] = j->native_unit;
+	if (csv) {
+		snprintf(cells[n], 64, "%" PRId64, j->samples);
+		text[n] = cells[n];
+		n++;
+	}
+	if (util)
+		snprintf(cells[n], 64, "%.*f", csv ? 2 : 1, j->mean_utilization_pct);
+	text[n] = util ? cells[n] : none;
+	n++;
+	snprintf(cells[n], 64, csv ? "%.6f" : "%.2f", j->zero_utilization_gpu_hours);
+	text[n] = cells[n];
+	n++;
+	if (energy)
+		snprintf(cells[n], 64, csv ? "%.6f" : "%.3f", j->energy_kwh);
+	text[n] = energy ? cells[n] : none;
+}
+
+bool
+render_jobs(FILE *out, const Allot__V1__ListJobsResponse *resp, bool csv)
+{
+	static const char *const header[] = {"site", "job", "user", "gpus", "elapsed", "GPU-h",
+	    "native", "unit", "util %", "idle GPU-h", "energy kWh"};
+	static const bool right[] = {
+	    false, false, false, true, true, true, true, false, true, true, true};
+	static const char *const csv_header[] = {"site", "job_id", "user", "account", "partition",
+	    "start_time", "state", "gpus", "elapsed_s", "charged_gpu_hours", "native",
+	    "native_unit", "samples", "mean_utilization_pct", "zero_utilization_gpu_hours",
+	    "energy_kwh"};
+	const size_t ncols =
+	    csv ? sizeof(csv_header) / sizeof(csv_header[0]) : sizeof(header) / sizeof(header[0]);
+	char cells[16][64];
+	const char *text[16];
+	struct strbuf line;
+	struct table t;
+	bool ok;
+
+	if (csv) {
+		strbuf_init(&line);
+		for (size_t c = 0; c < ncols; c++)
+			render_csv_field(&line, csv_header[c], c + 1 == ncols);
+		for (size_t i = 0; i < resp->n_jobs; i++) {
+			render_job_cells(resp->jobs[i], true, cells, text);
+			for (size_t c = 0; c < ncols; c++)
+				render_csv_field(&line, text[c], c + 1 == ncols);
+		}
+		ok = !strbuf_failed(&line);
+		if (ok && line.len > 0)
+			ok = fwrite(line.data, 1, line.len, out) == line.len;
+		strbuf_cleanup(&line);
+		return ok;
+	}
+	table_init(&t, ncols, header, right);
+	for (size_t i = 0; i < resp->n_jobs; i++) {
+		render_job_cells(resp->jobs[i], false, cells, text);
+		for (size_t c = 0; c < ncols; c++)
+			table_add(&t, text[c]);
+	}
+	ok = table_print(out, &t);
+	table_cleanup(&t);
+	return ok;
+}

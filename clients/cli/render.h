@@ -11,6 +11,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "allot/v1/ledger.pb-c.h"
+#include "allot/v1/usage.pb-c.h"
 #include "strbuf.h"
 
 /*
@@ -31,6 +32,15 @@ bool render_json(FILE *out, const ProtobufCMessage *msg) __attribute__((warn_unu
  * unit when there is one), then the project's total.
  */
 bool render_balance(FILE *out, const Allot__V1__GetBalanceResponse *resp)
+    __attribute__((warn_unused_result));
+
+/*
+ * Prints a project's jobs, newest first as the server listed them: as an aligned
+ * table for a person (elapsed as h:mm:ss, GPU-hours and the site's own units to
+ * two decimals, "-" where a job has no metrics), or as CSV (RFC 4180, a header
+ * line, elapsed in seconds, empty fields where a job has no metrics).
+ */
+bool render_jobs(FILE *out, const Allot__V1__ListJobsResponse *resp, bool csv)
     __attribute__((warn_unused_result));
 
 /*

@@ -7,8 +7,10 @@ defaults left out, negative int32 as ten-byte varints) and decodes wire bytes
 back into the proto3 JSON shape with every field present. Nothing here knows
 Allot's messages by hand: the .proto files are the contract.
 
-Left to others: gRPC framing, maps, oneofs, packed encoding on output (the
-files have no repeated scalars but strings), groups.
+A oneof member is written when the dict has it, even at its default, and is
+present in a decoded dict only when it was on the wire (proto3 JSON's rule for
+fields with presence). Left to others: gRPC framing, maps, packed encoding on
+output (the files have no repeated scalars but strings), groups.
 """
 
 import base64
@@ -32,8 +34,9 @@ def camel(name):
 
 
 class Field:
-    def __init__(self, name, number, ftype, repeated):
+    def __init__(self, name, number, ftype, repeated, oneof=None):
         self.name = name
+        self.oneof = oneof
         self.json = camel(name)
         self.number = number
         self.type = ftype
@@ -84,21 +87,19 @@ class Schema:
                 name = take()
                 take("{")
                 fields = []
-                in_oneof = False
-                while in_oneof or toks[pos] != "}":
+                oneof = None
+                while toks[pos] != "}" or oneof is not None:
                     repeated = False
                     ft = take()
                     if ft == "option":
                         skip_statement()
                         continue
                     if ft == "oneof":
-                        # Its fields are the message's own on the wire.
-                        take()
+                        oneof = take()
                         take("{")
-                        in_oneof = True
                         continue
                     if ft == "}":
-                        in_oneof = False
+                        oneof = None
                         continue
                     if ft == "repeated":
                         repeated = True
@@ -107,7 +108,7 @@ class Schema:
                     take("=")
                     num = int(take())
                     take(";")
-                    fields.append(Field(fname, num, ft.split(".")[-1], repeated))
+                    fields.append(Field(fname, num, ft.split(".")[-1], repeated, oneof))
                 take("}")
                 fields.sort(key=lambda fl: fl.number)
                 self.messages[name] = fields
@@ -167,7 +168,7 @@ class Schema:
                 continue
             values = v if f.repeated else [v]
             for item in values:
-                self._encode_field(out, f, item, f.repeated)
+                self._encode_field(out, f, item, f.repeated or f.oneof is not None)
         return bytes(out)
 
     def _encode_field(self, out, f, v, always):
@@ -237,7 +238,7 @@ class Schema:
         """Returns the proto3 JSON form (dict, every field present) of the
         wire bytes data of message type msg. Raises ValueError on bad bytes."""
         fields = {f.number: f for f in self.messages[msg]}
-        out = {f.json: self.default(f) for f in self.messages[msg]}
+        out = {f.json: self.default(f) for f in self.messages[msg] if f.oneof is None}
         pos = 0
         data = bytes(data)
         while pos < len(data):
@@ -335,6 +336,8 @@ class Schema:
         out = {}
         for f in self.messages[msg]:
             v = obj.get(f.json, obj.get(f.name))
+            if v is None and f.oneof is not None:
+                continue
             if v is None:
                 v = self.default(f)
             if f.repeated:
@@ -365,6 +368,8 @@ class Schema:
             return [f"{path or msg}: not an object"]
         for f in self.messages[msg]:
             p = f"{path}.{f.json}" if path else f.json
+            if f.json not in obj and f.oneof is not None:
+                continue
             if f.json not in obj:
                 problems.append(f"{p}: missing")
                 continue

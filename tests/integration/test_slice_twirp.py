@@ -128,10 +128,19 @@ METHODS = {
     "Admin/ListPrincipals": ({}, {"admin", "auditor"}),
     # CN=x-admin is the one admin's CreatePrincipal made above.
     "Admin/RemovePrincipal": ({"subject": "CN=x-{role}"}, {"admin"}),
+    "Admin/AddSiteAccount": ({"project": "acme-llm", "site": "leonardo",
+                              "account": "SA_{role}"}, {"admin"}),
+    "Admin/ListSiteAccounts": ({}, {"admin", "auditor"}),
+    # SA_admin is the one admin's AddSiteAccount made above.
+    "Admin/RemoveSiteAccount": ({"site": "leonardo", "account": "SA_{role}"}, {"admin"}),
     "Usage/Ingest": ({"site": "leonardo", "batchId": "b-{role}", "records": [
         {"jobId": "role-{role}", "startTime": START, "account": "acme-vision",
          "partition": "boost_usr_prod", "gpus": 1, "cpus": 1, "nodes": 1,
          "elapsedS": "10"}]}, {"admin", "collector"}),
+    "Usage/IngestMetrics": ({"site": "leonardo", "batchId": "m-{role}", "samples": [
+        {"jobId": "role-{role}", "host": "n-{role}", "gpu": "0", "time": START,
+         "utilizationPct": 50}]}, {"admin", "collector"}),
+    "Usage/ListJobs": ({"project": "acme-llm"}, {"admin", "auditor", "project"}),
     "Usage/GetCompleteness": ({"site": "leonardo"}, {"admin", "auditor", "collector"}),
     "Usage/GetSiteTotals": ({"site": "leonardo"}, {"admin", "auditor", "collector"}),
     "Ledger/GetBalance": ({"project": "acme-llm"},

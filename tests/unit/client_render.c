@@ -1,6 +1,7 @@
 /*
  * Unit tests for clients/cli/render.c: List responses as aligned tables,
- * single messages as "field: value" lines, the balance table.
+ * single messages as "field: value" lines, the balance table, the jobs table and
+ * its CSV.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 
 #include "allot/v1/admin.pb-c.h"
 #include "allot/v1/ledger.pb-c.h"
+#include "allot/v1/usage.pb-c.h"
 #include "render.h"
 
 /* Output of the function under test goes to an in-memory stream. */
@@ -168,6 +170,75 @@ test_balance(void **state)
 	free(text);
 }
 
+/* Two jobs: one sampled (41.666 % mean, 0.01 kWh), one with no metrics and a comma. */
+static void
+jobs_fixture(Allot__V1__JobSummary *a, Allot__V1__JobSummary *b)
+{
+	*a = (Allot__V1__JobSummary)ALLOT__V1__JOB_SUMMARY__INIT;
+	a->site = S("leonardo");
+	a->job_id = S("9001");
+	a->user = S("ada");
+	a->account = S("AIFAC_P02_548");
+	a->partition = S("boost_usr_prod");
+	a->start_time = S("2026-11-21T08:00:00Z");
+	a->state = S("COMPLETED");
+	a->gpus = 2;
+	a->elapsed_s = 3661;
+	a->charged_gpu_hours = 2.033889;
+	a->native_milli = 16271;
+	a->native_unit = S("core-h");
+	a->samples = 6;
+	a->utilization_case = ALLOT__V1__JOB_SUMMARY__UTILIZATION_MEAN_UTILIZATION_PCT;
+	a->mean_utilization_pct = 41.666667;
+	a->energy_case = ALLOT__V1__JOB_SUMMARY__ENERGY_ENERGY_KWH;
+	a->energy_kwh = 0.01;
+	a->zero_utilization_gpu_hours = 0.016667;
+	*b = *a;
+	b->job_id = S("9002");
+	b->user = S("o\"brien, jr");
+	b->elapsed_s = 59;
+	b->samples = 0;
+	b->utilization_case = ALLOT__V1__JOB_SUMMARY__UTILIZATION__NOT_SET;
+	b->energy_case = ALLOT__V1__JOB_SUMMARY__ENERGY__NOT_SET;
+	b->zero_utilization_gpu_hours = 0;
+}
+
+static void
+test_jobs(void **state)
+{
+	Allot__V1__JobSummary a, b;
+	Allot__V1__JobSummary *jobs[] = {&a, &b};
+	Allot__V1__ListJobsResponse resp = ALLOT__V1__LIST_JOBS_RESPONSE__INIT;
+	struct capture cap;
+	char *text;
+
+	(void)state;
+	jobs_fixture(&a, &b);
+	resp.jobs = jobs;
+	resp.n_jobs = 2;
+	assert_true(render_jobs(capture_start(&cap), &resp, false));
+	text = capture_end(&cap);
+	assert_string_equal(text,
+	    "site      job   user         gpus  elapsed  GPU-h  native  unit    util %  "
+	    "idle GPU-h  energy kWh\n"
+	    "leonardo  9001  ada             2  1:01:01   2.03   16.27  core-h    41.7        "
+	    "0.02       0.010\n"
+	    "leonardo  9002  o\"brien, jr     2  0:00:59   2.03   16.27  core-h       -        "
+	    "0.00           -\n");
+	free(text);
+	assert_true(render_jobs(capture_start(&cap), &resp, true));
+	text = capture_end(&cap);
+	assert_string_equal(text,
+	    "site,job_id,user,account,partition,start_time,state,gpus,elapsed_s,"
+	    "charged_gpu_hours,native,native_unit,samples,mean_utilization_pct,"
+	    "zero_utilization_gpu_hours,energy_kwh\n"
+	    "leonardo,9001,ada,AIFAC_P02_548,boost_usr_prod,2026-11-21T08:00:00Z,COMPLETED,2,3661,"
+	    "2.033889,16.271,core-h,6,41.67,0.016667,0.010000\n"
+	    "leonardo,9002,\"o\"\"brien, jr\",AIFAC_P02_548,boost_usr_prod,2026-11-21T08:00:00Z,"
+	    "COMPLETED,2,59,2.033889,16.271,core-h,0,,0.000000,\n");
+	free(text);
+}
+
 int
 main(void)
 {
@@ -176,6 +247,7 @@ main(void)
 	    cmocka_unit_test(test_numbers_right),
 	    cmocka_unit_test(test_lines),
 	    cmocka_unit_test(test_balance),
+	    cmocka_unit_test(test_jobs),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
