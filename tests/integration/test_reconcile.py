@@ -162,10 +162,22 @@ def milli_text(m):
 
 class Reconcile(AllotTestCase):
 
+    # The sites' own account names (upper case on LEONARDO, as saldo prints them).
+    SITE_ACCOUNTS = {
+        "leonardo": ["AIFAC_P02_548", "AIFAC_P02_549"],
+        "marenostrum5": ["ehpc103", "ehpc104"],
+        "jupiter": ["e-dev-2026d09-128", "e-dev-2026d09-129"],
+        "lumi": ["project_465000123", "project_465000124"],
+    }
+
     def accounts(self, site):
-        names = [f"rec-{site[:4]}-a", f"rec-{site[:4]}-b"]
-        for n in names:
-            self.create_project(n, allocations=(("", (), 100000),))
+        """Two projects, each mapped from one of the site's own account names, which
+        the jobs carry and the books list."""
+        names = self.SITE_ACCOUNTS[site]
+        for i, n in enumerate(names):
+            project = f"rec-{site[:4]}-{'ab'[i]}"
+            self.create_project(project, allocations=(("", (), 100000),))
+            self.call("Admin/AddSiteAccount", {"project": project, "site": site, "account": n})
         return names
 
     def write(self, name, text):
