@@ -17,6 +17,8 @@
 #define ADMIN ROLE_BIT(ROLE_ADMIN)
 #define READERS (ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_AUDITOR))
 #define COLLECTORS (ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_COLLECTOR))
+/* Who reads what a site reported: admin, auditors, and the site's own collectors. */
+#define SITE_READERS (READERS | ROLE_BIT(ROLE_COLLECTOR))
 #define BALANCE_READERS \
 	(ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_AUDITOR) | ROLE_BIT(ROLE_PROJECT) | \
 	    ROLE_BIT(ROLE_SCHEDULER))
@@ -56,6 +58,10 @@ static const struct twirp_route routes[] = {
         telemetry_ingest_handle},
     {&allot__v1__usage__descriptor, "ListJobs", READERS | ROLE_BIT(ROLE_PROJECT), NULL, "project",
         "rpc_list_jobs", NULL},
+    {&allot__v1__usage__descriptor, "GetCompleteness", SITE_READERS, "site", NULL,
+        "rpc_get_completeness", NULL},
+    {&allot__v1__usage__descriptor, "GetSiteTotals", SITE_READERS, "site", NULL,
+        "rpc_get_site_totals", NULL},
     {&allot__v1__ledger__descriptor, "GetBalance", BALANCE_READERS, NULL, "project",
         "rpc_get_balance", NULL},
     /*

@@ -2,7 +2,8 @@
  * allot: the command-line client of allotd.
  *
  * Parses the global options (each with its environment variable), dispatches
- * to a command (admin, ledger, balance, jobs, ingest) and turns outcomes into exit statuses:
+ * to a command (admin, ledger, balance, jobs, ingest, completeness, reconcile) and
+ * turns outcomes into exit statuses:
  * 0 success, 1 an RPC error, 2 a usage error. The commands' own flags and
  * output live in admin.c, ingest.c and render.c; the transport in the client
  * library.
@@ -32,6 +33,10 @@ static const char usage_text[] =
     "                                     list a project's jobs, with efficiency and energy\n"
     "  ingest --site S [--batch-id ID] [--batch-size N] FILE\n"
     "                                     send job records, JSON lines (FILE or -)\n"
+    "  completeness --site S [--since D] [--until D]\n"
+    "                                     what a site reported per day; gaps shown\n"
+    "  reconcile --site S [--tolerance PCT] BOOKS_FILE\n"
+    "                                     the site's own budget tool against Allot\n"
     "\n"
     "options (before the command):\n"
     "  --server URL            allotd's URL (ALLOT_SERVER, default " CLI_DEFAULT_SERVER ")\n"
@@ -312,6 +317,10 @@ main(int argc, char **argv)
 		status = jobs_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "ingest") == 0)
 		status = ingest_main(&cli, argc - i, argv + i);
+	else if (strcmp(cmd, "completeness") == 0)
+		status = completeness_main(&cli, argc - i, argv + i);
+	else if (strcmp(cmd, "reconcile") == 0)
+		status = reconcile_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
 		status = CLI_EXIT_OK;

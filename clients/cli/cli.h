@@ -79,4 +79,9 @@ int jobs_main(struct cli *cli, int argc, char **argv);
 /* `allot ingest ...`; argv[0] is "ingest". Returns an exit status. */
 int ingest_main(struct cli *cli, int argc, char **argv);
 
+/* `allot completeness --site S ...`: a site's days. Returns an exit status. */
+int completeness_main(struct cli *cli, int argc, char **argv);
+/* `allot reconcile --site S ... BOOKS_FILE`: the site's books against Allot's. */
+int reconcile_main(struct cli *cli, int argc, char **argv);
+
 #endif

@@ -141,6 +141,8 @@ METHODS = {
         {"jobId": "role-{role}", "host": "n-{role}", "gpu": "0", "time": START,
          "utilizationPct": 50}]}, {"admin", "collector"}),
     "Usage/ListJobs": ({"project": "acme-llm"}, {"admin", "auditor", "project"}),
+    "Usage/GetCompleteness": ({"site": "leonardo"}, {"admin", "auditor", "collector"}),
+    "Usage/GetSiteTotals": ({"site": "leonardo"}, {"admin", "auditor", "collector"}),
     "Ledger/GetBalance": ({"project": "acme-llm"},
                           {"admin", "auditor", "scheduler", "project"}),
     "Ledger/Quote": ({"site": "leonardo", "partition": "boost_usr_prod", "account": "acme-llm",
