@@ -1,4 +1,4 @@
--- Completeness and per-account totals (0009): site_days kept by job_usage's
+-- Completeness and per-account totals (0008): site_days kept by job_usage's
 -- triggers, set-based, new minus old; Usage.GetCompleteness and GetSiteTotals.
 -- Figures: LEONARDO boost_usr_prod bills 1 GPU-hour as 8 core-h (8000 thousandths),
 -- weight 1000, so a GPU-second is 1000 units and 1000 GPU-milliseconds.

@@ -1,4 +1,4 @@
--- 0006_site_accounts: a site's own account names. LEONARDO bills AIFAC_P02_548,
+-- 0005_site_accounts: a site's own account names. LEONARDO bills AIFAC_P02_548,
 -- LUMI project_465000123, MareNostrum5 ehpc103, JUPITER e-dev-2026d09-128 (case
 -- matters); an operator maps each (site, account) to the project it pays for, and
 -- collectors and schedulers go on sending the site's names. Resolution, wherever a
@@ -398,4 +398,4 @@ END $$;
 
 -- Ingestion resolves a record's account the same way (site_accounts at the batch's
 -- site, else the project of its name): that join is in allot.ingest_records as
--- 0008_ingest_speed replaces it. job_usage keeps the raw account.
+-- 0007_ingest_speed replaces it. job_usage keeps the raw account.

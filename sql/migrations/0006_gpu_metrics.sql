@@ -1,4 +1,4 @@
--- 0007_gpu_metrics: GPU samples from the sites' exporters (DCGM, the AMD device
+-- 0006_gpu_metrics: GPU samples from the sites' exporters (DCGM, the AMD device
 -- metrics exporter, rocm-smi), a summary per job kept current by the call that
 -- stores them, and a project's jobs listed a page at a time.
 --

@@ -1,4 +1,4 @@
--- 0009_completeness: what each site reported, per day, kept current as job_usage is
+-- 0008_completeness: what each site reported, per day, kept current as job_usage is
 -- written, so that a day the collector missed shows as a gap (Usage.GetCompleteness),
 -- and what each site account was charged in the site's own unit, to compare with the
 -- site's budget tool (Usage.GetSiteTotals, `allot reconcile`).

@@ -1,4 +1,4 @@
--- 0008_ingest_speed: the same merge of a batch (allot.ingest_records), cheaper per
+-- 0007_ingest_speed: the same merge of a batch (allot.ingest_records), cheaper per
 -- record; its semantics are 0003's (sql/README.md).
 --
 -- Measured on the ingest benchmark's records (auto_explain, one batch of 10,000):
@@ -86,7 +86,7 @@ BEGIN
                     mem_, nodes_, elapsed_, state_, resource_, occupied_, gpu_ms_, units_,
                     native_, weight_, reject_)
              AS r(i, j, st, s, a, u, p, g, c, m, n, e, state, res, o, gm, un, nm, w, rej)
-        -- The site's account: mapped to a project at that site (0006), else a project
+        -- The site's account: mapped to a project at that site (0005), else a project
         -- of the same name.
         LEFT JOIN allot.site_accounts sa ON sa.site = site_ AND sa.account = r.a
         LEFT JOIN allot.projects pn ON pn.name = r.a
