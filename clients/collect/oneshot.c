@@ -84,6 +84,10 @@ spool_and_drain(struct collector *c, int rc, const char *err_in, int64_t deadlin
 	    st.records_refused[SPOOL_JOBS], st.batches_acked[SPOOL_METRICS],
 	    st.records_acked[SPOOL_METRICS], st.records_refused[SPOOL_METRICS],
 	    st.batches_rejected[SPOOL_JOBS] + st.batches_rejected[SPOOL_METRICS]);
+	if (batcher_skipped(c->batcher) > 0)
+		printf("skipped: %" PRIu64 " job records and steps of partitions not in "
+		       "\"partitions\"\n",
+		    batcher_skipped(c->batcher));
 	return st.batches_rejected[0] + st.batches_rejected[1] + st.records_refused[0] +
 	            st.records_refused[1] >
 	        0
