@@ -37,6 +37,8 @@ struct batcher {
 	char *last_job;   /* job id of the last job record (not a step) taken or skipped */
 	bool last_kept;
 	uint64_t skipped;
+	void (*on_spooled)(void *arg);
+	void *on_spooled_arg;
 };
 
 /* What one message adds to a packed request: itself, its tag and its length. */
@@ -99,6 +101,13 @@ batcher_set_partitions(struct batcher *b, const char *list)
 	free(b->partitions);
 	b->partitions = copy;
 	return 0;
+}
+
+void
+batcher_on_spooled(struct batcher *b, void (*fn)(void *arg), void *arg)
+{
+	b->on_spooled = fn;
+	b->on_spooled_arg = arg;
 }
 
 uint64_t
@@ -334,6 +343,8 @@ spool_held(struct batcher *b, char *err, size_t errlen)
 		b->held_records -= h->n;
 		free(h->buf);
 		b->hhead++;
+		if (b->on_spooled != NULL)
+			b->on_spooled(b->on_spooled_arg);
 	}
 	b->hhead = b->nheld = 0;
 	return 0;

@@ -44,6 +44,12 @@ void batcher_set_size(struct batcher *b, size_t batch_records, size_t batch_byte
  */
 int batcher_set_partitions(struct batcher *b, const char *list) __attribute__((warn_unused_result));
 
+/*
+ * Calls fn(arg) after each batch is spooled (a sending thread's wake-up, so that
+ * the first batch goes out while the next are still written); NULL: none.
+ */
+void batcher_on_spooled(struct batcher *b, void (*fn)(void *arg), void *arg);
+
 /* Job records and steps left out by batcher_set_partitions' list since batcher_new. */
 uint64_t batcher_skipped(const struct batcher *b);
 
