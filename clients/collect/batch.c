@@ -33,6 +33,12 @@ struct batcher {
 	size_t hhead, nheld, heldcap;
 	uint64_t held_records;
 	uint64_t spooled[SPOOL_NKINDS];
+	char *partitions; /* the partitions whose jobs are sent, comma-separated; NULL: all */
+	char *last_job;   /* job id of the last job record (not a step) taken or skipped */
+	bool last_kept;
+	uint64_t skipped;
+	void (*on_spooled)(void *arg);
+	void *on_spooled_arg;
 };
 
 /* What one message adds to a packed request: itself, its tag and its length. */
@@ -80,7 +86,99 @@ batcher_free(struct batcher *b)
 	free(b->samples);
 	free(b->held);
 	free(b->site);
+	free(b->partitions);
+	free(b->last_job);
 	free(b);
+}
+
+int
+batcher_set_partitions(struct batcher *b, const char *list)
+{
+	char *copy = NULL;
+
+	if (list != NULL && list[0] != '\0' && (copy = strdup(list)) == NULL)
+		return -1;
+	free(b->partitions);
+	b->partitions = copy;
+	return 0;
+}
+
+void
+batcher_on_spooled(struct batcher *b, void (*fn)(void *arg), void *arg)
+{
+	b->on_spooled = fn;
+	b->on_spooled_arg = arg;
+}
+
+uint64_t
+batcher_skipped(const struct batcher *b)
+{
+	return b->skipped;
+}
+
+/* The next comma-separated name at *p: its length; *p moves past it, NULL after the last. */
+static size_t
+next_name(const char **p, const char **name)
+{
+	const char *comma = strchr(*p, ',');
+	size_t len = comma != NULL ? (size_t)(comma - *p) : strlen(*p);
+
+	*name = *p;
+	*p = comma != NULL ? comma + 1 : NULL;
+	return len;
+}
+
+/*
+ * Whether one of partition's comma-separated names is one of list's. A pending
+ * job's partition may name several ("boost_usr_prod,lrd_all_serial"): any of them
+ * listed will do.
+ */
+static bool
+partition_listed(const char *list, const char *partition)
+{
+	const char *name, *listed;
+	size_t len, llen;
+
+	for (const char *p = partition; p != NULL;) {
+		if ((len = next_name(&p, &name)) == 0)
+			continue;
+		for (const char *l = list; l != NULL;)
+			if ((llen = next_name(&l, &listed)) == len &&
+			    memcmp(listed, name, len) == 0)
+				return true;
+	}
+	return false;
+}
+
+/*
+ * Whether rec is sent under b's partitions. A job record is sent when its
+ * partition is listed; a step follows the job record before it when that is its
+ * job (sacct prints a job's steps right after it, with an empty partition),
+ * otherwise its own partition decides, and a step without one is sent (allotd
+ * knows its job or not). Returns -1 when out of memory.
+ */
+static int
+job_kept(struct batcher *b, const Allot__V1__JobRecord *rec)
+{
+	const char *part = rec->partition != NULL ? rec->partition : "";
+	const char *job = rec->job_id != NULL ? rec->job_id : "";
+	char *copy;
+
+	if (b->partitions == NULL)
+		return 1;
+	if (rec->step == NULL || rec->step[0] == '\0') {
+		if (b->last_job == NULL || strcmp(b->last_job, job) != 0) {
+			if ((copy = strdup(job)) == NULL)
+				return -1;
+			free(b->last_job);
+			b->last_job = copy;
+		}
+		b->last_kept = partition_listed(b->partitions, part);
+		return b->last_kept;
+	}
+	if (b->last_job != NULL && strcmp(b->last_job, job) == 0)
+		return b->last_kept;
+	return part[0] == '\0' || partition_listed(b->partitions, part);
 }
 
 bool
@@ -245,6 +343,8 @@ spool_held(struct batcher *b, char *err, size_t errlen)
 		b->held_records -= h->n;
 		free(h->buf);
 		b->hhead++;
+		if (b->on_spooled != NULL)
+			b->on_spooled(b->on_spooled_arg);
 	}
 	b->hhead = b->nheld = 0;
 	return 0;
@@ -272,6 +372,17 @@ maybe_cut(struct batcher *b, enum spool_kind kind, size_t n, char *err, size_t e
 int
 batcher_add_job(struct batcher *b, Allot__V1__JobRecord *rec, char *err, size_t errlen)
 {
+	int kept = job_kept(b, rec);
+
+	if (kept <= 0) {
+		protobuf_c_message_free_unpacked(&rec->base, NULL);
+		if (kept < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		b->skipped++;
+		return 0;
+	}
 	if (b->njobs == b->jobs_cap) {
 		size_t cap = b->jobs_cap > 0 ? b->jobs_cap * 2 : 256;
 		Allot__V1__JobRecord **n = realloc(b->jobs, cap * sizeof(*n));

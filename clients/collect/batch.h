@@ -38,7 +38,27 @@ void batcher_free(struct batcher *b);
 void batcher_set_size(struct batcher *b, size_t batch_records, size_t batch_bytes);
 
 /*
- * Takes ownership of rec (freed whatever happens). Returns 0; 1 (SPOOL_FULL) when
+ * Sends only the job records of these partitions (comma-separated; NULL or "":
+ * all), their steps with them: see batcher_add_job. Returns 0, -1 out of memory
+ * (b unchanged).
+ */
+int batcher_set_partitions(struct batcher *b, const char *list) __attribute__((warn_unused_result));
+
+/*
+ * Calls fn(arg) after each batch is spooled (a sending thread's wake-up, so that
+ * the first batch goes out while the next are still written); NULL: none.
+ */
+void batcher_on_spooled(struct batcher *b, void (*fn)(void *arg), void *arg);
+
+/* Job records and steps left out by batcher_set_partitions' list since batcher_new. */
+uint64_t batcher_skipped(const struct batcher *b);
+
+/*
+ * Takes ownership of rec (freed whatever happens). A job record whose partition
+ * is not in the partitions list is dropped (counted in batcher_skipped), and so
+ * is a step that follows it: the step of the job record just before, or else
+ * one whose own partition is not listed (a step without a partition is kept).
+ * Returns 0; 1 (SPOOL_FULL) when
  * a batch is held because the spool is full; -1 with err on another failure.
  */
 int batcher_add_job(struct batcher *b, Allot__V1__JobRecord *rec, char *err, size_t errlen)

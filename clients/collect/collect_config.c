@@ -51,6 +51,10 @@ static const struct collect_config_key keys[] = {
         OFF(backoff_base_ms)},
     {"backoff_max_ms", CCONF_INT, "60000", 1, 3600000, true, "longest wait between sends",
         OFF(backoff_max_ms)},
+    {"partitions", CCONF_STRING, "", 0, 0, true,
+        "the partitions whose jobs are sent, comma-separated (empty: all); a job's "
+        "steps follow it",
+        OFF(partitions)},
     {"sacct_command", CCONF_STRING, "", 0, 0, true,
         "sacct to run every sacct_interval_s (empty: no sacct source)", OFF(sacct_command)},
     {"sacct_fields", CCONF_STRING, DEFAULT_SACCT_FIELDS, 0, 0, true,
@@ -302,6 +306,20 @@ check_together(const struct collect_config *cfg, const char *path, char *err, si
 		    "rocm-smi",
 		    path, cfg->input_format);
 		return -1;
+	}
+	for (const char *p = cfg->partitions; p[0] != '\0';) {
+		size_t len = strcspn(p, ",");
+
+		bool trailing = p[len] == ',' && p[len + 1] == '\0';
+
+		if (len == 0 || trailing || strcspn(p, " \t") < len) {
+			errf(err, errlen,
+			    "%s: partitions \"%s\" is not a comma-separated list of partition "
+			    "names",
+			    path, cfg->partitions);
+			return -1;
+		}
+		p += len + (p[len] == ',');
 	}
 	if (cfg->backoff_max_ms < cfg->backoff_base_ms) {
 		errf(err, errlen, "%s: backoff_max_ms %d is less than backoff_base_ms %d", path,

@@ -32,6 +32,7 @@ struct collect_config {
 	int batch_delay_ms;
 	int send_timeout_s;
 	int backoff_base_ms, backoff_max_ms;
+	char *partitions;    /* comma-separated partitions whose jobs are sent; "" all */
 	char *sacct_command; /* "" disables the sacct source */
 	char *sacct_fields;
 	int sacct_interval_s;

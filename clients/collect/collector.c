@@ -161,7 +161,8 @@ collector_open(struct collector *c, const char *spool_override)
 		return -1;
 	}
 	if ((c->batcher = batcher_new(c->spool, c->cfg->site, (size_t)c->cfg->batch_records,
-	         (size_t)c->cfg->batch_max_bytes)) == NULL) {
+	         (size_t)c->cfg->batch_max_bytes)) == NULL ||
+	    batcher_set_partitions(c->batcher, c->cfg->partitions) != 0) {
 		fprintf(stderr, "allot-collect: out of memory\n");
 		return -1;
 	}

@@ -36,6 +36,12 @@ read_whole(FILE *f, struct strbuf *sb)
 	return !ferror(f) && !strbuf_failed(sb);
 }
 
+static void
+wake_sender(void *arg)
+{
+	sender_wake(arg);
+}
+
 /*
  * Spools what the batcher holds, sending while the spool is full, then drains.
  * Returns an exit status.
@@ -84,6 +90,10 @@ spool_and_drain(struct collector *c, int rc, const char *err_in, int64_t deadlin
 	    st.records_refused[SPOOL_JOBS], st.batches_acked[SPOOL_METRICS],
 	    st.records_acked[SPOOL_METRICS], st.records_refused[SPOOL_METRICS],
 	    st.batches_rejected[SPOOL_JOBS] + st.batches_rejected[SPOOL_METRICS]);
+	if (batcher_skipped(c->batcher) > 0)
+		printf("skipped: %" PRIu64 " job records and steps of partitions not in "
+		       "\"partitions\"\n",
+		    batcher_skipped(c->batcher));
 	return st.batches_rejected[0] + st.batches_rejected[1] + st.records_refused[0] +
 	            st.records_refused[1] >
 	        0
@@ -211,8 +221,22 @@ collect_send_main(int argc, char **argv)
 		goto done;
 	}
 	batcher_set_size(c.batcher, (size_t)c.cfg->batch_records, (size_t)c.cfg->batch_max_bytes);
-	status = spool_and_drain(&c, batcher_flush(c.batcher, err, sizeof(err)), err,
-	    a.wait_s > 0 ? collector_wall_ms() + a.wait_s * 1000 : 0);
+	/*
+	 * The sending thread sends each batch as soon as it is spooled, while the
+	 * next are written; once they all are (or the spool is full), this thread
+	 * drains what is left.
+	 */
+	if (sender_start(c.sender, err, sizeof(err)) != 0) {
+		fprintf(stderr, "allot-collect: %s\n", err);
+		status = COLLECT_EXIT_FAIL;
+		goto done;
+	}
+	batcher_on_spooled(c.batcher, wake_sender, c.sender);
+	rc = batcher_flush(c.batcher, err, sizeof(err));
+	batcher_on_spooled(c.batcher, NULL, NULL);
+	sender_stop(c.sender);
+	status =
+	    spool_and_drain(&c, rc, err, a.wait_s > 0 ? collector_wall_ms() + a.wait_s * 1000 : 0);
 done:
 	collector_close(&c);
 	c.cfg = NULL;

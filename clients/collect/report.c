@@ -95,6 +95,9 @@ render_metrics(struct collector *c, struct strbuf *out)
 	    "Records and samples read from the sources.", (double)c->records_read);
 	single(out, "allot_collect_parse_errors_total", "counter",
 	    "Inputs or lines that did not parse.", (double)c->parse_errors);
+	single(out, "allot_collect_records_skipped_total", "counter",
+	    "Job records and steps of partitions not in the partitions key.",
+	    (double)batcher_skipped(c->batcher));
 	family(out, "allot_collect_sacct_runs_total", "counter", "sacct runs, by outcome.");
 	strbuf_printf(out,
 	    "allot_collect_sacct_runs_total{outcome=\"ok\"} %" PRIu64 "\n"

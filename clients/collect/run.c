@@ -51,6 +51,8 @@ apply_settings(struct collector *c)
 	spool_set_max_bytes(c->spool, (uint64_t)c->cfg->spool_max_bytes);
 	batcher_set_size(
 	    c->batcher, (size_t)c->cfg->batch_records, (size_t)c->cfg->batch_max_bytes);
+	if (batcher_set_partitions(c->batcher, c->cfg->partitions) != 0)
+		log_errorx("out of memory: the partitions list is unchanged");
 	collector_sender_settings(c->cfg, &ss);
 	sender_set_settings(c->sender, &ss);
 }

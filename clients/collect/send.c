@@ -40,12 +40,10 @@ struct sender {
 
 static const struct {
 	const char *method;
-	const ProtobufCMessageDescriptor *request, *response;
+	const ProtobufCMessageDescriptor *response; /* the request is the spooled payload */
 } calls[SPOOL_NKINDS] = {
-    [SPOOL_JOBS] = {"allot.v1.Usage/Ingest", &allot__v1__ingest_request__descriptor,
-        &allot__v1__ingest_response__descriptor},
+    [SPOOL_JOBS] = {"allot.v1.Usage/Ingest", &allot__v1__ingest_response__descriptor},
     [SPOOL_METRICS] = {"allot.v1.Usage/IngestMetrics",
-        &allot__v1__ingest_metrics_request__descriptor,
         &allot__v1__ingest_metrics_response__descriptor},
 };
 
@@ -221,13 +219,11 @@ note_ack(
 static enum outcome
 send_one(struct sender *s, const struct spool_entry *e)
 {
-	const ProtobufCMessageDescriptor *desc = calls[e->kind].request;
-	ProtobufCMessage *req = NULL, *resp = NULL;
+	ProtobufCMessage *resp = NULL;
 	struct allot_error aerr;
 	uint8_t *payload = NULL;
 	size_t len = 0;
 	char err[512], reason[1100];
-	enum outcome out = OUTCOME_RETRY;
 	int64_t t0;
 	int r;
 
@@ -241,16 +237,16 @@ send_one(struct sender *s, const struct spool_entry *e)
 		pthread_mutex_unlock(&s->mu);
 		return OUTCOME_RETRY;
 	}
-	if ((req = protobuf_c_message_unpack(desc, NULL, len, payload)) == NULL) {
-		free(payload);
-		snprintf(err, sizeof(err), "the spooled batch does not decode as %s", desc->name);
-		return reject(s, e, err);
-	}
-	free(payload);
-
+	/*
+	 * The spooled payload is the packed request: sent as it is. Its header's
+	 * SHA-256 vouches for it; one that does not decode is refused by allotd
+	 * (malformed) and set aside below.
+	 */
 	t0 = mono_ms();
-	if (allot_client_call(s->client, calls[e->kind].method, req, calls[e->kind].response, &resp,
-	        &aerr) == 0) {
+	r = allot_client_call_packed(
+	    s->client, calls[e->kind].method, payload, len, calls[e->kind].response, &resp, &aerr);
+	free(payload);
+	if (r == 0) {
 		char aerrbuf[512];
 
 		note_ack(s, e, resp, mono_ms() - t0);
@@ -259,25 +255,20 @@ send_one(struct sender *s, const struct spool_entry *e)
 			log_errorx("batch %" PRIu64 " acknowledged but still spooled (it will be "
 			           "sent again, a replay): %s",
 			    e->seq, aerrbuf);
-		out = OUTCOME_ACKED;
-		goto done;
+		return OUTCOME_ACKED;
 	}
 	snprintf(reason, sizeof(reason), "%s: %s", aerr.code_name, aerr.msg);
 	if (aerr.http_status == 413)
 		snprintf(reason, sizeof(reason),
 		    "the batch is larger than allotd takes (its max_body_bytes): lower "
 		    "batch_max_bytes");
-	if (send_code_is_permanent(aerr.code) || aerr.http_status == 413) {
-		out = reject(s, e, reason);
-		goto done;
-	}
+	if (send_code_is_permanent(aerr.code) || aerr.http_status == 413)
+		return reject(s, e, reason);
 	pthread_mutex_lock(&s->mu);
 	s->stats.attempts_failed[e->kind]++;
 	snprintf(s->stats.last_error, sizeof(s->stats.last_error), "%s", reason);
 	pthread_mutex_unlock(&s->mu);
-done:
-	protobuf_c_message_free_unpacked(req, NULL);
-	return out;
+	return OUTCOME_RETRY;
 }
 
 /*

@@ -365,28 +365,23 @@ client_error_from_curl(struct allot_client *client, CURLcode rc, struct allot_er
 	allot_error_set(error, TWIRP_UNAVAILABLE, "%s", detail);
 }
 
-int
-allot_client_call(struct allot_client *client, const char *service_method,
-    const ProtobufCMessage *request, const ProtobufCMessageDescriptor *response_desc,
-    ProtobufCMessage **response, struct allot_error *error)
+/*
+ * Posts body[0..len) to service_method and decodes the answer: what
+ * allot_client_call and allot_client_call_packed share.
+ */
+static int
+client_post(struct allot_client *client, const char *service_method, const uint8_t *body,
+    size_t len, const ProtobufCMessageDescriptor *response_desc, ProtobufCMessage **response,
+    struct allot_error *error)
 {
-	struct strbuf req, url;
+	struct strbuf url;
 	ProtobufCMessage *msg = NULL;
 	char err[256];
 	long status = 0;
 	CURLcode rc;
 	int ret = -1;
 
-	*response = NULL;
-	strbuf_init(&req);
 	strbuf_init(&url);
-	memset(error, 0, sizeof(*error));
-
-	if (!client_encode(client, request, &req)) {
-		allot_error_set(error, TWIRP_INTERNAL, "could not encode the %s request",
-		    request->descriptor->name);
-		goto done;
-	}
 	strbuf_printf(&url, "%s/twirp/%s", client->base_url, service_method);
 	if (strbuf_failed(&url)) {
 		allot_error_set(error, TWIRP_INTERNAL, "out of memory");
@@ -397,9 +392,9 @@ allot_client_call(struct allot_client *client, const char *service_method,
 	client->body_too_large = false;
 	client->curl_err[0] = '\0';
 	if (curl_easy_setopt(client->curl, CURLOPT_URL, url.data) != CURLE_OK ||
-	    curl_easy_setopt(client->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req.len) !=
+	    curl_easy_setopt(client->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) !=
 	        CURLE_OK ||
-	    curl_easy_setopt(client->curl, CURLOPT_POSTFIELDS, req.len > 0 ? req.data : "") !=
+	    curl_easy_setopt(client->curl, CURLOPT_POSTFIELDS, len > 0 ? (const char *)body : "") !=
 	        CURLE_OK) {
 		allot_error_set(
 		    error, TWIRP_INTERNAL, "could not set up the request to %s", url.data);
@@ -448,7 +443,43 @@ done:
 	} else
 		strbuf_reset(&client->body);
 	curl_easy_setopt(client->curl, CURLOPT_POSTFIELDS, "");
-	strbuf_cleanup(&req);
 	strbuf_cleanup(&url);
 	return ret;
+}
+
+int
+allot_client_call(struct allot_client *client, const char *service_method,
+    const ProtobufCMessage *request, const ProtobufCMessageDescriptor *response_desc,
+    ProtobufCMessage **response, struct allot_error *error)
+{
+	struct strbuf req;
+	int ret;
+
+	*response = NULL;
+	memset(error, 0, sizeof(*error));
+	strbuf_init(&req);
+	if (!client_encode(client, request, &req)) {
+		allot_error_set(error, TWIRP_INTERNAL, "could not encode the %s request",
+		    request->descriptor->name);
+		strbuf_cleanup(&req);
+		return -1;
+	}
+	ret = client_post(client, service_method, (const uint8_t *)req.data, req.len, response_desc,
+	    response, error);
+	strbuf_cleanup(&req);
+	return ret;
+}
+
+int
+allot_client_call_packed(struct allot_client *client, const char *service_method,
+    const uint8_t *request, size_t len, const ProtobufCMessageDescriptor *response_desc,
+    ProtobufCMessage **response, struct allot_error *error)
+{
+	*response = NULL;
+	memset(error, 0, sizeof(*error));
+	if (client->wire != ALLOT_WIRE_PROTOBUF) {
+		allot_error_set(error, TWIRP_INTERNAL, "a packed request needs the protobuf wire");
+		return -1;
+	}
+	return client_post(client, service_method, request, len, response_desc, response, error);
 }

@@ -73,6 +73,15 @@ int allot_client_call(struct allot_client *client, const char *service_method,
     ProtobufCMessage **response, struct allot_error *error) __attribute__((warn_unused_result));
 
 /*
+ * As allot_client_call, with the request already packed as protobuf (a spooled
+ * batch): it is sent as it is, not decoded and encoded again. Needs the protobuf
+ * wire (internal otherwise).
+ */
+int allot_client_call_packed(struct allot_client *client, const char *service_method,
+    const uint8_t *request, size_t len, const ProtobufCMessageDescriptor *response_desc,
+    ProtobufCMessage **response, struct allot_error *error) __attribute__((warn_unused_result));
+
+/*
  * Fills error from a non-200 HTTP response: Twirp's JSON error body
  * {"code","msg","meta"} when the body is one, otherwise the code that Twirp
  * derives from the status of an intermediary's answer (400 internal, 401

@@ -20,7 +20,7 @@ import threading
 import time
 
 from collectlib import GRANT_HOURS, SITE, Collector, collect_path, make_input
-from harness import REPO, AllotTestCase, SCHEMA, free_port, twirp
+from harness import REPO, AllotTestCase, SCHEMA, cert_files, free_port, twirp
 
 FIELDS = ("JobID|JobIDRaw|Start|End|Account|User|Partition|AllocTRES|NCPUS|NNodes|"
           "ElapsedRaw|State")
@@ -196,6 +196,54 @@ class SendCommand(CollectCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.charged(self.project), want)
         self.assertEqual(self.batches() - before, 1)
+
+    def test_partitions_leave_gpp_out(self):
+        """MareNostrum5 bills acc through Allot, not its CPU-only gpp: with
+        partitions = acc the gpp jobs and their steps are left out and send exits 0;
+        without the key allotd refuses them and send exits 1."""
+        project = self.project + "-mn5"
+        self.create_project(project, allocations=(("marenostrum5", (), GRANT_HOURS),))
+
+        def row(job, step, part, tres, cpus, elapsed):
+            jid = str(job) if not step else f"{job}.{step}"
+            return "|".join([jid, jid, "2026-03-02T08:00:00", "2026-03-02T09:00:00", project,
+                             "" if step else "u1", part, tres, str(cpus), "1", str(elapsed),
+                             "COMPLETED"])
+
+        acc = lambda g: f"billing={20 * g},cpu={20 * g},gres/gpu={g},mem={1000 * g}M,node=1"
+        gpp = "billing=112,cpu=112,mem=240000M,node=1"
+        rows = [FIELDS,
+                row(9101, "", "acc", acc(2), 40, 300),
+                row(9101, "batch", "", acc(2), 40, 300),
+                row(9101, "extern", "", acc(2), 40, 300),
+                row(9102, "", "gpp", gpp, 112, 500),
+                row(9102, "batch", "", gpp, 112, 500),
+                row(9102, "0", "", gpp, 112, 500),
+                row(9103, "", "acc", acc(1), 20, 120)]
+        src = os.path.join(self.workdir, "mn5.psv")
+        with open(src, "w") as f:
+            f.write("\n".join(rows) + "\n")
+        crt, key = cert_files("collector-marenostrum5")
+        conf = self.conf("mn5", site="marenostrum5", tls_cert=crt, tls_key=key, timezone="UTC",
+                         partitions="acc")
+        r = self.collect("send", "-c", conf, "--format", "sacct", src)
+        self.assertEqual(r.returncode, 0, r.stderr + r.stdout)
+        self.assertEqual(r.stdout, "acknowledged: 1 job batches (4 records, 0 refused), "
+                         "0 metric batches (0 samples, 0 refused); 0 batches moved to "
+                         "rejected/\nskipped: 3 job records and steps of partitions not "
+                         "in \"partitions\"\n")
+        # acc occupies g GPUs here (20 g cores, 1000 g MB): 2 GPUs 300 s, 1 GPU 120 s.
+        self.assertEqual(self.charged(project), (2 * 300 + 1 * 120) * 1000)
+        self.assertEqual(int(self.psql(
+            "SELECT count(*) FROM allot.job_usage WHERE site = 'marenostrum5' "
+            "AND job_id = '9102'")), 0)
+        # Without the key: the gpp job is refused (the steps with it), exit 1.
+        conf = self.conf("mn5-all", site="marenostrum5", tls_cert=crt, tls_key=key,
+                         timezone="UTC")
+        r = self.collect("send", "-c", conf, "--format", "sacct", src)
+        self.assertEqual(r.returncode, 1, r.stderr + r.stdout)
+        self.assertRegex(r.stdout, r"^acknowledged: 1 job batches \(7 records, [1-9]\d* refused\)")
+        self.assertEqual(self.charged(project), (2 * 300 + 1 * 120) * 1000)
 
     def test_bad_input_sends_nothing(self):
         conf = self.conf("send-bad")

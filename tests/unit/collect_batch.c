@@ -1,7 +1,8 @@
 /*
  * Unit tests for clients/collect/batch.c: batches cut by count and by size, in
  * order, under the ids `allot ingest` derives; batches held in memory while the
- * spool is full and spooled once it has room; JSON lines of both message types.
+ * spool is full and spooled once it has room; JSON lines of both message types;
+ * the partitions list, steps following their job.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -224,6 +225,71 @@ test_jsonl_both_kinds(void **state)
 	batcher_free(b);
 }
 
+/* A record of job id in partition (NULL: "") with step (NULL: the job itself). */
+static Allot__V1__JobRecord *
+part_job(int id, const char *partition, const char *step)
+{
+	Allot__V1__JobRecord *r = job(id);
+
+	free(r->partition);
+	r->partition = strdup(partition != NULL ? partition : "");
+	if (step != NULL)
+		r->step = strdup(step);
+	return r;
+}
+
+/*
+ * partitions = acc,boost_usr_prod: jobs of gpp are left out with their steps
+ * (empty partition, decided by the job before them), a pending job naming acc
+ * among several partitions is kept, a step whose job came earlier than the last
+ * job record is decided by its own partition, or kept without one; "" sends all.
+ */
+static void
+test_partitions(void **state)
+{
+	struct fixture *f = *state;
+	struct batcher *b = batcher_new(f->spool, "marenostrum5", 100, 0);
+	Allot__V1__IngestRequest *req;
+	char err[256];
+	static const char *const kept[][2] = {{"1001", ""}, {"1001", "batch"}, {"1003", ""},
+	    {"1005", ""}, {"1005", "0"}, {"1002", "extern"}, {"1009", "0"}};
+
+	assert_non_null(b);
+	assert_int_equal(batcher_set_partitions(b, "acc,boost_usr_prod"), 0);
+	assert_int_equal(batcher_add_job(b, part_job(1, "acc", NULL), err, sizeof(err)), 0);
+	assert_int_equal(batcher_add_job(b, part_job(1, NULL, "batch"), err, sizeof(err)), 0);
+	assert_int_equal(batcher_add_job(b, part_job(2, "gpp", NULL), err, sizeof(err)), 0);
+	assert_int_equal(batcher_add_job(b, part_job(2, NULL, "batch"), err, sizeof(err)), 0);
+	assert_int_equal(batcher_add_job(b, part_job(2, NULL, "0"), err, sizeof(err)), 0);
+	assert_int_equal(batcher_add_job(b, part_job(3, "gpp,acc", NULL), err, sizeof(err)), 0);
+	assert_int_equal(batcher_add_job(b, part_job(4, "accx", NULL), err, sizeof(err)), 0);
+	assert_int_equal(
+	    batcher_add_job(b, part_job(5, "boost_usr_prod", NULL), err, sizeof(err)), 0);
+	assert_int_equal(batcher_add_job(b, part_job(5, NULL, "0"), err, sizeof(err)), 0);
+	/* Job 2's step after another job: its own partition decides, none keeps it. */
+	assert_int_equal(batcher_add_job(b, part_job(2, "gpp", "batch"), err, sizeof(err)), 0);
+	assert_int_equal(batcher_add_job(b, part_job(2, NULL, "extern"), err, sizeof(err)), 0);
+	assert_int_equal(batcher_add_job(b, part_job(9, "acc", "0"), err, sizeof(err)), 0);
+	assert_int_equal(batcher_flush(b, err, sizeof(err)), 0);
+	/* Left out: 2, 2.batch, 2.0, 4, the later 2.batch of gpp. */
+	assert_int_equal(batcher_skipped(b), 5);
+	assert_int_equal(batcher_spooled(b, SPOOL_JOBS), 7);
+	req = spooled(f->spool, 0);
+	assert_int_equal(req->n_records, 7);
+	for (size_t i = 0; i < req->n_records; i++) {
+		assert_string_equal(req->records[i]->job_id, kept[i][0]);
+		assert_string_equal(req->records[i]->step, kept[i][1]);
+	}
+	allot__v1__ingest_request__free_unpacked(req, NULL);
+	/* "" sends every partition again. */
+	assert_int_equal(batcher_set_partitions(b, ""), 0);
+	assert_int_equal(batcher_add_job(b, part_job(6, "gpp", NULL), err, sizeof(err)), 0);
+	assert_int_equal(batcher_flush(b, err, sizeof(err)), 0);
+	assert_int_equal(batcher_skipped(b), 5);
+	assert_int_equal(batcher_spooled(b, SPOOL_JOBS), 8);
+	batcher_free(b);
+}
+
 int
 main(void)
 {
@@ -232,6 +298,7 @@ main(void)
 	    cmocka_unit_test_setup_teardown(test_cut_by_bytes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_full_spool_holds, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_jsonl_both_kinds, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_partitions, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

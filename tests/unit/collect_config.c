@@ -57,6 +57,7 @@ test_defaults_and_required(void **state)
 	assert_int_equal(cfg->backoff_max_ms, 60000);
 	assert_string_equal(cfg->timezone, "");
 	assert_string_equal(cfg->sacct_command, "");
+	assert_string_equal(cfg->partitions, "");
 	assert_string_equal(cfg->input_format, "jsonl");
 	assert_string_equal(cfg->metrics_host, "127.0.0.1");
 	assert_int_equal(cfg->metrics_port, 9465);
@@ -91,6 +92,11 @@ test_errors_name_the_line(void **state)
 	    {"backoff_base_ms = 5000\nbackoff_max_ms = 1000\n",
 	        "backoff_max_ms 1000 is less than backoff_base_ms 5000"},
 	    {"dcgm_url = https://node:9400/metrics\n", "dcgm_url \"https://node:9400/metrics\""},
+	    {"partitions = acc,,boost_usr_prod\n",
+	        "partitions \"acc,,boost_usr_prod\" is not a comma-separated list"},
+	    {"partitions = acc,\n", "partitions \"acc,\" is not a comma-separated list"},
+	    {"partitions = \",acc\"\n", "partitions \",acc\" is not a comma-separated list"},
+	    {"partitions = \"acc, gpp\"\n", "partitions \"acc, gpp\" is not a comma-separated"},
 	};
 	char text[1024], path[64], err[512];
 
@@ -122,7 +128,8 @@ test_values_quoted_sized_and_empty(void **state)
 	    "sacct_fields = \"JobID,Account # not a comment\"\n"
 	    "timezone = Europe/Rome\n"
 	    "metrics_listen = \"\"\n"
-	    "input_file = /run/allot/jobs.fifo\n",
+	    "input_file = /run/allot/jobs.fifo\n"
+	    "partitions = acc,boost_usr_prod\n",
 	    required);
 	assert_int_equal(load(cfg, text, path, sizeof(path), err, sizeof(err)), 0);
 	assert_int_equal(cfg->spool_max_bytes, 64LL << 20);
@@ -130,6 +137,7 @@ test_values_quoted_sized_and_empty(void **state)
 	assert_string_equal(cfg->timezone, "Europe/Rome");
 	assert_string_equal(cfg->metrics_host, "");
 	assert_string_equal(cfg->input_file, "/run/allot/jobs.fifo");
+	assert_string_equal(cfg->partitions, "acc,boost_usr_prod");
 	collect_config_free(cfg);
 }
 

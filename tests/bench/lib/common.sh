@@ -12,6 +12,12 @@
 #   bench_migrate       allotd --migrate and an admin principal for CN=admin
 #   bench_allotd_start  start allotd and wait for /healthz; bench_allotd_stop stops it
 #   bench_load ARGS     the C load client (tests/bench/lib/twirp_load.c), built here
+#   bench_ingest_setup DB  the four sites, their resources, twelve projects with
+#                       allocations and the collectors' principals
+#                       (tests/bench/lib/ingest_setup.sql), in migrated DB
+#   bench_copy_ref FILE ROWS  psql \copy of FILE (ingest_load.py's records.copy,
+#                       ROWS rows) into a new table of the records' columns without
+#                       an index, three times; sets $copy to the median rows/s
 #
 # Everything runs as the invoking user; the cluster belongs to postgres as root.
 
@@ -109,4 +115,30 @@ bench_load() {
         cc -O2 -pthread -o "$tmp/twirp_load" tests/bench/lib/twirp_load.c -lssl -lcrypto
     fi
     "$tmp/twirp_load" -p "$port" -a "$certs/ca.crt" "$@"
+}
+
+bench_ingest_setup() {
+    psql -X -q -v ON_ERROR_STOP=1 -d "$1" -f tests/bench/lib/ingest_setup.sql >/dev/null
+}
+
+bench_copy_ref() {
+    local file=$1 rows=$2 rates="" i t0 t1 got r
+    createdb bench_copy
+    for i in 1 2 3; do
+        psql -X -q -d bench_copy -c 'DROP TABLE IF EXISTS copy_ref' -c 'CREATE TABLE copy_ref (
+            site text, job_id text, step text, start_time timestamptz, account text,
+            user_name text, partition text, gpus integer, cpus integer, mem_mb bigint,
+            nodes integer, elapsed_s bigint, state text)' 2>/dev/null
+        t0=$(date +%s.%N)
+        psql -X -q -v ON_ERROR_STOP=1 -d bench_copy -c "\\copy copy_ref FROM '$file'"
+        t1=$(date +%s.%N)
+        got=$(psql -X -At -d bench_copy -c 'SELECT count(*) FROM copy_ref')
+        [ "$got" = "$rows" ] || { echo "COPY loaded $got rows, not $rows" >&2; exit 1; }
+        r=$(awk -v a="$t0" -v b="$t1" -v n="$rows" 'BEGIN { printf "%.0f", n / (b - a) }')
+        echo "COPY $i: $rows rows in $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }') s: $r rows/s"
+        rates="$rates $r"
+    done
+    copy=$(echo "$rates" | tr ' ' '\n' | sort -n | sed -n 2p)
+    echo "COPY median: $copy rows/s"
+    dropdb bench_copy
 }

@@ -8,7 +8,10 @@
       step records ("batch" while running, "batch" and "0" at the end); jobs still
       running at the end of the two days stay RUNNING. Writes DIR/records.pickle
       (each record pre-encoded as protobuf, by tests/integration/protowire.py from
-      the .proto files) and DIR/records.copy (the same rows as COPY text).
+      the .proto files), DIR/records.copy (the same rows as COPY text) and
+      DIR/sacct-SITE.psv for each site: the same records, in the same order, as
+      `sacct --parsable2` output with a header, in the site's local time (its
+      zone in SITE_ZONE), each poll's lines as sacct prints a job and its steps.
 
   ingest_load.py send DIR BATCH PORT CERTS BUDGET_S NAME [LIKE]
       Cuts each site's records, in report order, into IngestRequests of BATCH
@@ -26,6 +29,7 @@
       and counts, where the budget cut the pass, the client's CPU seconds.
 """
 
+import datetime
 import http.client
 import math
 import os
@@ -35,6 +39,7 @@ import ssl
 import sys
 import threading
 import time
+import zoneinfo
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "integration"))
 import protowire  # noqa: E402
@@ -46,10 +51,26 @@ POLL_S = 1800
 HORIZON_S = 2 * 86400
 T0 = 1795132800  # 2026-11-20T00:00:00Z
 PROJECTS = 12
+SITE_ZONE = {"leonardo": "Europe/Rome", "lumi": "Europe/Helsinki",
+             "marenostrum5": "Europe/Madrid", "jupiter": "Europe/Berlin"}
+SACCT_HEADER = "JobID|JobIDRaw|Start|End|Account|User|Partition|AllocTRES|NCPUS|NNodes|ElapsedRaw|State"
 
 
 def rfc3339(t):
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def sacct_line(r, zone):
+    """One record as a `sacct --parsable2` line of SACCT_HEADER's fields, times local in zone."""
+    start = datetime.datetime.fromisoformat(r["startTime"].replace("Z", "+00:00"))
+    local = start.astimezone(zone)
+    end = "Unknown" if r["state"] == "RUNNING" else \
+        (local + datetime.timedelta(seconds=r["elapsedS"])).strftime("%Y-%m-%dT%H:%M:%S")
+    job = r["jobId"] + ("." + r["step"] if r.get("step") else "")
+    tres = f"billing={r['cpus']},cpu={r['cpus']},gres/gpu={r['gpus']},mem={r['memMb']}M,node={r['nodes']}"
+    return "|".join(str(x) for x in (
+        job, job, local.strftime("%Y-%m-%dT%H:%M:%S"), end, r["account"], r["user"],
+        r["partition"], tres, r["cpus"], r["nodes"], r["elapsedS"], r["state"]))
 
 
 def shape(rnd, site):
@@ -120,6 +141,11 @@ def gen(n, out):
             # Each record alone as an IngestRequest's field 3: batches are these
             # concatenated after the site and batch id (protobuf's repeated field).
             encoded[site] = [schema.encode("IngestRequest", {"records": [r]}) for _, r in evs]
+            with open(os.path.join(out, f"sacct-{site}.psv"), "w", encoding="utf-8") as psv:
+                zone = zoneinfo.ZoneInfo(SITE_ZONE[site])
+                psv.write(SACCT_HEADER + "\n")
+                for _, r in evs:
+                    psv.write(sacct_line(r, zone) + "\n")
             for _, r in evs:
                 copy.write("\t".join(str(x) for x in (
                     site, r["jobId"], r.get("step", ""), r["startTime"], r["account"], r["user"],
