@@ -37,9 +37,9 @@ static const struct collect_config_key keys[] = {
         OFF(spool_max_bytes)},
     {"spool_retry_s", CCONF_INT, "5", 1, 3600, true,
         "while the spool is full, try to write the held batch this often", OFF(spool_retry_s)},
-    {"batch_records", CCONF_INT, "1000", 1, 100000, true, "records or samples per batch",
+    {"batch_records", CCONF_INT, "10000", 1, 100000, true, "records or samples per batch",
         OFF(batch_records)},
-    {"batch_max_bytes", CCONF_SIZE, "1M", 4096, 268435456, true,
+    {"batch_max_bytes", CCONF_SIZE, "2M", 4096, 268435456, true,
         "cut a batch before it packs to more than this (keep it under allotd's "
         "max_body_bytes)",
         OFF(batch_max_bytes)},

@@ -51,8 +51,8 @@ test_defaults_and_required(void **state)
 	assert_string_equal(cfg->site, "leonardo");
 	assert_string_equal(cfg->spool_dir, "/var/spool/allot-collect");
 	assert_int_equal(cfg->spool_max_bytes, 1LL << 30);
-	assert_int_equal(cfg->batch_records, 1000);
-	assert_int_equal(cfg->batch_max_bytes, 1 << 20);
+	assert_int_equal(cfg->batch_records, 10000);
+	assert_int_equal(cfg->batch_max_bytes, 2 << 20);
 	assert_int_equal(cfg->backoff_base_ms, 500);
 	assert_int_equal(cfg->backoff_max_ms, 60000);
 	assert_string_equal(cfg->timezone, "");
