@@ -2,7 +2,8 @@
  * pbjson: proto3 JSON for any protobuf-c message, from its descriptors.
  *
  * Encoding walks the descriptor and writes straight into a strbuf. Decoding
- * parses with jansson, then builds the message field by field at the offsets
+ * parses into a jtree (one flat node array), then builds the message field by
+ * field at the offsets
  * the descriptor gives, allocating with malloc so that
  * protobuf_c_message_free_unpacked(msg, NULL) releases it, also halfway through
  * a failed decode: a repeated field's count is only raised once its element is
@@ -22,8 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
+#include "jtree.h"
 #include "pbjson.h"
 
 #define PBJSON_MAX_DEPTH 32
@@ -190,32 +190,6 @@ field_is_set(const ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f)
 
 /* ---- UTF-8 ---- */
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one. */
-static size_t
-utf8_seq(const unsigned char *s)
-{
-	if (s[0] < 0x80)
-		return 1;
-	/* Each test stops at the first byte that is not a continuation, NUL included. */
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-			return 0;
-		if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f))
-			return 0; /* overlong, or a surrogate */
-		return 3;
-	}
-	if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-			return 0;
-		if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
-			return 0; /* overlong, or past U+10FFFF */
-		return 4;
-	}
-	return 0;
-}
-
 static bool
 utf8_valid(const char *s)
 {
@@ -223,7 +197,7 @@ utf8_valid(const char *s)
 	size_t n;
 
 	while (*p != '\0') {
-		if ((n = utf8_seq(p)) == 0)
+		if ((n = jtree_utf8_seq(p)) == 0)
 			return false;
 		p += n;
 	}
@@ -330,7 +304,7 @@ put_string(struct strbuf *out, const char *s)
 				strbuf_append(out, esc, sizeof(esc));
 			}
 			p++;
-		} else if ((n = utf8_seq(p)) == 0) {
+		} else if ((n = jtree_utf8_seq(p)) == 0) {
 			return false; /* proto3 strings are UTF-8; JSON cannot carry anything else */
 		} else {
 			strbuf_append(out, p, n);
@@ -343,7 +317,7 @@ put_string(struct strbuf *out, const char *s)
 
 /*
  * Writes the shortest %g text, from DBL_DIG or FLT_DIG digits up, that reads
- * back, through strtod as jansson reads it (and a cast for a float, as the
+ * back, through strtod as the decoder reads it (and a cast for a float, as the
  * decoder does), to the same value. Assumes the C locale for LC_NUMERIC, as the
  * rest of Allot does.
  */
@@ -498,10 +472,55 @@ pbjson_encode(const ProtobufCMessage *msg, struct strbuf *out)
 /* ---- decoding ---- */
 
 struct dec {
+	const struct jtree *t;
 	char *err;
 	size_t errlen;
 	char path[256]; /* the field being read: records[2].gpus */
 };
+
+/*
+ * Writes s (n bytes) into the path at plen, truncated to what fits. The path is
+ * kept for the error messages only, so it is built with copies, not snprintf: a
+ * batch of records reads it for every field of every record.
+ */
+static void
+path_put(struct dec *d, size_t plen, const char *s, size_t n)
+{
+	size_t room = sizeof(d->path) - 1 - (plen < sizeof(d->path) ? plen : sizeof(d->path) - 1);
+
+	if (plen >= sizeof(d->path))
+		return;
+	if (n > room)
+		n = room;
+	memcpy(d->path + plen, s, n);
+	d->path[plen + n] = '\0';
+}
+
+/* The path of field name under the one at plen: "name" or "parent.name". */
+static void
+path_field(struct dec *d, size_t plen, const char *name)
+{
+	if (plen > 0) {
+		path_put(d, plen, ".", 1);
+		plen++;
+	}
+	path_put(d, plen, name, strlen(name));
+}
+
+/* The path of element i of the array at plen: "records[2]". */
+static void
+path_index(struct dec *d, size_t plen, size_t i)
+{
+	char num[24], *q = num + sizeof(num);
+
+	*--q = ']';
+	do {
+		*--q = (char)('0' + i % 10);
+		i /= 10;
+	} while (i > 0);
+	*--q = '[';
+	path_put(d, plen, q, (size_t)(num + sizeof(num) - q));
+}
 
 static bool dec_fail(struct dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -530,19 +549,19 @@ struct dec_int {
 
 /* Reads a JSON integer, an integral real, or a string of decimal digits. */
 static bool
-read_integer(struct dec *d, json_t *v, struct dec_int *r)
+read_integer(struct dec *d, const struct jnode *v, struct dec_int *r)
 {
-	if (json_is_integer(v)) {
-		json_int_t x = json_integer_value(v);
+	if (v->type == JT_INTEGER) {
+		long long x = v->integer;
 
 		r->neg = x < 0;
-		/* The magnitude of LLONG_MIN does not fit in a json_int_t. */
+		/* The magnitude of LLONG_MIN does not fit in a long long. */
 		r->mag = x < 0 ? (uint64_t)(-(x + 1)) + 1 : (uint64_t)x;
 		snprintf(r->text, sizeof(r->text), "%lld", (long long)x);
 		return true;
 	}
-	if (json_is_real(v)) {
-		double x = json_real_value(v);
+	if (v->type == JT_REAL) {
+		double x = v->real;
 
 		snprintf(r->text, sizeof(r->text), "%.17g", x);
 		if (x != floor(x))
@@ -553,8 +572,8 @@ read_integer(struct dec *d, json_t *v, struct dec_int *r)
 		r->mag = (uint64_t)fabs(x);
 		return true;
 	}
-	if (json_is_string(v)) {
-		const char *s = json_string_value(v);
+	if (v->type == JT_STRING) {
+		const char *s = v->str;
 		const char *digits = s + (s[0] == '-');
 
 		snprintf(r->text, sizeof(r->text), "\"%.40s\"", s);
@@ -579,7 +598,7 @@ read_integer(struct dec *d, json_t *v, struct dec_int *r)
  * for max past INT64_MAX); f names the type for the message.
  */
 static bool
-read_ranged(struct dec *d, const ProtobufCFieldDescriptor *f, json_t *v, int64_t min, uint64_t max,
+read_ranged(struct dec *d, const ProtobufCFieldDescriptor *f, const struct jnode *v, int64_t min, uint64_t max,
     int64_t *s, uint64_t *u)
 {
 	struct dec_int r;
@@ -682,15 +701,17 @@ is_decimal_text(const char *s)
 }
 
 static bool
-read_double(struct dec *d, const ProtobufCFieldDescriptor *f, json_t *v, double *x)
+read_double(struct dec *d, const ProtobufCFieldDescriptor *f, const struct jnode *v, double *x)
 {
 	const char *s;
 
-	if (json_is_number(v)) {
-		*x = json_number_value(v);
-	} else if (!json_is_string(v)) {
+	if (v->type == JT_INTEGER) {
+		*x = (double)v->integer;
+	} else if (v->type == JT_REAL) {
+		*x = v->real;
+	} else if (v->type != JT_STRING) {
 		return dec_fail(d, "expected a number");
-	} else if (strcmp((s = json_string_value(v)), "NaN") == 0) {
+	} else if (strcmp((s = v->str), "NaN") == 0) {
 		*x = NAN;
 		return true;
 	} else if (strcmp(s, "Infinity") == 0) {
@@ -713,11 +734,12 @@ read_double(struct dec *d, const ProtobufCFieldDescriptor *f, json_t *v, double 
 }
 
 static ProtobufCMessage *decode_object(
-    struct dec *d, const ProtobufCMessageDescriptor *desc, json_t *obj, int depth);
+    struct dec *d, const ProtobufCMessageDescriptor *desc, const struct jnode *obj, int depth);
 
 /* Stores one JSON value into the field storage at p, which holds the field's default. */
 static bool
-decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, json_t *v, void *p, int depth)
+decode_value(
+    struct dec *d, const ProtobufCFieldDescriptor *f, const struct jnode *v, void *p, int depth)
 {
 	int64_t s;
 	uint64_t u;
@@ -751,7 +773,7 @@ decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, json_t *v, void *
 		return true;
 	case PROTOBUF_C_TYPE_FLOAT:
 	case PROTOBUF_C_TYPE_DOUBLE: {
-		double x;
+		double x = 0; /* set by read_double when it succeeds; gcc -O3 cannot tell */
 
 		if (!read_double(d, f, v, &x))
 			return false;
@@ -762,23 +784,22 @@ decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, json_t *v, void *
 		return true;
 	}
 	case PROTOBUF_C_TYPE_BOOL:
-		if (!json_is_boolean(v))
+		if (v->type != JT_TRUE && v->type != JT_FALSE)
 			return dec_fail(d, "expected true or false");
-		*(protobuf_c_boolean *)p = json_is_true(v);
+		*(protobuf_c_boolean *)p = v->type == JT_TRUE;
 		return true;
 	case PROTOBUF_C_TYPE_ENUM: {
 		const ProtobufCEnumDescriptor *ed = f->descriptor;
 		const ProtobufCEnumValue *ev;
 
-		if (json_is_string(v)) {
-			ev = protobuf_c_enum_descriptor_get_value_by_name(ed, json_string_value(v));
+		if (v->type == JT_STRING) {
+			ev = protobuf_c_enum_descriptor_get_value_by_name(ed, v->str);
 			if (ev == NULL)
-				return dec_fail(d, "\"%.60s\" is not a value of %s",
-				    json_string_value(v), ed->name);
+				return dec_fail(d, "\"%.60s\" is not a value of %s", v->str, ed->name);
 			*(int *)p = ev->value;
 			return true;
 		}
-		if (!json_is_number(v))
+		if (v->type != JT_INTEGER && v->type != JT_REAL)
 			return dec_fail(d, "expected a name of %s", ed->name);
 		/* proto3 enums are open: a number this side does not know is kept. */
 		if (!read_ranged(d, f, v, INT32_MIN, INT32_MAX, &s, &u))
@@ -790,10 +811,10 @@ decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, json_t *v, void *
 		char **slot = p, *copy;
 		const char *str;
 
-		if (!json_is_string(v))
+		if (v->type != JT_STRING)
 			return dec_fail(d, "expected a string");
-		str = json_string_value(v);
-		if (memchr(str, '\0', json_string_length(v)) != NULL)
+		str = v->str;
+		if (memchr(str, '\0', v->len) != NULL)
 			return dec_fail(d, "a string must not contain NUL");
 		/*
 		 * A plain field keeps its default for "", which free_unpacked leaves alone;
@@ -808,13 +829,13 @@ decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, json_t *v, void *
 		return true;
 	}
 	case PROTOBUF_C_TYPE_BYTES:
-		if (!json_is_string(v))
+		if (v->type != JT_STRING)
 			return dec_fail(d, "expected a base64 string");
-		return read_bytes(d, json_string_value(v), p);
+		return read_bytes(d, v->str, p);
 	case PROTOBUF_C_TYPE_MESSAGE: {
 		ProtobufCMessage *sub;
 
-		if (!json_is_object(v))
+		if (v->type != JT_OBJECT)
 			return dec_fail(d, "expected an object");
 		if ((sub = decode_object(d, f->descriptor, v, depth + 1)) == NULL)
 			return false;
@@ -826,34 +847,35 @@ decode_value(struct dec *d, const ProtobufCFieldDescriptor *f, json_t *v, void *
 }
 
 static bool
-decode_field(
-    struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f, json_t *v, int depth)
+decode_field(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescriptor *f,
+    const struct jnode *v, int depth)
 {
 	const ProtobufCMessageDescriptor *md = msg->descriptor;
 	void *p = MEMBER(msg, f->offset);
 
-	if (json_is_null(v))
+	if (v->type == JT_NULL)
 		return true; /* the default */
 	if (f->label == PROTOBUF_C_LABEL_REPEATED) {
 		size_t *count = MEMBER(msg, f->quantifier_offset);
-		size_t n, size = pbjson_field_size(f), plen = strlen(d->path);
+		size_t n, i = 0, size = pbjson_field_size(f), plen = strlen(d->path);
+		const struct jnode *e;
 		char *arr;
 
 		if (is_map_field(md, f)) {
-			if (json_is_object(v) && json_object_size(v) == 0)
+			if (v->type == JT_OBJECT && v->count == 0)
 				return true;
 			return dec_fail(d, "map fields are not supported");
 		}
-		if (!json_is_array(v))
+		if (v->type != JT_ARRAY)
 			return dec_fail(d, "expected an array");
-		if ((n = json_array_size(v)) == 0)
+		if ((n = v->count) == 0)
 			return true;
 		if ((arr = calloc(n, size)) == NULL)
 			return dec_fail(d, "out of memory");
 		*(char **)p = arr;
-		for (size_t i = 0; i < n; i++) {
-			snprintf(d->path + plen, sizeof(d->path) - plen, "[%zu]", i);
-			if (!decode_value(d, f, json_array_get(v, i), arr + i * size, depth))
+		for (e = jtree_node(d->t, v->first); e != NULL; e = jtree_node(d->t, e->next), i++) {
+			path_index(d, plen, i);
+			if (!decode_value(d, f, e, arr + i * size, depth))
 				return false;
 			/* Only now is element i something free_unpacked may release. */
 			*count = i + 1;
@@ -900,13 +922,13 @@ find_field(const ProtobufCMessageDescriptor *desc, const char *key)
 }
 
 static ProtobufCMessage *
-decode_object(struct dec *d, const ProtobufCMessageDescriptor *desc, json_t *obj, int depth)
+decode_object(
+    struct dec *d, const ProtobufCMessageDescriptor *desc, const struct jnode *obj, int depth)
 {
 	ProtobufCMessage *msg = NULL;
 	unsigned char small[32], *seen = small; /* which fields were given */
 	size_t plen = strlen(d->path);
-	const char *key;
-	json_t *v;
+	const struct jnode *v;
 
 	if (depth > PBJSON_MAX_DEPTH) {
 		dec_fail(d, "nested more than %d deep", PBJSON_MAX_DEPTH);
@@ -923,14 +945,13 @@ decode_object(struct dec *d, const ProtobufCMessageDescriptor *desc, json_t *obj
 		return NULL;
 	}
 	desc->message_init(msg);
-	json_object_foreach(obj, key, v)
-	{
-		int i = find_field(desc, key);
+	for (v = jtree_node(d->t, obj->first); v != NULL; v = jtree_node(d->t, v->next)) {
+		/* A name holding NUL is no field's: strcmp would see only its start. */
+		int i = memchr(v->key, '\0', v->keylen) == NULL ? find_field(desc, v->key) : -1;
 
 		if (i < 0)
 			continue; /* unknown fields are skipped, as Twirp servers do */
-		snprintf(d->path + plen, sizeof(d->path) - plen, "%s%s", plen > 0 ? "." : "",
-		    desc->fields[i].name);
+		path_field(d, plen, desc->fields[i].name);
 		/* Under both names: the second must neither leak the first nor silently win. */
 		if (seen[i]) {
 			dec_fail(d, "given twice");
@@ -956,10 +977,9 @@ ProtobufCMessage *
 pbjson_decode(
     const ProtobufCMessageDescriptor *desc, const char *json, size_t len, char *err, size_t errlen)
 {
-	char spare[1];
+	char spare[1], why[200];
 	struct dec d = {.err = err, .errlen = errlen, .path = ""};
-	json_error_t je;
-	json_t *root;
+	struct jtree t;
 	ProtobufCMessage *msg;
 
 	if (err == NULL || errlen == 0) {
@@ -968,19 +988,18 @@ pbjson_decode(
 	}
 	if (json == NULL && len == 0)
 		json = ""; /* an empty body, as evbuffer_pullup gives it */
-	root =
-	    json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &je);
-	if (root == NULL) {
-		snprintf(d.err, d.errlen, "invalid JSON at line %d column %d: %s", je.line,
-		    je.column, je.text);
+	if (!jtree_parse(&t, json, len, why, sizeof(why))) {
+		jtree_free(&t);
+		snprintf(d.err, d.errlen, "invalid JSON at %s", why);
 		return NULL;
 	}
-	if (!json_is_object(root)) {
-		json_decref(root);
+	if (jtree_root(&t)->type != JT_OBJECT) {
+		jtree_free(&t);
 		snprintf(d.err, d.errlen, "expected a JSON object");
 		return NULL;
 	}
-	msg = decode_object(&d, desc, root, 0);
-	json_decref(root);
+	d.t = &t;
+	msg = decode_object(&d, desc, jtree_root(&t), 0);
+	jtree_free(&t);
 	return msg;
 }

@@ -1111,6 +1111,17 @@ test_allot_ingest_request(void **state)
 	assert_null(pbjson_decode(
 	    &allot__v1__ingest_request__descriptor, bad_gpus, strlen(bad_gpus), err, sizeof(err)));
 	assert_string_equal(err, "records[2].gpus: expected an integer, not 2.5");
+
+	/* Indexes of more than one digit, and a path that was longer before, are written whole. */
+	{
+		static const char bad_late[] =
+		    "{\"records\":[{\"partition\":\"p\"},{},{},{},{},{},{},{},{},{},{},"
+		    "{\"jobId\":7}]}";
+
+		assert_null(pbjson_decode(&allot__v1__ingest_request__descriptor, bad_late,
+		    strlen(bad_late), err, sizeof(err)));
+		assert_string_equal(err, "records[11].job_id: expected a string");
+	}
 }
 
 /* What rpc_get_balance returns: int64 as JSON numbers, doubles, nested messages. */
