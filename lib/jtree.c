@@ -15,7 +15,7 @@
 
 struct parser {
 	struct jtree *t;
-	char *p, *end; /* the next byte; the text's terminating NUL */
+	char *p, *end;    /* the next byte; the text's terminating NUL */
 	const char *fail; /* the reason, once it failed */
 	char *fail_at;
 };
@@ -199,8 +199,9 @@ parse_string(struct parser *ps, const char **out, size_t *len)
 				if (r[6] != '\\' || r[7] != 'u' || (lo = hex4(r + 8)) < 0xdc00 ||
 				    lo > 0xdfff)
 					return fail(ps, r, "high surrogate without its low one");
-				w = put_utf8(w, 0x10000 + ((unsigned long)(hi - 0xd800) << 10) +
-				                    (unsigned long)(lo - 0xdc00));
+				w = put_utf8(w,
+				    0x10000 + ((unsigned long)(hi - 0xd800) << 10) +
+				        (unsigned long)(lo - 0xdc00));
 				r += 12;
 				continue;
 			}

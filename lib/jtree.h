@@ -37,9 +37,9 @@ enum jtree_type {
 
 struct jnode {
 	enum jtree_type type;
-	uint32_t next;  /* the parent's next element or member; 0 after the last */
-	uint32_t first; /* an array's first element, an object's first member; 0 if none */
-	uint32_t count; /* an array's elements, an object's members */
+	uint32_t next;   /* the parent's next element or member; 0 after the last */
+	uint32_t first;  /* an array's first element, an object's first member; 0 if none */
+	uint32_t count;  /* an array's elements, an object's members */
 	const char *key; /* an object member's name, NUL-terminated; NULL elsewhere */
 	size_t keylen;
 	const char *str; /* a string's value, NUL-terminated */

@@ -598,8 +598,8 @@ read_integer(struct dec *d, const struct jnode *v, struct dec_int *r)
  * for max past INT64_MAX); f names the type for the message.
  */
 static bool
-read_ranged(struct dec *d, const ProtobufCFieldDescriptor *f, const struct jnode *v, int64_t min, uint64_t max,
-    int64_t *s, uint64_t *u)
+read_ranged(struct dec *d, const ProtobufCFieldDescriptor *f, const struct jnode *v, int64_t min,
+    uint64_t max, int64_t *s, uint64_t *u)
 {
 	struct dec_int r;
 	uint64_t neg_limit = min < 0 ? (uint64_t)(-(min + 1)) + 1 : 0;
@@ -795,7 +795,8 @@ decode_value(
 		if (v->type == JT_STRING) {
 			ev = protobuf_c_enum_descriptor_get_value_by_name(ed, v->str);
 			if (ev == NULL)
-				return dec_fail(d, "\"%.60s\" is not a value of %s", v->str, ed->name);
+				return dec_fail(
+				    d, "\"%.60s\" is not a value of %s", v->str, ed->name);
 			*(int *)p = ev->value;
 			return true;
 		}
@@ -873,7 +874,8 @@ decode_field(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescripto
 		if ((arr = calloc(n, size)) == NULL)
 			return dec_fail(d, "out of memory");
 		*(char **)p = arr;
-		for (e = jtree_node(d->t, v->first); e != NULL; e = jtree_node(d->t, e->next), i++) {
+		for (e = jtree_node(d->t, v->first); e != NULL;
+		     e = jtree_node(d->t, e->next), i++) {
 			path_index(d, plen, i);
 			if (!decode_value(d, f, e, arr + i * size, depth))
 				return false;

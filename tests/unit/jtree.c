@@ -91,8 +91,9 @@ test_shape(void **state)
 static void
 test_strings(void **state)
 {
-	static const char text[] = "[\"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t\", \"\\u00e9\\u20ac\", "
-	                           "\"\\ud83d\\ude80\", \"a\\u0000b\", \"\xc3\xa9t\xc3\xa9 \xf0\x9f\x9a\x80\"]";
+	static const char text[] =
+	    "[\"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t\", \"\\u00e9\\u20ac\", "
+	    "\"\\ud83d\\ude80\", \"a\\u0000b\", \"\xc3\xa9t\xc3\xa9 \xf0\x9f\x9a\x80\"]";
 	struct jtree t;
 	const struct jnode *e;
 
@@ -165,7 +166,8 @@ test_refusals(void **state)
 	parse_fails("\"\\u12g4\"", 8, "line 1 column 2: invalid \\u escape");
 	parse_fails("\"\\ude80\"", 8, "line 1 column 2: lone low surrogate in a \\u escape");
 	parse_fails("\"\\ud83d x\"", 10, "line 1 column 2: high surrogate without its low one");
-	parse_fails("\"\\ud83d\\u0041\"", 14, "line 1 column 2: high surrogate without its low one");
+	parse_fails(
+	    "\"\\ud83d\\u0041\"", 14, "line 1 column 2: high surrogate without its low one");
 	parse_fails("\"\xff\"", 3, "line 1 column 2: invalid UTF-8 in a string");
 	parse_fails("\"\xc3\"", 3, "line 1 column 2: invalid UTF-8 in a string");
 	parse_fails("\"\xed\xa0\x80\"", 5, "line 1 column 2: invalid UTF-8 in a string");
@@ -191,7 +193,8 @@ test_duplicates(void **state)
 	/* Past 16 members the check sorts: a duplicate far apart is still found. */
 	n += (size_t)snprintf(big + n, sizeof(big) - n, "{");
 	for (int i = 0; i < 40; i++)
-		n += (size_t)snprintf(big + n, sizeof(big) - n, "%s\"k%d\": %d", i ? ", " : "", i, i);
+		n += (size_t)snprintf(
+		    big + n, sizeof(big) - n, "%s\"k%d\": %d", i ? ", " : "", i, i);
 	snprintf(big + n, sizeof(big) - n, "}");
 	parse_ok(&t, big);
 	assert_int_equal(jtree_root(&t)->count, 40);
