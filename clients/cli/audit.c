@@ -41,7 +41,7 @@ static const char audit_usage_text[] =
     "           --audit-pubkey prints it): every entry's hash and place, every\n"
     "           block's hashes, the chain, every signature, and every account's\n"
     "           balance recomputed from the entries against what the blocks state\n"
-    "  balance  account A's balance at time T (RFC 3339, to the second) from\n"
+    "  balance  account A's balance at time T (RFC 3339, to the microsecond) from\n"
     "           DIR/journal alone, after verifying it\n"
     "\n"
     "Exit status: 0 success, 1 an RPC error or a journal that fails verification\n"
@@ -374,6 +374,7 @@ balance_main_audit(const struct audit_flags *fl)
 	struct auditfmt_summary s;
 	const struct auditfmt_balance *b = &s.watched;
 	char path[4200], at[AUDITFMT_TIME_LEN + 1], *end;
+	const char *frac;
 	EVP_PKEY *key = NULL;
 	int64_t account, t, bal, avail;
 	struct tm tm;
@@ -393,6 +394,11 @@ balance_main_audit(const struct audit_flags *fl)
 	if (gmtime_r(&tt, &tm) == NULL ||
 	    strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%S.000000Z", &tm) != AUDITFMT_TIME_LEN)
 		return cli_usage_error("audit", "--at: \"%s\" is out of range", fl->at);
+	/* rfc3339_parse drops the fraction: the lines' times have microseconds */
+	if ((frac = strchr(fl->at, '.')) != NULL && strchr(fl->at, 'T') != NULL &&
+	    frac > strchr(fl->at, 'T'))
+		for (int k = 0; k < 6 && frac[k + 1] >= '0' && frac[k + 1] <= '9'; k++)
+			at[20 + k] = frac[k + 1];
 	if (fl->pubkey != NULL && (key = read_pubkey(fl->pubkey)) == NULL)
 		return CLI_EXIT_USAGE;
 	status = verify_file(fl->dir, key, account, at, &s, path, sizeof(path));
