@@ -33,8 +33,22 @@
 #define AUDIT_BLOCK_MAX_TEXT "10000"
 
 /* Columns of allot.seal_next. */
-enum { COL_PART, COL_N1, COL_N2, COL_N3, COL_N4, COL_N5, COL_T1, COL_T2, COL_T3, COL_T4, COL_T5,
-	COL_T6, COL_T7, NCOLS };
+enum {
+	COL_PART,
+	COL_N1,
+	COL_N2,
+	COL_N3,
+	COL_N4,
+	COL_N5,
+	COL_T1,
+	COL_T2,
+	COL_T3,
+	COL_T4,
+	COL_T5,
+	COL_T6,
+	COL_T7,
+	NCOLS
+};
 
 struct audit {
 	struct db *db;
@@ -60,7 +74,8 @@ audit_key_load(const char *path, char *err, size_t errlen)
 	key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
 	fclose(f);
 	if (key == NULL) {
-		snprintf(err, errlen, "could not read the audit key %s: not a PEM private key", path);
+		snprintf(
+		    err, errlen, "could not read the audit key %s: not a PEM private key", path);
 		ERR_clear_error();
 		return NULL;
 	}

@@ -56,11 +56,12 @@ enum config_type {
 struct config_key {
 	const char *name;
 	enum config_type type;
-	const char *default_value; /* as it would be written in the file; NULL: required; "": optional */
-	long long min, max;        /* CONFIG_INT and CONFIG_SIZE only */
-	bool reloadable;           /* a reload applies a new value; otherwise a restart must */
-	const char *help;          /* one line, lower case, no period */
-	size_t offset;             /* of the value in struct config */
+	const char
+	    *default_value; /* as it would be written in the file; NULL: required; "": optional */
+	long long min, max; /* CONFIG_INT and CONFIG_SIZE only */
+	bool reloadable;    /* a reload applies a new value; otherwise a restart must */
+	const char *help;   /* one line, lower case, no period */
+	size_t offset;      /* of the value in struct config */
 };
 
 /*

@@ -18,21 +18,6 @@
 
 #define ZERO_HASH_HEX "0000000000000000000000000000000000000000000000000000000000000000"
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* ---------------------------------------------------------------- writing */
 
 void
@@ -154,7 +139,8 @@ auditfmt_entry_line(struct strbuf *sb, const struct auditfmt_entry *e)
 void
 auditfmt_balance_line(struct strbuf *sb, const struct auditfmt_balance *b)
 {
-	strbuf_printf(sb, "A\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64,
+	strbuf_printf(sb,
+	    "A\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64 "\t%" PRId64,
 	    b->block, b->account, b->debits_posted, b->credits_posted, b->debits_pending,
 	    b->credits_pending);
 }
@@ -440,19 +426,20 @@ parse_entry(struct auditfmt_line *l, const struct field *f, char *err, size_t er
 
 	for (size_t i = 0; i < sizeof(numf) / sizeof(numf[0]); i++)
 		if (parse_count(&f[numf[i]], nums[i]) != 0) {
-			errf(err, errlen, "field %zu (%s): not a number", numf[i] + 1,
+			snprintf(err, errlen, "field %zu (%s): not a number", numf[i] + 1,
 			    entry_names[numf[i]]);
 			return -1;
 		}
 	if (!is_time(&f[4])) {
-		errf(err, errlen, "field 5 (created_at): not a time like 2026-01-31T12:00:00.000000Z");
+		snprintf(err, errlen,
+		    "field 5 (created_at): not a time like 2026-01-31T12:00:00.000000Z");
 		return -1;
 	}
 	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++)
 		need += f[text[i]].len + 1;
 	if (need > l->storage_cap) {
 		if ((s = realloc(l->storage, need)) == NULL) {
-			errf(err, errlen, "out of memory");
+			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
 		l->storage = s;
@@ -460,7 +447,7 @@ parse_entry(struct auditfmt_line *l, const struct field *f, char *err, size_t er
 	}
 	for (size_t i = 0; i < sizeof(text) / sizeof(text[0]); i++) {
 		if (unescape(&f[text[i]], l->storage + off) != 0) {
-			errf(err, errlen, "field %zu (%s): a bad escape", text[i] + 1,
+			snprintf(err, errlen, "field %zu (%s): a bad escape", text[i] + 1,
 			    entry_names[text[i]]);
 			return -1;
 		}
@@ -468,11 +455,12 @@ parse_entry(struct auditfmt_line *l, const struct field *f, char *err, size_t er
 		off += f[text[i]].len + 1;
 	}
 	if (l->entry.kind[0] == '\0' || l->entry.transfer_id[0] == '\0') {
-		errf(err, errlen, "an empty %s", l->entry.kind[0] == '\0' ? "kind" : "transfer_id");
+		snprintf(
+		    err, errlen, "an empty %s", l->entry.kind[0] == '\0' ? "kind" : "transfer_id");
 		return -1;
 	}
 	if (auditfmt_unhex(f[14].p, f[14].len, l->hash, AUDITFMT_HASH_LEN) != 0) {
-		errf(err, errlen, "field 15 (hash): not 64 hex digits");
+		snprintf(err, errlen, "field 15 (hash): not 64 hex digits");
 		return -1;
 	}
 	l->hashed_len = (size_t)(f[13].p + f[13].len - f[0].p);
@@ -487,7 +475,8 @@ parse_balance(struct auditfmt_line *l, const struct field *f, char *err, size_t 
 
 	for (size_t i = 0; i < 6; i++)
 		if (parse_count(&f[i + 1], nums[i]) != 0) {
-			errf(err, errlen, "field %zu (%s): not a number", i + 2, balance_names[i + 1]);
+			snprintf(err, errlen, "field %zu (%s): not a number", i + 2,
+			    balance_names[i + 1]);
 			return -1;
 		}
 	return 0;
@@ -502,17 +491,18 @@ parse_block(struct auditfmt_line *l, const struct field *f, char *err, size_t er
 
 	if (parse_count(&f[1], &b->number) != 0 || parse_count(&f[4], &b->entries) != 0 ||
 	    parse_count(&f[6], &b->accounts) != 0) {
-		errf(err, errlen, "field %d (%s): not a number",
-		    parse_count(&f[1], &b->number) != 0   ? 2
-		    : parse_count(&f[4], &b->entries) != 0 ? 5
-		                                           : 7,
-		    parse_count(&f[1], &b->number) != 0    ? "number"
-		    : parse_count(&f[4], &b->entries) != 0 ? "entries"
-		                                           : "accounts");
+		snprintf(err, errlen, "field %d (%s): not a number",
+		    parse_count(&f[1], &b->number) != 0        ? 2
+		        : parse_count(&f[4], &b->entries) != 0 ? 5
+		                                               : 7,
+		    parse_count(&f[1], &b->number) != 0        ? "number"
+		        : parse_count(&f[4], &b->entries) != 0 ? "entries"
+		                                               : "accounts");
 		return -1;
 	}
 	if (!is_time(&f[2])) {
-		errf(err, errlen, "field 3 (sealed_at): not a time like 2026-01-31T12:00:00.000000Z");
+		snprintf(err, errlen,
+		    "field 3 (sealed_at): not a time like 2026-01-31T12:00:00.000000Z");
 		return -1;
 	}
 	memcpy(b->sealed_at, f[2].p, AUDITFMT_TIME_LEN);
@@ -520,12 +510,12 @@ parse_block(struct auditfmt_line *l, const struct field *f, char *err, size_t er
 	for (size_t i = 0; i < 4; i++)
 		if (auditfmt_unhex(f[hashf[i]].p, f[hashf[i]].len, hashes[i], AUDITFMT_HASH_LEN) !=
 		    0) {
-			errf(err, errlen, "field %zu (%s): not 64 hex digits", hashf[i] + 1,
+			snprintf(err, errlen, "field %zu (%s): not 64 hex digits", hashf[i] + 1,
 			    block_names[hashf[i]]);
 			return -1;
 		}
 	if (auditfmt_unhex(f[9].p, f[9].len, b->signature, AUDITFMT_SIG_LEN) != 0) {
-		errf(err, errlen, "field 10 (signature): not 128 hex digits");
+		snprintf(err, errlen, "field 10 (signature): not 128 hex digits");
 		return -1;
 	}
 	l->hashed_len = (size_t)(f[7].p + f[7].len - f[0].p);
@@ -533,8 +523,7 @@ parse_block(struct auditfmt_line *l, const struct field *f, char *err, size_t er
 }
 
 int
-auditfmt_parse_line(
-    struct auditfmt_line *l, const char *line, size_t len, char *err, size_t errlen)
+auditfmt_parse_line(struct auditfmt_line *l, const char *line, size_t len, char *err, size_t errlen)
 {
 	struct field f[NENTRY + 1];
 	size_t n, want;
@@ -545,7 +534,7 @@ auditfmt_parse_line(
 		return 0;
 	}
 	if (len < 2 || line[1] != '\t' || (line[0] != 'E' && line[0] != 'A' && line[0] != 'B')) {
-		errf(err, errlen, "not a line of the journal (E, A or B and a TAB)");
+		snprintf(err, errlen, "not a line of the journal (E, A or B and a TAB)");
 		return -1;
 	}
 	switch (line[0]) {
@@ -567,8 +556,8 @@ auditfmt_parse_line(
 	}
 	n = split(line, len, f, want);
 	if (n != want) {
-		errf(err, errlen, "%s line has %s%zu fields, not %zu", what, n > want ? "more than " : "",
-		    n > want ? want : n, want);
+		snprintf(err, errlen, "%s line has %s%zu fields, not %zu", what,
+		    n > want ? "more than " : "", n > want ? want : n, want);
 		return -1;
 	}
 	if (l->type == AUDITFMT_LINE_ENTRY)
@@ -705,8 +694,7 @@ acct_find(struct auditfmt_verifier *v, int64_t account)
 }
 
 static int
-touch(struct auditfmt_verifier *v, int64_t account, int64_t dp, int64_t cp, int64_t dq,
-    int64_t cq)
+touch(struct auditfmt_verifier *v, int64_t account, int64_t dp, int64_t cp, int64_t dq, int64_t cq)
 {
 	struct acct *a = acct_get(v, account);
 
@@ -733,8 +721,7 @@ touch(struct auditfmt_verifier *v, int64_t account, int64_t dp, int64_t cp, int6
 	return 0;
 }
 
-static int
-fail(struct auditfmt_verifier *v, char *err, size_t errlen, const char *fmt, ...)
+static int fail(struct auditfmt_verifier *v, char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static int
@@ -746,7 +733,7 @@ fail(struct auditfmt_verifier *v, char *err, size_t errlen, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	errf(err, errlen, "line %" PRId64 ": %s", v->lineno, msg);
+	snprintf(err, errlen, "line %" PRId64 ": %s", v->lineno, msg);
 	v->failed = true;
 	return -1;
 }
@@ -755,8 +742,8 @@ fail(struct auditfmt_verifier *v, char *err, size_t errlen, const char *fmt, ...
 static void
 entry_name(const struct auditfmt_entry *e, char *out, size_t outlen)
 {
-	snprintf(out, outlen, "entry %" PRId64 " (transfer \"%.200s\", block %" PRId64
-	                      ", position %" PRId64 ")",
+	snprintf(out, outlen,
+	    "entry %" PRId64 " (transfer \"%.200s\", block %" PRId64 ", position %" PRId64 ")",
 	    e->id, e->transfer_id, e->block, e->pos);
 }
 
@@ -773,8 +760,8 @@ verify_entry(struct auditfmt_verifier *v, const char *line, char *err, size_t er
 		int64_t want = v->cur_block + 1;
 
 		if (v->cur_block != 0 && e->block != want)
-			return fail(v, err, errlen, "%s: expected an entry of block %" PRId64, name,
-			    want);
+			return fail(
+			    v, err, errlen, "%s: expected an entry of block %" PRId64, name, want);
 		if (e->block == 0)
 			return fail(v, err, errlen, "%s: blocks are numbered from 1", name);
 		v->cur_block = e->block;
@@ -784,8 +771,8 @@ verify_entry(struct auditfmt_verifier *v, const char *line, char *err, size_t er
 		v->last_account = 0;
 		v->ntouched = 0;
 	} else if (e->block != v->cur_block) {
-		return fail(v, err, errlen, "%s: expected an entry of block %" PRId64, name,
-		    v->cur_block);
+		return fail(
+		    v, err, errlen, "%s: expected an entry of block %" PRId64, name, v->cur_block);
 	} else if (v->nbalances > 0) {
 		return fail(v, err, errlen, "%s: an entry after the balances of its block", name);
 	}
@@ -799,13 +786,15 @@ verify_entry(struct auditfmt_verifier *v, const char *line, char *err, size_t er
 	if (e->amount == 0)
 		return fail(v, err, errlen, "%s: an amount of 0", name);
 	if (e->debit == 0 || e->credit == 0 || e->debit == e->credit)
-		return fail(v, err, errlen, "%s: debits and credits account %" PRId64 " and %" PRId64,
-		    name, e->debit, e->credit);
+		return fail(v, err, errlen,
+		    "%s: debits and credits account %" PRId64 " and %" PRId64, name, e->debit,
+		    e->credit);
 	auditfmt_entry_effect(e->kind, e->amount, &posted, &pending);
 	if (touch(v, e->debit, posted, 0, pending, 0) != 0 ||
 	    touch(v, e->credit, 0, posted, 0, pending) != 0)
 		return fail(v, err, errlen, "out of memory");
-	if (v->watch_account != 0 && (e->debit == v->watch_account || e->credit == v->watch_account)) {
+	if (v->watch_account != 0 &&
+	    (e->debit == v->watch_account || e->credit == v->watch_account)) {
 		bool debit = e->debit == v->watch_account;
 
 		if (strcmp(e->created_at, v->watch_at) <= 0) {
@@ -833,8 +822,8 @@ verify_balance(struct auditfmt_verifier *v, char *err, size_t errlen)
 {
 	const struct auditfmt_balance *b = &v->line.balance;
 	struct acct *a;
-	int64_t want[4], got[4] = {b->debits_posted, b->credits_posted, b->debits_pending,
-	                         b->credits_pending};
+	int64_t want[4],
+	    got[4] = {b->debits_posted, b->credits_posted, b->debits_pending, b->credits_pending};
 	static const char *const what[] = {
 	    "debits posted", "credits posted", "debits pending", "credits pending"};
 
@@ -903,8 +892,9 @@ verify_block(struct auditfmt_verifier *v, char *err, size_t errlen)
 		return fail(v, err, errlen, "block %" PRId64 ": its entries say block %" PRId64,
 		    b->number, v->cur_block);
 	if (b->entries != v->pos)
-		return fail(v, err, errlen, "block %" PRId64 ": states %" PRId64
-		    " entries, %" PRId64 " precede it", b->number, b->entries, v->pos);
+		return fail(v, err, errlen,
+		    "block %" PRId64 ": states %" PRId64 " entries, %" PRId64 " precede it",
+		    b->number, b->entries, v->pos);
 	for (size_t i = 0; i < v->ntouched; i++) {
 		struct acct *a = acct_find(v, v->touched[i]);
 
@@ -916,7 +906,8 @@ verify_block(struct auditfmt_verifier *v, char *err, size_t errlen)
 	}
 	if (b->accounts != v->nbalances)
 		return fail(v, err, errlen,
-		    "block %" PRId64 ": states %" PRId64 " accounts, %" PRId64 " balances precede it",
+		    "block %" PRId64 ": states %" PRId64 " accounts, %" PRId64
+		    " balances precede it",
 		    b->number, b->accounts, v->nbalances);
 	if (auditfmt_digest_finish(v->entries_digest, eh) != 0 ||
 	    auditfmt_digest_finish(v->balances_digest, bh) != 0)
@@ -973,14 +964,15 @@ auditfmt_verifier_line(
 	char msg[512];
 
 	if (v->failed) {
-		errf(err, errlen, "the verification failed already");
+		snprintf(err, errlen, "the verification failed already");
 		return -1;
 	}
 	v->lineno++;
 	if (v->lineno == 1) {
 		if (len != strlen(AUDITFMT_HEADER) || memcmp(line, AUDITFMT_HEADER, len) != 0)
-			return fail(v, err, errlen, "not an audit journal (the first line must be "
-			                            "\"" AUDITFMT_HEADER "\")");
+			return fail(v, err, errlen,
+			    "not an audit journal (the first line must be "
+			    "\"" AUDITFMT_HEADER "\")");
 		return 0;
 	}
 	if (auditfmt_parse_line(&v->line, line, len, msg, sizeof(msg)) != 0)
@@ -1013,7 +1005,7 @@ auditfmt_verifier_finish(
     struct auditfmt_verifier *v, struct auditfmt_summary *summary, char *err, size_t errlen)
 {
 	if (v->failed) {
-		errf(err, errlen, "the verification failed");
+		snprintf(err, errlen, "the verification failed");
 		return -1;
 	}
 	if (v->lineno == 0)

@@ -65,7 +65,8 @@ audit_flags_parse(int argc, char **argv, struct audit_flags *f, const char *cmd)
 			return CLI_EXIT_USAGE;
 		if (r == 0) {
 			if (f->dir != NULL)
-				return cli_usage_error("audit", "unexpected argument \"%s\"", argv[i]);
+				return cli_usage_error(
+				    "audit", "unexpected argument \"%s\"", argv[i]);
 			f->dir = argv[i++];
 			continue;
 		}
@@ -165,7 +166,8 @@ write_block(FILE *f, const Allot__V1__AuditBlock *b, struct strbuf *sb)
 	    auditfmt_unhex(b->hash, strlen(b->hash), blk.hash, AUDITFMT_HASH_LEN) != 0 ||
 	    auditfmt_unhex(b->signature, strlen(b->signature), blk.signature, AUDITFMT_SIG_LEN) !=
 	        0) {
-		fprintf(stderr, "allot: audit export: block %" PRId64 " came with a malformed field\n",
+		fprintf(stderr,
+		    "allot: audit export: block %" PRId64 " came with a malformed field\n",
 		    b->number);
 		return -1;
 	}
@@ -210,7 +212,8 @@ export_main(struct cli *cli, const struct audit_flags *fl)
 		return CLI_EXIT_USAGE;
 	}
 	if ((f = fopen(tmp, "w")) == NULL) {
-		fprintf(stderr, "allot: audit export: could not write %s: %s\n", tmp, strerror(errno));
+		fprintf(
+		    stderr, "allot: audit export: could not write %s: %s\n", tmp, strerror(errno));
 		return CLI_EXIT_USAGE;
 	}
 	strbuf_init(&sb);
@@ -236,13 +239,14 @@ export_main(struct cli *cli, const struct audit_flags *fl)
 			break;
 	}
 	if (ferror(f) || fflush(f) != 0 || fsync(fileno(f)) != 0) {
-		fprintf(stderr, "allot: audit export: could not write %s: %s\n", tmp, strerror(errno));
+		fprintf(
+		    stderr, "allot: audit export: could not write %s: %s\n", tmp, strerror(errno));
 		goto done;
 	}
 	if (fclose(f) != 0 || rename(tmp, path) != 0) {
 		f = NULL;
-		fprintf(stderr, "allot: audit export: could not write %s: %s\n", path,
-		    strerror(errno));
+		fprintf(
+		    stderr, "allot: audit export: could not write %s: %s\n", path, strerror(errno));
 		goto done;
 	}
 	f = NULL;
@@ -419,7 +423,8 @@ balance_main_audit(const struct audit_flags *fl)
 	printf("credits posted   %20" PRId64 "\n", b->credits_posted);
 	printf("debits pending   %20" PRId64 "\n", b->debits_pending);
 	printf("credits pending  %20" PRId64 "\n", b->credits_pending);
-	printf("balance          %20" PRId64 "  (%.2f GPU-h)\n", bal, (double)bal / UNITS_PER_GPU_HOUR);
+	printf("balance          %20" PRId64 "  (%.2f GPU-h)\n", bal,
+	    (double)bal / UNITS_PER_GPU_HOUR);
 	printf("available        %20" PRId64 "  (%.2f GPU-h)\n", avail,
 	    (double)avail / UNITS_PER_GPU_HOUR);
 	if (!fl->pubkey)

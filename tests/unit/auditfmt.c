@@ -76,9 +76,9 @@ static const struct auditfmt_entry example = {
     .reason = "a\\b\nc",
     .body_hash = "abc",
 };
-#define EXAMPLE_LINE                                                                    \
+#define EXAMPLE_LINE \
 	"E\t1\t1\t7\t2026-01-31T12:00:00.000000Z\tt\\t1\tgrant\t2\t3\t3600000\t\tCN=admin," \
-	"O=Allot Dev\ta\\\\b\\nc\tabc\t"                                                     \
+	"O=Allot Dev\ta\\\\b\\nc\tabc\t" \
 	"a4d81baee9522f76fec6b3298ad066747b91a3150ec346cbdab6ab593223acbe"
 
 static void
@@ -111,15 +111,18 @@ test_block_hash(void **state)
 	assert_int_equal(auditfmt_digest_line(d, EXAMPLE_LINE, strlen(EXAMPLE_LINE)), 0);
 	assert_int_equal(auditfmt_digest_finish(d, blk.entries_hash), 0);
 	auditfmt_hex(blk.entries_hash, 32, hex);
-	assert_string_equal(hex, "e961cfc0990b49867a88eacb74fcd86da863442b94550aa8a723d5c27e8a5ab2");
+	assert_string_equal(
+	    hex, "e961cfc0990b49867a88eacb74fcd86da863442b94550aa8a723d5c27e8a5ab2");
 	assert_int_equal(auditfmt_digest_line(d, a1, strlen(a1)), 0);
 	assert_int_equal(auditfmt_digest_line(d, a2, strlen(a2)), 0);
 	assert_int_equal(auditfmt_digest_finish(d, blk.balances_hash), 0);
 	auditfmt_hex(blk.balances_hash, 32, hex);
-	assert_string_equal(hex, "d873e78ec25b6e0924878175ef46790c5efcd22425b9a55df40be432d83ce78c");
+	assert_string_equal(
+	    hex, "d873e78ec25b6e0924878175ef46790c5efcd22425b9a55df40be432d83ce78c");
 	assert_int_equal(auditfmt_block_hash(&blk), 0);
 	auditfmt_hex(blk.hash, 32, hex);
-	assert_string_equal(hex, "9878f6080ff6e505de3ba0ca0e86181ec435ed01d5d7540a55833a1a4c91f25a");
+	assert_string_equal(
+	    hex, "9878f6080ff6e505de3ba0ca0e86181ec435ed01d5d7540a55833a1a4c91f25a");
 	auditfmt_digest_free(d);
 }
 
@@ -159,8 +162,8 @@ test_parse_entry(void **state)
 
 	(void)state;
 	auditfmt_line_init(&l);
-	assert_int_equal(auditfmt_parse_line(&l, EXAMPLE_LINE, strlen(EXAMPLE_LINE), err, sizeof(err)),
-	    0);
+	assert_int_equal(
+	    auditfmt_parse_line(&l, EXAMPLE_LINE, strlen(EXAMPLE_LINE), err, sizeof(err)), 0);
 	assert_int_equal(l.type, AUDITFMT_LINE_ENTRY);
 	assert_int_equal(l.entry.id, 7);
 	assert_int_equal(l.entry.amount, 3600000);
@@ -233,7 +236,8 @@ make_journal(EVP_PKEY *key)
 	        {2, 3, 1, 300, "reserve", "leonardo:1", "2026-01-31T12:00:02.000000Z"},
 	        {3, 3, 1, 100, "post", "leonardo:1", "2026-01-31T12:00:03.000000Z"}},
 	    {{5, 3, 1, 200, "void", "leonardo:1", "2026-01-31T12:00:05.000000Z"},
-	        {4, 3, 1, 50, "charge", "", "2026-01-31T12:00:04.000000Z"}, {0, 0, 0, 0, NULL, NULL, NULL}},
+	        {4, 3, 1, 50, "charge", "", "2026-01-31T12:00:04.000000Z"},
+	        {0, 0, 0, 0, NULL, NULL, NULL}},
 	};
 	/* Debits and credits posted, debits and credits pending. Block 1: the grant
 	 * credits 3 with 1000; the reserve holds 300 (3's pending debits, 1's pending
@@ -285,7 +289,8 @@ make_journal(EVP_PKEY *key)
 			strbuf_putc(&out, '\n');
 			blk.accounts++;
 		}
-		snprintf(blk.sealed_at, sizeof(blk.sealed_at), "2026-01-31T12:00:0%d.500000Z", 3 + 2 * b);
+		snprintf(blk.sealed_at, sizeof(blk.sealed_at), "2026-01-31T12:00:0%d.500000Z",
+		    3 + 2 * b);
 		memcpy(blk.prev_hash, prev, 32);
 		assert_int_equal(auditfmt_digest_finish(ed, blk.entries_hash), 0);
 		assert_int_equal(auditfmt_digest_finish(bd, blk.balances_hash), 0);
@@ -319,8 +324,8 @@ new_key(void)
 
 /* Runs the verifier over text; returns 0 or -1 with the error in err. */
 static int
-verify_text(EVP_PKEY *key, const char *text, char *err, size_t errlen,
-    struct auditfmt_summary *sum, int64_t watch, const char *at)
+verify_text(EVP_PKEY *key, const char *text, char *err, size_t errlen, struct auditfmt_summary *sum,
+    int64_t watch, const char *at)
 {
 	struct auditfmt_verifier *v = auditfmt_verifier_new(key);
 	const char *p = text, *nl;
@@ -386,16 +391,16 @@ test_verify_whole(void **state)
 	assert_int_equal(s.first_block, 1);
 	assert_true(s.from_genesis);
 	/* Account 3 at 12:00:03.5: the grant, the reserve of 300, the post of 100. */
-	assert_int_equal(verify_text(key, j, err, sizeof(err), &s, 3, "2026-01-31T12:00:03.500000Z"),
-	    0);
+	assert_int_equal(
+	    verify_text(key, j, err, sizeof(err), &s, 3, "2026-01-31T12:00:03.500000Z"), 0);
 	assert_true(s.watched_seen);
 	assert_int_equal(s.watched_entries, 3);
 	assert_int_equal(s.watched.credits_posted, 1000);
 	assert_int_equal(s.watched.debits_posted, 100);
 	assert_int_equal(s.watched.debits_pending, 200);
 	/* At 12:00:04.0 the charge of 50 (sealed in block 2, created before the void). */
-	assert_int_equal(verify_text(key, j, err, sizeof(err), &s, 3, "2026-01-31T12:00:04.000000Z"),
-	    0);
+	assert_int_equal(
+	    verify_text(key, j, err, sizeof(err), &s, 3, "2026-01-31T12:00:04.000000Z"), 0);
 	assert_int_equal(s.watched.debits_posted, 150);
 	assert_int_equal(s.watched.debits_pending, 200);
 	/* Without a key the signatures are not checked; with another key they fail. */
@@ -430,13 +435,15 @@ test_verify_altered(void **state)
 	    {"a block's time", 7, "12:00:03.5", "12:00:03.4",
 	        "line 8: block 1: its hash does not match its fields"},
 	    {"a block's entry count", 7, "\t3\t", "\t2\t", "line 8: block 1: states 2 entries, 3"},
-	    {"a signature", 12, NULL, NULL, "line 13: block 2: the signature is not the audit key's"},
+	    {"a signature", 12, NULL, NULL,
+	        "line 13: block 2: the signature is not the audit key's"},
 	    {"an entry removed", 2, NULL, NULL,
 	        "line 3: entry 3 (transfer \"tid\", block 1, position 3): expected position 2"},
 	    {"a balance removed", 5, NULL, NULL,
 	        "line 7: block 1: account 2 is touched by its entries and has no balance"},
-	    {"a block removed", 7, NULL, NULL, "line 8: entry 5 (transfer \"tid\", block 2, "
-	                                       "position 1): expected an entry of block 1"},
+	    {"a block removed", 7, NULL, NULL,
+	        "line 8: entry 5 (transfer \"tid\", block 2, "
+	        "position 1): expected an entry of block 1"},
 	    {"the header", 0, "format 1", "format 2", "line 1: not an audit journal"},
 	};
 
@@ -467,7 +474,8 @@ test_verify_altered(void **state)
 		}
 		assert_int_equal(verify_text(key, alt, err, sizeof(err), &s, 0, ""), -1);
 		if (strstr(err, cases[i].err) == NULL)
-			fail_msg("%s: \"%s\" does not say \"%s\"", cases[i].what, err, cases[i].err);
+			fail_msg(
+			    "%s: \"%s\" does not say \"%s\"", cases[i].what, err, cases[i].err);
 		free(line);
 		free(fixed);
 		free(alt);
@@ -507,8 +515,9 @@ test_verify_swapped(void **state)
 	a = replace_line(j, 1, l2);
 	b = replace_line(a, 2, l1);
 	assert_int_equal(verify_text(key, b, err, sizeof(err), &s, 0, ""), -1);
-	assert_non_null(strstr(err, "line 2: entry 2 (transfer \"tid\", block 1, position 2): "
-	                            "expected position 1"));
+	assert_non_null(strstr(err,
+	    "line 2: entry 2 (transfer \"tid\", block 1, position 2): "
+	    "expected position 1"));
 	free(a);
 	free(b);
 	free(l1);
@@ -544,8 +553,8 @@ test_verify_partial(void **state)
 	assert_int_equal(s.first_block, 2);
 	assert_int_equal(s.blocks, 1);
 	/* account 1 after the void: its opening (0, 100, 0, 200) and the export's entries */
-	assert_int_equal(verify_text(key, part, err, sizeof(err), &s, 1, "2026-01-31T12:00:09.000000Z"),
-	    0);
+	assert_int_equal(
+	    verify_text(key, part, err, sizeof(err), &s, 1, "2026-01-31T12:00:09.000000Z"), 0);
 	assert_int_equal(s.watched.credits_posted, 150);
 	assert_int_equal(s.watched.credits_pending, 0);
 	free(part);

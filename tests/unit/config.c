@@ -115,7 +115,8 @@ test_key_table(void **state)
 	        "most reservations committed in one transaction"},
 	    {"audit_key", "path", "", 0, 0, false,
 	        "Ed25519 private key (PEM) that signs the journal's blocks; unset: no sealing"},
-	    {"audit_seal_s", "int", "5", 1, 3600, true, "seal the journal's new entries this often"},
+	    {"audit_seal_s", "int", "5", 1, 3600, true,
+	        "seal the journal's new entries this often"},
 	    {"log_level", "enum", "info", 0, 0, true, "least severe level logged"},
 	};
 	size_t n;
@@ -191,8 +192,8 @@ test_optional_key(void **state)
 	assert_int_equal(load_text(cfg, REQUIRED, err, sizeof(err)), 0);
 	assert_null(cfg->audit_key);
 	assert_int_equal(cfg->audit_seal_s, 5);
-	assert_int_equal(load_text(fresh, REQUIRED "audit_key = /k/audit.key\naudit_seal_s = 2\n", err,
-	                     sizeof(err)),
+	assert_int_equal(load_text(fresh, REQUIRED "audit_key = /k/audit.key\naudit_seal_s = 2\n",
+	                     err, sizeof(err)),
 	    0);
 	assert_string_equal(fresh->audit_key, "/k/audit.key");
 	/* a reload keeps the running key (restart) and applies the period */
