@@ -104,6 +104,19 @@ is_rfc3339(const char *s)
 
 /* ---------------------------------------------------------------- export */
 
+/* Writes sb's line and a LF to f. Returns 0, or -1 after printing why (out of memory). */
+static int
+put_line(FILE *f, struct strbuf *sb)
+{
+	strbuf_putc(sb, '\n');
+	if (strbuf_failed(sb)) {
+		fprintf(stderr, "allot: audit export: out of memory\n");
+		return -1;
+	}
+	fwrite(sb->data, 1, sb->len, f);
+	return 0;
+}
+
 /* Writes one block's lines to f. Returns 0, or -1 after printing why. */
 static int
 write_block(FILE *f, const Allot__V1__AuditBlock *b, struct strbuf *sb)
@@ -130,12 +143,8 @@ write_block(FILE *f, const Allot__V1__AuditBlock *b, struct strbuf *sb)
 		};
 
 		strbuf_reset(sb);
-		if (auditfmt_entry_line(sb, &ae) != 0) {
-			fprintf(stderr, "allot: audit export: out of memory\n");
+		if (auditfmt_entry_line(sb, &ae) != 0 || put_line(f, sb) != 0)
 			return -1;
-		}
-		strbuf_putc(sb, '\n');
-		fwrite(sb->data, 1, sb->len, f);
 	}
 	for (size_t i = 0; i < b->n_balances; i++) {
 		const Allot__V1__AuditBalance *a = b->balances[i];
@@ -150,8 +159,8 @@ write_block(FILE *f, const Allot__V1__AuditBlock *b, struct strbuf *sb)
 
 		strbuf_reset(sb);
 		auditfmt_balance_line(sb, &ab);
-		strbuf_putc(sb, '\n');
-		fwrite(sb->data, 1, sb->len, f);
+		if (put_line(f, sb) != 0)
+			return -1;
 	}
 	blk.number = b->number;
 	blk.entries = (int64_t)b->n_entries;
@@ -174,13 +183,7 @@ write_block(FILE *f, const Allot__V1__AuditBlock *b, struct strbuf *sb)
 	memcpy(blk.sealed_at, b->sealed_at, AUDITFMT_TIME_LEN);
 	strbuf_reset(sb);
 	auditfmt_block_line(sb, &blk);
-	strbuf_putc(sb, '\n');
-	if (strbuf_failed(sb)) {
-		fprintf(stderr, "allot: audit export: out of memory\n");
-		return -1;
-	}
-	fwrite(sb->data, 1, sb->len, f);
-	return 0;
+	return put_line(f, sb);
 }
 
 static int
