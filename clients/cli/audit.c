@@ -143,7 +143,12 @@ write_block(FILE *f, const Allot__V1__AuditBlock *b, struct strbuf *sb)
 		};
 
 		strbuf_reset(sb);
-		if (auditfmt_entry_line(sb, &ae) != 0 || put_line(f, sb) != 0)
+		if (auditfmt_entry_line(sb, &ae) != 0) {
+			fprintf(stderr, "allot: audit export: could not write entry %" PRId64 "\n",
+			    e->id);
+			return -1;
+		}
+		if (put_line(f, sb) != 0)
 			return -1;
 	}
 	for (size_t i = 0; i < b->n_balances; i++) {
