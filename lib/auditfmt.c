@@ -355,7 +355,8 @@ unescape(const struct field *f, char *dst)
 	for (size_t i = 0; i < f->len; i++) {
 		char c = f->p[i];
 
-		if (c == '\0')
+		/* one spelling per value: a CR is written \r, never raw */
+		if (c == '\0' || c == '\r')
 			return -1;
 		if (c != '\\') {
 			dst[j++] = c;
