@@ -195,6 +195,9 @@ test_parse_refusals(void **state)
 	    {"E\t1\t1\t7\t2026-01-31T12:00:00.000000Z\tt\\x\tgrant\t2\t3\t1\t\tp\tr\th\t"
 	     "a4d81baee9522f76fec6b3298ad066747b91a3150ec346cbdab6ab593223acbe",
 	        "field 6 (transfer_id): a bad escape"},
+	    {"E\t1\t1\t7\t2026-01-31T12:00:00.000000Z\tt\tgrant\t2\t3\t1\t\tp\tr\rr\th\t"
+	     "a4d81baee9522f76fec6b3298ad066747b91a3150ec346cbdab6ab593223acbe",
+	        "field 13 (reason): a bad escape"},
 	    {"E\t1\t1\t7\t2026-01-31T12:00:00.000000Z\tt\tgrant\t2\t3\t1\t\tp\tr\th\tA4",
 	        "field 15 (hash): not 64 hex digits"},
 	    {"E\t1\t1\t7\t2026-01-31T12:00:00.000000Z\tt\t\t2\t3\t1\t\tp\tr\th\t"
