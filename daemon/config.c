@@ -39,6 +39,11 @@ static const struct config_key keys[] = {
         "release the liens past their expiry this often", OFF(lien_sweep_s)},
     {"reserve_group_max", CONFIG_INT, "256", 1, 4096, true,
         "most reservations committed in one transaction", OFF(reserve_group_max)},
+    {"audit_key", CONFIG_PATH, "", 0, 0, false,
+        "Ed25519 private key (PEM) that signs the journal's blocks; unset: no sealing",
+        OFF(audit_key)},
+    {"audit_seal_s", CONFIG_INT, "5", 1, 3600, true, "seal the journal's new entries this often",
+        OFF(audit_seal_s)},
     {"log_level", CONFIG_LOG_LEVEL, "info", 0, 0, true, "least severe level logged",
         OFF(log_level)},
 };
@@ -291,7 +296,8 @@ config_new(void)
 	if ((cfg = calloc(1, sizeof(*cfg))) == NULL)
 		return NULL;
 	for (size_t i = 0; i < NKEYS; i++) {
-		if (keys[i].default_value != NULL &&
+		/* An empty default is an optional key: NULL until the file sets it. */
+		if (keys[i].default_value != NULL && keys[i].default_value[0] != '\0' &&
 		    set_value(cfg, &keys[i], keys[i].default_value, err, sizeof(err)) != 0) {
 			config_free(cfg);
 			return NULL;
@@ -484,7 +490,9 @@ config_print_help(FILE *f)
 		const struct config_key *k = &keys[i];
 
 		fprintf(f, "\n%s (%s, ", k->name, config_type_name(k->type));
-		if (k->default_value != NULL)
+		if (k->default_value != NULL && k->default_value[0] == '\0')
+			fprintf(f, "optional");
+		else if (k->default_value != NULL)
 			fprintf(f, "default %s", k->default_value);
 		else
 			fprintf(f, "required");

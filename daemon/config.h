@@ -21,7 +21,10 @@
 
 #include "log.h"
 
-/* Every setting. Strings are owned by the struct (malloc'ed) and never NULL once loaded. */
+/*
+ * Every setting. Strings are owned by the struct (malloc'ed) and never NULL once loaded,
+ * but for an optional key's (an empty default in the table), NULL while unset.
+ */
 struct config {
 	char *listen;      /* "host:port" or "[v6addr]:port", as written */
 	char *listen_host; /* the host of listen, without brackets */
@@ -36,6 +39,8 @@ struct config {
 	int idle_timeout_s;
 	int lien_sweep_s;
 	int reserve_group_max;
+	char *audit_key; /* optional: NULL when unset */
+	int audit_seal_s;
 	enum log_level log_level;
 };
 
@@ -51,11 +56,12 @@ enum config_type {
 struct config_key {
 	const char *name;
 	enum config_type type;
-	const char *default_value; /* as it would be written in the file; NULL: required */
-	long long min, max;        /* CONFIG_INT and CONFIG_SIZE only */
-	bool reloadable;           /* a reload applies a new value; otherwise a restart must */
-	const char *help;          /* one line, lower case, no period */
-	size_t offset;             /* of the value in struct config */
+	const char
+	    *default_value; /* as it would be written in the file; NULL: required; "": optional */
+	long long min, max; /* CONFIG_INT and CONFIG_SIZE only */
+	bool reloadable;    /* a reload applies a new value; otherwise a restart must */
+	const char *help;   /* one line, lower case, no period */
+	size_t offset;      /* of the value in struct config */
 };
 
 /*

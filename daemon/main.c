@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 
+#include "audit.h"
 #include "auth.h"
 #include "config.h"
 #include "db.h"
@@ -31,6 +32,7 @@ struct allotd {
 	struct event_base *base;
 	struct db *db;
 	struct ledger *ledger;
+	struct audit *audit; /* NULL without an audit key */
 	struct auth *auth;
 	struct twirp *tw;
 	struct server *server;
@@ -42,7 +44,8 @@ static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: allotd [-c FILE] [--migrate | --add-principal SUBJECT ROLE [SCOPE]]\n"
+	    "usage: allotd [-c FILE] [--migrate | --add-principal SUBJECT ROLE [SCOPE] |\n"
+	    "                         --audit-pubkey]\n"
 	    "       allotd -n [-c FILE | FILE]\n"
 	    "\n"
 	    "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
@@ -50,6 +53,7 @@ usage(FILE *f)
 	    "      --migrate       apply the pending database migrations, then exit\n"
 	    "      --add-principal SUBJECT ROLE [SCOPE]\n"
 	    "                      map a certificate subject to a role, then exit\n"
+	    "      --audit-pubkey  print the public key of audit_key (PEM), then exit\n"
 	    "      --help-config   list the configuration keys\n"
 	    "  -h, --help          this text\n");
 }
@@ -62,6 +66,8 @@ apply_settings(struct allotd *d)
 	server_set_limits(d->server, d->cfg->max_body_bytes, d->cfg->idle_timeout_s);
 	db_set_reconnect_max(d->db, d->cfg->db_reconnect_max_s);
 	ledger_set_limits(d->ledger, d->cfg->lien_sweep_s, d->cfg->reserve_group_max);
+	if (d->audit != NULL)
+		audit_set_period(d->audit, d->cfg->audit_seal_s);
 }
 
 static void
@@ -183,6 +189,14 @@ serve(struct allotd *d)
 	if ((d->ledger = ledger_new(d->base, d->db, twirp_metrics(d->tw), d->cfg->lien_sweep_s,
 	         d->cfg->reserve_group_max)) == NULL)
 		log_fatal("could not create the ledger");
+	if (d->cfg->audit_key != NULL) {
+		EVP_PKEY *key = audit_key_load(d->cfg->audit_key, err, sizeof(err));
+
+		if (key == NULL)
+			log_fatal("%s", err);
+		if ((d->audit = audit_new(d->base, d->db, key, d->cfg->audit_seal_s)) == NULL)
+			log_fatal("could not create the journal's sealer");
+	}
 	twirp_set_idle_cb(d->tw, idle_cb, d);
 	twirp_set_context(d->tw, d->ledger);
 	if ((d->server = server_new(d->base, d->tw)) == NULL)
@@ -203,6 +217,10 @@ serve(struct allotd *d)
 		log_fatal("could not start the database pool");
 	if (ledger_start(d->ledger) != 0)
 		log_fatal("could not start the sweep of expired liens");
+	if (d->audit != NULL && audit_start(d->audit) != 0)
+		log_fatal("could not start sealing the journal");
+	if (d->audit == NULL)
+		log_info("audit_key is not set: this allotd seals no journal blocks");
 	if (auth_start(d->auth) != 0)
 		log_fatal("could not start reading the principals");
 	log_info("listening on %s:%d", d->cfg->listen_host, d->cfg->listen_port);
@@ -216,6 +234,7 @@ serve(struct allotd *d)
 	server_free(d->server);
 	twirp_free(d->tw);
 	ledger_free(d->ledger);
+	audit_free(d->audit);
 	/* Before the pool, whose loop and settings its listening connection shares. */
 	auth_free(d->auth);
 	db_free(d->db);
@@ -226,18 +245,19 @@ serve(struct allotd *d)
 int
 main(int argc, char **argv)
 {
-	enum { OPT_MIGRATE = 256, OPT_ADD_PRINCIPAL, OPT_HELP_CONFIG };
+	enum { OPT_MIGRATE = 256, OPT_ADD_PRINCIPAL, OPT_HELP_CONFIG, OPT_AUDIT_PUBKEY };
 	static const struct option options[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"check", no_argument, NULL, 'n'},
 	    {"migrate", no_argument, NULL, OPT_MIGRATE},
 	    {"add-principal", no_argument, NULL, OPT_ADD_PRINCIPAL},
 	    {"help-config", no_argument, NULL, OPT_HELP_CONFIG},
+	    {"audit-pubkey", no_argument, NULL, OPT_AUDIT_PUBKEY},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct allotd d = {.config_path = DEFAULT_CONFIG};
-	bool check = false, migrate = false, add_principal = false;
+	bool check = false, migrate = false, add_principal = false, pubkey = false;
 	char err[1024];
 	int c, rc;
 
@@ -255,6 +275,9 @@ main(int argc, char **argv)
 			break;
 		case OPT_ADD_PRINCIPAL:
 			add_principal = true;
+			break;
+		case OPT_AUDIT_PUBKEY:
+			pubkey = true;
 			break;
 		case OPT_HELP_CONFIG:
 			config_print_help(stdout);
@@ -299,6 +322,20 @@ main(int argc, char **argv)
 		printf("configuration OK\n");
 		config_free(d.cfg);
 		return 0;
+	}
+	if (pubkey) {
+		EVP_PKEY *key = NULL;
+
+		if (d.cfg->audit_key == NULL)
+			snprintf(err, sizeof(err), "%s: audit_key is not set", d.config_path);
+		else
+			key = audit_key_load(d.cfg->audit_key, err, sizeof(err));
+		rc = key != NULL && audit_key_print_public(key, stdout) == 0 ? 0 : 1;
+		if (key == NULL)
+			fprintf(stderr, "allotd: %s\n", err);
+		EVP_PKEY_free(key);
+		config_free(d.cfg);
+		return rc;
 	}
 	if (migrate || add_principal) {
 		rc = migrate ? migrate_run(d.cfg->database, err, sizeof(err))

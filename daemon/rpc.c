@@ -6,6 +6,7 @@
  * methods are a line here and a function in a migration.
  */
 #include "allot/v1/admin.pb-c.h"
+#include "allot/v1/audit.pb-c.h"
 #include "allot/v1/ledger.pb-c.h"
 #include "allot/v1/usage.pb-c.h"
 
@@ -78,6 +79,7 @@ static const struct twirp_route routes[] = {
     {&allot__v1__ledger__descriptor, "Release", LIEN_HOLDERS, "site", NULL, "rpc_release", NULL},
     {&allot__v1__ledger__descriptor, "Heartbeat", LIEN_HOLDERS, "site", NULL, NULL,
         ledger_heartbeat},
+    {&allot__v1__audit__descriptor, "ListBlocks", READERS, NULL, NULL, "rpc_list_blocks", NULL},
 };
 
 const struct twirp_route *

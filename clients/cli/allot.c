@@ -2,7 +2,8 @@
  * allot: the command-line client of allotd.
  *
  * Parses the global options (each with its environment variable), dispatches
- * to a command (admin, ledger, balance, jobs, ingest, completeness, reconcile) and
+ * to a command (admin, ledger, balance, jobs, ingest, completeness, reconcile,
+ * audit) and
  * turns outcomes into exit statuses:
  * 0 success, 1 an RPC error, 2 a usage error. The commands' own flags and
  * output live in admin.c, ingest.c and render.c; the transport in the client
@@ -37,6 +38,7 @@ static const char usage_text[] =
     "                                     what a site reported per day; gaps shown\n"
     "  reconcile --site S [--tolerance PCT] BOOKS_FILE\n"
     "                                     the site's own budget tool against Allot\n"
+    "  audit export|verify|balance ...    the sealed journal, offline (allot audit --help)\n"
     "\n"
     "options (before the command):\n"
     "  --server URL            allotd's URL (ALLOT_SERVER, default " CLI_DEFAULT_SERVER ")\n"
@@ -321,6 +323,8 @@ main(int argc, char **argv)
 		status = completeness_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "reconcile") == 0)
 		status = reconcile_main(&cli, argc - i, argv + i);
+	else if (strcmp(cmd, "audit") == 0)
+		status = audit_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
 		status = CLI_EXIT_OK;

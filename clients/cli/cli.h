@@ -83,5 +83,7 @@ int ingest_main(struct cli *cli, int argc, char **argv);
 int completeness_main(struct cli *cli, int argc, char **argv);
 /* `allot reconcile --site S ... BOOKS_FILE`: the site's books against Allot's. */
 int reconcile_main(struct cli *cli, int argc, char **argv);
+/* `allot audit export|verify|balance ...`: the sealed journal. */
+int audit_main(struct cli *cli, int argc, char **argv);
 
 #endif
