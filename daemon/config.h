@@ -35,6 +35,7 @@ struct config {
 	long long max_body_bytes;
 	int idle_timeout_s;
 	int lien_sweep_s;
+	int allocation_expiry_s;
 	int reserve_group_max;
 	enum log_level log_level;
 };

@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "config.h"
 #include "db.h"
+#include "expiry.h"
 #include "ledger.h"
 #include "log.h"
 #include "migrate.h"
@@ -31,6 +32,7 @@ struct allotd {
 	struct event_base *base;
 	struct db *db;
 	struct ledger *ledger;
+	struct expiry *expiry;
 	struct auth *auth;
 	struct twirp *tw;
 	struct server *server;
@@ -62,6 +64,7 @@ apply_settings(struct allotd *d)
 	server_set_limits(d->server, d->cfg->max_body_bytes, d->cfg->idle_timeout_s);
 	db_set_reconnect_max(d->db, d->cfg->db_reconnect_max_s);
 	ledger_set_limits(d->ledger, d->cfg->lien_sweep_s, d->cfg->reserve_group_max);
+	expiry_set_period(d->expiry, d->cfg->allocation_expiry_s);
 }
 
 static void
@@ -159,6 +162,8 @@ serve(struct allotd *d)
 	if ((d->ledger = ledger_new(d->base, d->db, twirp_metrics(d->tw), d->cfg->lien_sweep_s,
 	         d->cfg->reserve_group_max)) == NULL)
 		log_fatal("could not create the ledger");
+	if ((d->expiry = expiry_new(d->base, d->db, d->cfg->allocation_expiry_s)) == NULL)
+		log_fatal("could not create the expiry of allocations");
 	twirp_set_idle_cb(d->tw, idle_cb, d);
 	twirp_set_context(d->tw, d->ledger);
 	if ((d->server = server_new(d->base, d->tw)) == NULL)
@@ -179,6 +184,8 @@ serve(struct allotd *d)
 		log_fatal("could not start the database pool");
 	if (ledger_start(d->ledger) != 0)
 		log_fatal("could not start the sweep of expired liens");
+	if (expiry_start(d->expiry) != 0)
+		log_fatal("could not start the expiry of allocations");
 	if (auth_start(d->auth) != 0)
 		log_fatal("could not start reading the principals");
 	log_info("listening on %s:%d", d->cfg->listen_host, d->cfg->listen_port);
@@ -192,6 +199,7 @@ serve(struct allotd *d)
 	server_free(d->server);
 	twirp_free(d->tw);
 	ledger_free(d->ledger);
+	expiry_free(d->expiry);
 	/* Before the pool, whose loop and settings its listening connection shares. */
 	auth_free(d->auth);
 	db_free(d->db);
