@@ -155,7 +155,8 @@ allocation_changes(struct cli *cli, int argc, char **argv)
 		if (!cli_has_value("allocation", name, value))
 			return CLI_EXIT_USAGE;
 		if (!cli_set_format(cli, value))
-			return cli_usage_error("allocation", "--format: table or json, not \"%s\"", value);
+			return cli_usage_error(
+			    "allocation", "--format: table or json, not \"%s\"", value);
 	}
 	if (!have_id)
 		return cli_usage_error("allocation", "changes needs an allocation id");
@@ -214,23 +215,25 @@ allocation_main(struct cli *cli, int argc, char **argv)
 			if (have_amount)
 				return cli_usage_error(
 				    "allocation", "give the amount once: --gpu-hours or --units");
-			if (strcmp(name, "units") == 0 ? parse_int64(value, &req.amount_units) != 0
-			                               : parse_gpu_hours(value, &req.amount_units) != 0)
-				return cli_usage_error("allocation",
-				    "--%s: \"%s\" is not %s", name, value,
-				    strcmp(name, "units") == 0
-				        ? "an integer"
-				        : "a number of GPU-hours (at most 5 decimals, at most 1e9)");
+			if (strcmp(name, "units") == 0
+			        ? parse_int64(value, &req.amount_units) != 0
+			        : parse_gpu_hours(value, &req.amount_units) != 0)
+				return cli_usage_error("allocation", "--%s: \"%s\" is not %s", name,
+				    value,
+				    strcmp(name, "units") == 0 ? "an integer"
+				                               : "a number of GPU-hours (at most 5 "
+				                                 "decimals, at most 1e9)");
 			have_amount = true;
 		} else if (strcmp(name, "reason") == 0) {
 			req.reason = (char *)value;
 		} else if (strcmp(name, "id") == 0) {
 			req.transfer_id = (char *)value;
 		} else if (move && (strcmp(name, "from") == 0 || strcmp(name, "to") == 0)) {
-			target = strcmp(name, "from") == 0 ? &req.from_allocation_id : &req.allocation_id;
+			target = strcmp(name, "from") == 0 ? &req.from_allocation_id
+			                                   : &req.allocation_id;
 			if (parse_int64(value, target) != 0 || *target <= 0)
-				return cli_usage_error(
-				    "allocation", "--%s: \"%s\" is not an allocation id", name, value);
+				return cli_usage_error("allocation",
+				    "--%s: \"%s\" is not an allocation id", name, value);
 		} else if (strcmp(name, "format") == 0) {
 			if (!cli_set_format(cli, value))
 				return cli_usage_error(
