@@ -233,6 +233,35 @@ class AllocationLife(AllotTestCase):
         self.assertEqual(self.psql("SELECT count(*) FROM allot.liens WHERE id LIKE 'win-%'"), "0")
 
 
+    def test_every_method_times_every_role(self):
+        a = self.project("life-roles", 10)
+        b = self.project("life-roles-b", 10)
+        certs = {"admin": "admin", "auditor": "auditor", "collector": "collector-leonardo",
+                 "scheduler": "scheduler-leonardo", "project": "project-acme-llm"}
+        methods = {
+            "Deposit": ({"allocationId": str(a), "amountUnits": "1"}, {"admin"}),
+            "Move": ({"fromAllocationId": str(a), "allocationId": str(b), "amountUnits": "1"},
+                     {"admin"}),
+            "Adjust": ({"allocationId": str(a), "amountUnits": "-1"}, {"admin"}),
+            "SetCreditLimit": ({"allocationId": str(a), "amountUnits": "1"}, {"admin"}),
+            "ListChanges": ({"allocationId": str(a)}, {"admin", "auditor"}),
+        }
+        for method, (body, allowed) in methods.items():
+            for role, cert in certs.items():
+                with self.subTest(method=method, role=role):
+                    req = dict(body, transferId=f"roles-{method}-{role}", reason="roles")
+                    if method == "ListChanges":
+                        req = body
+                    resp = self.twirp("Allocations/" + method, req, cert=cert)
+                    if role in allowed:
+                        self.assertEqual(resp[0], 200, f"{method} as {role}: {resp[2]!r}")
+                    else:
+                        self.assertTwirpError(resp, "permission_denied", role)
+        # Admin's four changes moved 1 unit each way but the credit limit: A 36,000,000
+        # + 1 (deposit) - 1 (move) - 1 (adjust) = 35,999,999; B 36,000,001.
+        self.assertEqual((self.available(a), self.available(b)), (35_999_999, 36_000_001))
+
+
 class AllocationExpiry(TwoDaemonCase):
     """Five allocations whose window ends a few seconds from now, two allotd
     expiring every second: each remainder moves to the expired account once."""
