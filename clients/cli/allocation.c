@@ -123,43 +123,17 @@ allocation_method(const char *sub)
 	return NULL;
 }
 
+/* Prints allocation id's changes (Allocations.ListChanges); returns an exit status. */
 static int
-allocation_changes(struct cli *cli, int argc, char **argv)
+allocation_changes(struct cli *cli, int64_t id)
 {
 	Allot__V1__ListChangesRequest req = ALLOT__V1__LIST_CHANGES_REQUEST__INIT;
 	ProtobufCMessage *resp = NULL;
-	const char *value;
-	char name[64];
-	bool have_id = false;
-	int i = 2, r, status;
+	int status;
 
-	while (i < argc) {
-		r = cli_next_flag(argc, argv, &i, name, sizeof(name), &value, "allocation");
-		if (r < 0)
-			return CLI_EXIT_USAGE;
-		if (r == 0) {
-			if (have_id || parse_int64(argv[i], &req.allocation_id) != 0 ||
-			    req.allocation_id <= 0)
-				return cli_usage_error("allocation",
-				    "unexpected argument \"%s\" (one allocation id)", argv[i]);
-			have_id = true;
-			i++;
-			continue;
-		}
-		if (strcmp(name, "help") == 0) {
-			fputs(allocation_usage_text, stdout);
-			return CLI_EXIT_OK;
-		}
-		if (strcmp(name, "format") != 0)
-			return cli_usage_error("allocation", "unknown flag --%s", name);
-		if (!cli_has_value("allocation", name, value))
-			return CLI_EXIT_USAGE;
-		if (!cli_set_format(cli, value))
-			return cli_usage_error(
-			    "allocation", "--format: table or json, not \"%s\"", value);
-	}
-	if (!have_id)
-		return cli_usage_error("allocation", "changes needs an allocation id");
+	req.allocation_id = id;
+	if (cli->dry_run)
+		return render_json(stdout, &req.base) ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 	if (cli_call(cli, "allot.v1.Allocations/ListChanges", &req.base,
 	        &allot__v1__list_changes_response__descriptor, &resp) < 0)
 		return CLI_EXIT_FAIL;
@@ -175,7 +149,7 @@ allocation_main(struct cli *cli, int argc, char **argv)
 	ProtobufCMessage *resp = NULL;
 	const char *method, *value, *sub;
 	char name[64], path[96];
-	bool have_amount = false, have_id = false, move;
+	bool have_amount = false, have_id = false, move, changes;
 	int64_t *target;
 	int i = 2, r, status;
 
@@ -186,9 +160,8 @@ allocation_main(struct cli *cli, int argc, char **argv)
 		fputs(allocation_usage_text, stdout);
 		return CLI_EXIT_OK;
 	}
-	if (strcmp(sub, "changes") == 0)
-		return allocation_changes(cli, argc, argv);
-	if ((method = allocation_method(sub)) == NULL)
+	changes = strcmp(sub, "changes") == 0;
+	if ((method = allocation_method(sub)) == NULL && !changes)
 		return cli_usage_error("allocation", "unknown subcommand \"%s\"", sub);
 	move = strcmp(sub, "move") == 0;
 
@@ -211,7 +184,9 @@ allocation_main(struct cli *cli, int argc, char **argv)
 		}
 		if (!cli_has_value("allocation", name, value))
 			return CLI_EXIT_USAGE;
-		if (strcmp(name, "gpu-hours") == 0 || strcmp(name, "units") == 0) {
+		if (changes && strcmp(name, "format") != 0) {
+			return cli_usage_error("allocation", "changes takes no --%s", name);
+		} else if (strcmp(name, "gpu-hours") == 0 || strcmp(name, "units") == 0) {
 			if (have_amount)
 				return cli_usage_error(
 				    "allocation", "give the amount once: --gpu-hours or --units");
@@ -244,6 +219,8 @@ allocation_main(struct cli *cli, int argc, char **argv)
 	}
 	if (!move && !have_id)
 		return cli_usage_error("allocation", "%s needs an allocation id", sub);
+	if (changes)
+		return allocation_changes(cli, req.allocation_id);
 	if (move && (req.from_allocation_id == 0 || req.allocation_id == 0))
 		return cli_usage_error("allocation", "move needs --from and --to");
 	if (!have_amount)
