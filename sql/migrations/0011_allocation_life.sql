@@ -475,7 +475,7 @@ LANGUAGE sql STABLE AS $$
     SELECT coalesce(': ' || string_agg(format('allocation %s is open from %s to %s', c.id,
                         allot.rfc3339(c.starts_at), allot.rfc3339(c.ends_at)), ', '
                         ORDER BY c.rank), '')
-    FROM (SELECT * FROM allot.allocation_candidates(project, resource) LIMIT 5) c
+    FROM (SELECT * FROM allot.allocation_candidates(project, resource) ORDER BY rank LIMIT 5) c
 $$;
 
 -- job_allocation as in 0003, its refusal naming the windows that exist.
@@ -540,9 +540,9 @@ BEGIN
         'nativeCostMilli', bill -> 'nativeMilli', 'nativeUnit', bill -> 'nativeUnit');
 END $$;
 
--- ReserveCampaign as in 0003, with the window and the credit limit: the campaign's
--- end must not pass its allocation's, and it fits when its hours are at most
--- available + credit_limit.
+-- ReserveCampaign as in 0003, with the window and the credit limit: the campaign is
+-- held until its end or its allocation's, whichever comes first, and it fits when
+-- its hours are at most available + credit_limit.
 CREATE OR REPLACE FUNCTION allot.rpc_reserve_campaign(req jsonb, principal text) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -586,10 +586,8 @@ BEGIN
     ja := allot.job_allocation(allot.j_text(req, 'project'), allot.j_text(req, 'site'), res, starts);
     PERFORM 1 FROM allot.accounts WHERE kind = 'consumed' OR id = ja.account ORDER BY id FOR UPDATE;
     SELECT ends_at INTO alloc_ends FROM allot.allocations WHERE id = ja.allocation;
-    IF ends > alloc_ends THEN
-        RAISE EXCEPTION 'campaign "%" would hold until %, after allocation % ends at %', lid,
-            allot.rfc3339(ends), ja.allocation, allot.rfc3339(alloc_ends) USING ERRCODE = '55000';
-    END IF;
+    -- A hold never outlives its allocation: expiry would release it at the end.
+    ends := least(ends, alloc_ends);
     SELECT allot.available_of(a), a.credit_limit INTO avail, credit
     FROM allot.accounts a WHERE a.id = ja.account;
     IF hours * 3600000 > avail + credit THEN
