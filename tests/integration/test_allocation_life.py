@@ -106,6 +106,18 @@ class AllocationLife(AllotTestCase):
         r = self.cli("allocation", "deposit", str(a), "--units", "5", "--reason", "x")
         self.assertEqual(r.returncode, 2)
         self.assertIn("needs --id", r.stderr)
+        # A GPU-hour is 3,600,000 units: 5 decimals are exact (36 units), a 6th is not.
+        r = self.cli("allocation", "deposit", str(a), "--gpu-hours", "0.000001",
+                     "--reason", "x", "--id", "dep-d")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("at most 5 decimals", r.stderr)
+        tiny = self.ok("deposit", str(a), "--gpu-hours", "0.00001", "--reason", "tiny",
+                       "--id", "dep-t")
+        # 45,000,000 + 36 = 45,000,036.
+        self.assertEqual((tiny["amountUnits"], tiny["availableUnits"]), ("36", "45000036"))
+        r = self.cli("allocation", "changes", str(a))
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("top-up", r.stdout)
         self.check_books()
 
     def test_move(self):
