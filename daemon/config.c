@@ -37,6 +37,8 @@ static const struct config_key keys[] = {
         OFF(idle_timeout_s)},
     {"lien_sweep_s", CONFIG_INT, "5", 1, 3600, true,
         "release the liens past their expiry this often", OFF(lien_sweep_s)},
+    {"allocation_expiry_s", CONFIG_INT, "30", 1, 3600, true,
+        "expire the allocations whose window ended this often", OFF(allocation_expiry_s)},
     {"reserve_group_max", CONFIG_INT, "256", 1, 4096, true,
         "most reservations committed in one transaction", OFF(reserve_group_max)},
     {"audit_key", CONFIG_PATH, "", 0, 0, false,

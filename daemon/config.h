@@ -38,6 +38,7 @@ struct config {
 	long long max_body_bytes;
 	int idle_timeout_s;
 	int lien_sweep_s;
+	int allocation_expiry_s;
 	int reserve_group_max;
 	char *audit_key; /* optional: NULL when unset */
 	int audit_seal_s;

@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "config.h"
 #include "db.h"
+#include "expiry.h"
 #include "ledger.h"
 #include "log.h"
 #include "migrate.h"
@@ -33,6 +34,7 @@ struct allotd {
 	struct db *db;
 	struct ledger *ledger;
 	struct audit *audit; /* NULL without an audit key */
+	struct expiry *expiry;
 	struct auth *auth;
 	struct twirp *tw;
 	struct server *server;
@@ -68,6 +70,7 @@ apply_settings(struct allotd *d)
 	ledger_set_limits(d->ledger, d->cfg->lien_sweep_s, d->cfg->reserve_group_max);
 	if (d->audit != NULL)
 		audit_set_period(d->audit, d->cfg->audit_seal_s);
+	expiry_set_period(d->expiry, d->cfg->allocation_expiry_s);
 }
 
 static void
@@ -197,6 +200,8 @@ serve(struct allotd *d)
 		if ((d->audit = audit_new(d->base, d->db, key, d->cfg->audit_seal_s)) == NULL)
 			log_fatal("could not create the journal's sealer");
 	}
+	if ((d->expiry = expiry_new(d->base, d->db, d->cfg->allocation_expiry_s)) == NULL)
+		log_fatal("could not create the expiry of allocations");
 	twirp_set_idle_cb(d->tw, idle_cb, d);
 	twirp_set_context(d->tw, d->ledger);
 	if ((d->server = server_new(d->base, d->tw)) == NULL)
@@ -221,6 +226,8 @@ serve(struct allotd *d)
 		log_fatal("could not start sealing the journal");
 	if (d->audit == NULL)
 		log_info("audit_key is not set: this allotd seals no journal blocks");
+	if (expiry_start(d->expiry) != 0)
+		log_fatal("could not start the expiry of allocations");
 	if (auth_start(d->auth) != 0)
 		log_fatal("could not start reading the principals");
 	log_info("listening on %s:%d", d->cfg->listen_host, d->cfg->listen_port);
@@ -235,6 +242,7 @@ serve(struct allotd *d)
 	twirp_free(d->tw);
 	ledger_free(d->ledger);
 	audit_free(d->audit);
+	expiry_free(d->expiry);
 	/* Before the pool, whose loop and settings its listening connection shares. */
 	auth_free(d->auth);
 	db_free(d->db);

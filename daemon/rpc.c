@@ -7,6 +7,7 @@
  */
 #include "allot/v1/admin.pb-c.h"
 #include "allot/v1/audit.pb-c.h"
+#include "allot/v1/allocations.pb-c.h"
 #include "allot/v1/ledger.pb-c.h"
 #include "allot/v1/usage.pb-c.h"
 
@@ -33,6 +34,12 @@
 		&allot__v1__admin__descriptor, method, roles, NULL, NULL, fn, NULL \
 	}
 
+/* An allocation's life (sql/migrations/0011): admin changes it, auditors read its changes. */
+#define LIFE_SQL(method, roles, fn) \
+	{ \
+		&allot__v1__allocations__descriptor, method, roles, NULL, NULL, fn, NULL \
+	}
+
 static const struct twirp_route routes[] = {
     ADMIN_SQL("CreateProgram", ADMIN, "rpc_create_program"),
     ADMIN_SQL("ListPrograms", READERS, "rpc_list_programs"),
@@ -54,6 +61,12 @@ static const struct twirp_route routes[] = {
     ADMIN_SQL("AddSiteAccount", ADMIN, "rpc_add_site_account"),
     ADMIN_SQL("ListSiteAccounts", READERS, "rpc_list_site_accounts"),
     ADMIN_SQL("RemoveSiteAccount", ADMIN, "rpc_remove_site_account"),
+    LIFE_SQL("Deposit", ADMIN, "rpc_deposit"),
+    LIFE_SQL("Move", ADMIN, "rpc_move"),
+    LIFE_SQL("Refund", ADMIN, "rpc_refund"),
+    LIFE_SQL("Adjust", ADMIN, "rpc_adjust"),
+    LIFE_SQL("SetCreditLimit", ADMIN, "rpc_set_credit_limit"),
+    LIFE_SQL("ListChanges", READERS, "rpc_list_changes"),
     {&allot__v1__usage__descriptor, "Ingest", COLLECTORS, "site", NULL, NULL, ingest_handle},
     {&allot__v1__usage__descriptor, "IngestMetrics", COLLECTORS, "site", NULL, NULL,
         telemetry_ingest_handle},

@@ -2,8 +2,8 @@
  * allot: the command-line client of allotd.
  *
  * Parses the global options (each with its environment variable), dispatches
- * to a command (admin, ledger, balance, jobs, ingest, completeness, reconcile,
- * audit) and
+ * to a command (admin, ledger, balance, allocation, jobs, ingest, completeness,
+ * reconcile, audit) and
  * turns outcomes into exit statuses:
  * 0 success, 1 an RPC error, 2 a usage error. The commands' own flags and
  * output live in admin.c, ingest.c and render.c; the transport in the client
@@ -30,6 +30,8 @@ static const char usage_text[] =
     "  admin METHOD [--FIELD VALUE ...]   call an Admin method (allot admin --help)\n"
     "  ledger METHOD [--FIELD VALUE ...]  quote, reserve, heartbeat, settle (allot ledger --help)\n"
     "  balance --project P                show a project's balance\n"
+    "  allocation deposit|move|refund|adjust|credit-limit|changes ...\n"
+    "                                     an allocation's life (allot allocation --help)\n"
     "  jobs --project P [--since T] [--site S] [--format table|json|csv]\n"
     "                                     list a project's jobs, with efficiency and energy\n"
     "  ingest --site S [--batch-id ID] [--batch-size N] FILE\n"
@@ -315,6 +317,8 @@ main(int argc, char **argv)
 		status = ledger_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "balance") == 0)
 		status = balance_main(&cli, argc - i, argv + i);
+	else if (strcmp(cmd, "allocation") == 0)
+		status = allocation_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "jobs") == 0)
 		status = jobs_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "ingest") == 0)

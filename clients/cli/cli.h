@@ -73,6 +73,9 @@ int admin_main(struct cli *cli, int argc, char **argv);
 /* allot ledger METHOD ...: any method of the Ledger service (quote, reserve, settle, ...). */
 int ledger_main(struct cli *cli, int argc, char **argv);
 
+/* `allot allocation deposit|move|refund|adjust|credit-limit|changes ...`. */
+int allocation_main(struct cli *cli, int argc, char **argv);
+
 /* `allot jobs ...`; argv[0] is "jobs". Returns an exit status. */
 int jobs_main(struct cli *cli, int argc, char **argv);
 

@@ -111,6 +111,8 @@ test_key_table(void **state)
 	    {"idle_timeout_s", "int", "60", 1, 3600, true, "close a connection idle this long"},
 	    {"lien_sweep_s", "int", "5", 1, 3600, true,
 	        "release the liens past their expiry this often"},
+	    {"allocation_expiry_s", "int", "30", 1, 3600, true,
+	        "expire the allocations whose window ended this often"},
 	    {"reserve_group_max", "int", "256", 1, 4096, true,
 	        "most reservations committed in one transaction"},
 	    {"audit_key", "path", "", 0, 0, false,
