@@ -15,6 +15,7 @@
 #include "auth.h"
 #include "config.h"
 #include "db.h"
+#include "events.h"
 #include "ledger.h"
 #include "log.h"
 #include "migrate.h"
@@ -32,6 +33,7 @@ struct allotd {
 	struct db *db;
 	struct ledger *ledger;
 	struct auth *auth;
+	struct events *events;
 	struct twirp *tw;
 	struct server *server;
 	struct event *sigterm, *sigint, *sighup;
@@ -159,6 +161,8 @@ serve(struct allotd *d)
 	if ((d->ledger = ledger_new(d->base, d->db, twirp_metrics(d->tw), d->cfg->lien_sweep_s,
 	         d->cfg->reserve_group_max)) == NULL)
 		log_fatal("could not create the ledger");
+	if ((d->events = events_new(d->base, d->db, twirp_metrics(d->tw))) == NULL)
+		log_fatal("could not create the events' announcer");
 	twirp_set_idle_cb(d->tw, idle_cb, d);
 	twirp_set_context(d->tw, d->ledger);
 	if ((d->server = server_new(d->base, d->tw)) == NULL)
@@ -181,6 +185,8 @@ serve(struct allotd *d)
 		log_fatal("could not start the sweep of expired liens");
 	if (auth_start(d->auth) != 0)
 		log_fatal("could not start reading the principals");
+	if (events_start(d->events) != 0)
+		log_fatal("could not start listening for events");
 	log_info("listening on %s:%d", d->cfg->listen_host, d->cfg->listen_port);
 	if (event_base_dispatch(d->base) < 0)
 		log_fatal("the event loop failed");
@@ -194,6 +200,7 @@ serve(struct allotd *d)
 	ledger_free(d->ledger);
 	/* Before the pool, whose loop and settings its listening connection shares. */
 	auth_free(d->auth);
+	events_free(d->events);
 	db_free(d->db);
 	event_base_free(d->base);
 	return 0;

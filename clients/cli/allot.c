@@ -2,8 +2,8 @@
  * allot: the command-line client of allotd.
  *
  * Parses the global options (each with its environment variable), dispatches
- * to a command (admin, ledger, balance, jobs, ingest, completeness, reconcile) and
- * turns outcomes into exit statuses:
+ * to a command (admin, ledger, balance, jobs, ingest, completeness, reconcile,
+ * incident, events) and turns outcomes into exit statuses:
  * 0 success, 1 an RPC error, 2 a usage error. The commands' own flags and
  * output live in admin.c, ingest.c and render.c; the transport in the client
  * library.
@@ -37,6 +37,9 @@ static const char usage_text[] =
     "                                     what a site reported per day; gaps shown\n"
     "  reconcile --site S [--tolerance PCT] BOOKS_FILE\n"
     "                                     the site's own budget tool against Allot\n"
+    "  incident declare|list|show [--FIELD VALUE ...]\n"
+    "                                     credit the jobs of an outage (allot incident --help)\n"
+    "  events --project P                 a project's events: thresholds of its grant crossed\n"
     "\n"
     "options (before the command):\n"
     "  --server URL            allotd's URL (ALLOT_SERVER, default " CLI_DEFAULT_SERVER ")\n"
@@ -321,6 +324,10 @@ main(int argc, char **argv)
 		status = completeness_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "reconcile") == 0)
 		status = reconcile_main(&cli, argc - i, argv + i);
+	else if (strcmp(cmd, "incident") == 0)
+		status = incident_main(&cli, argc - i, argv + i);
+	else if (strcmp(cmd, "events") == 0)
+		status = events_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
 		status = CLI_EXIT_OK;
