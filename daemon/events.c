@@ -73,8 +73,9 @@ events_announce(struct events *ev, const struct db_result *r, int row)
 	double granted = strtod(db_result_value(r, row, 5), NULL);
 
 	if (strcmp(kind, "threshold") == 0)
-		log_info("event %s: project \"%s\" crossed %ld %% of its grant: %s of %s units used "
-		         "(%.2f %%)",
+		log_info(
+		    "event %s: project \"%s\" crossed %ld %% of its grant: %s of %s units used "
+		    "(%.2f %%)",
 		    db_result_value(r, row, 0), db_result_value(r, row, 2), threshold,
 		    db_result_value(r, row, 4), db_result_value(r, row, 5),
 		    granted > 0 ? used * 100.0 / granted : 0.0);

@@ -111,7 +111,8 @@ metrics_count_event(struct metrics *m, const char *kind, int threshold_pct)
 	size_t i;
 
 	for (i = 0; i < m->nevents; i++)
-		if (m->events[i].threshold_pct == threshold_pct && strcmp(m->events[i].kind, kind) == 0)
+		if (m->events[i].threshold_pct == threshold_pct &&
+		    strcmp(m->events[i].kind, kind) == 0)
 			break;
 	if (i == m->nevents) {
 		if (m->nevents == NEVENT_KEYS || strlen(kind) >= sizeof(m->events[i].kind) ||

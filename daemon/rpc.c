@@ -81,8 +81,7 @@ static const struct twirp_route routes[] = {
     {&allot__v1__ledger__descriptor, "Heartbeat", LIEN_HOLDERS, "site", NULL, NULL,
         ledger_heartbeat},
     /* Credits move money back: only the operator declares an incident. */
-    {&allot__v1__incidents__descriptor, "Declare", ADMIN, NULL, NULL, "rpc_declare_incident",
-        NULL},
+    {&allot__v1__incidents__descriptor, "Declare", ADMIN, NULL, NULL, "rpc_declare_incident", NULL},
     {&allot__v1__incidents__descriptor, "List", READERS, NULL, NULL, "rpc_list_incidents", NULL},
     {&allot__v1__incidents__descriptor, "Show", READERS, NULL, NULL, "rpc_show_incident", NULL},
     {&allot__v1__events__descriptor, "List", READERS | ROLE_BIT(ROLE_PROJECT), NULL, "project",

@@ -57,7 +57,8 @@ events_main(struct cli *cli, int argc, char **argv)
 
 	/* "allot events --project P" is "allot events list --project P". */
 	if (argc >= 2 && strcmp(argv[1], "list") == 0)
-		return cli_service_run(cli, &allot__v1__events__descriptor, "events", argc, argv, NULL);
+		return cli_service_run(
+		    cli, &allot__v1__events__descriptor, "events", argc, argv, NULL);
 	if (argc + 1 > EVENTS_ARGV_MAX)
 		return cli_usage_error("events", "too many arguments");
 	args[0] = argv[0];
