@@ -256,28 +256,38 @@ CREATE TABLE allot.project_usage (
     used_units bigint NOT NULL DEFAULT 0
 );
 
--- What one posted journal row does to the project of one of its allocation
--- accounts: sign is +1 for the credited side, -1 for the debited side.
-CREATE FUNCTION allot.usage_delta(kind text, posted bigint, sign integer, other_consumed boolean,
-    OUT granted bigint, OUT used bigint)
+-- What posted units do to the grant and the use of the project of one of their
+-- allocation accounts: sign is +1 for the credited side, -1 for the debited side;
+-- other_consumed tells units whose other account is `consumed`, expire units of
+-- kind 'expire'.
+CREATE FUNCTION allot.usage_granted(posted numeric, sign integer, other_consumed boolean,
+    expire boolean) RETURNS numeric
 LANGUAGE sql IMMUTABLE AS $$
-    SELECT CASE WHEN other_consumed OR kind = 'expire' THEN 0 ELSE sign * posted END,
-           CASE WHEN other_consumed THEN -sign * posted ELSE 0 END
+    SELECT CASE WHEN other_consumed OR expire THEN 0 ELSE sign * posted END
+$$;
+CREATE FUNCTION allot.usage_used(posted numeric, sign integer, other_consumed boolean)
+RETURNS numeric
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN other_consumed THEN -sign * posted ELSE 0 END
 $$;
 
 -- The same figures recomputed from the whole journal: for the migration and
 -- allot.check_project_usage(), never for a request.
 CREATE VIEW allot.project_usage_journal AS
-SELECT al.project_id, sum(d.granted)::bigint AS granted_units, sum(d.used)::bigint AS used_units
-FROM (SELECT debit_account_id AS account, credit_account_id AS other, -1 AS sign, kind,
-             allot.transfer_posted(kind, amount) AS posted FROM allot.transfers
+SELECT al.project_id,
+       sum(allot.usage_granted(t.posted, t.sign, t.other_consumed, t.expire))::bigint
+           AS granted_units,
+       sum(allot.usage_used(t.posted, t.sign, t.other_consumed))::bigint AS used_units
+FROM (SELECT debit_account_id AS account, -1 AS sign,
+             credit_account_id = allot.consumed_account() AS other_consumed,
+             kind = 'expire' AS expire, allot.transfer_posted(kind, amount) AS posted
+      FROM allot.transfers
       UNION ALL
-      SELECT credit_account_id, debit_account_id, 1, kind, allot.transfer_posted(kind, amount)
+      SELECT credit_account_id, 1, debit_account_id = allot.consumed_account(),
+             kind = 'expire', allot.transfer_posted(kind, amount)
       FROM allot.transfers) t
 JOIN allot.accounts a ON a.id = t.account AND a.kind = 'allocation'
 JOIN allot.allocations al ON al.id = a.allocation_id
-CROSS JOIN LATERAL allot.usage_delta(t.kind, t.posted, t.sign,
-                                     t.other = allot.consumed_account()) d
 WHERE t.posted <> 0
 GROUP BY al.project_id;
 
@@ -316,17 +326,24 @@ LANGUAGE plpgsql AS $$
 DECLARE
     consumed bigint := allot.consumed_account();
 BEGIN
-    WITH d AS (
-        SELECT al.project_id, sum(x.granted)::bigint AS granted, sum(x.used)::bigint AS used
-        FROM (SELECT debit_account_id AS account, credit_account_id AS other, -1 AS sign, kind,
-                     allot.transfer_posted(kind, amount) AS posted FROM added
-              UNION ALL
-              SELECT credit_account_id, debit_account_id, 1, kind,
-                     allot.transfer_posted(kind, amount) FROM added) t
-        JOIN allot.accounts a ON a.id = t.account AND a.kind = 'allocation'
+    -- Summed per account side first (a statement names few accounts), then per
+    -- project: the statement's rows are read twice and hashed, never sorted.
+    WITH s AS (
+        SELECT debit_account_id AS account, -1 AS sign, credit_account_id = consumed AS oc,
+               kind = 'expire' AS ex, sum(allot.transfer_posted(kind, amount)) AS posted
+        FROM added GROUP BY 1, 3, 4
+        UNION ALL
+        SELECT credit_account_id, 1, debit_account_id = consumed, kind = 'expire',
+               sum(allot.transfer_posted(kind, amount))
+        FROM added GROUP BY 1, 3, 4),
+    d AS (
+        SELECT al.project_id, sum(allot.usage_granted(s.posted, s.sign, s.oc, s.ex))::bigint
+                   AS granted,
+               sum(allot.usage_used(s.posted, s.sign, s.oc))::bigint AS used
+        FROM s
+        JOIN allot.accounts a ON a.id = s.account AND a.kind = 'allocation'
         JOIN allot.allocations al ON al.id = a.allocation_id
-        CROSS JOIN LATERAL allot.usage_delta(t.kind, t.posted, t.sign, t.other = consumed) x
-        WHERE t.posted <> 0
+        WHERE s.posted <> 0
         GROUP BY al.project_id
         ORDER BY al.project_id),
     u AS (
