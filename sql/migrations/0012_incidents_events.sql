@@ -168,7 +168,7 @@ BEGIN
         FROM allot.job_usage j
         WHERE j.site = site_ AND j.step = '' AND (res IS NULL OR j.resource_id = res)
           AND j.start_time < ends AND j.start_time + j.elapsed_s * interval '1 second' > starts
-          AND j.charged_units > 0
+          AND j.charged_units > 0 AND j.elapsed_s > 0
         ORDER BY j.job_id
         FOR UPDATE),
     c AS (
