@@ -92,11 +92,20 @@ events_claimed_cb(const struct db_result *r, void *arg)
 	int n;
 
 	ev->claiming = false;
+	if (r->status == DB_UNAVAILABLE ||
+	    (r->status == DB_ERROR &&
+	        (strncmp(r->sqlstate, "08", 2) == 0 || strncmp(r->sqlstate, "57P", 3) == 0))) {
+		/* The server went away (or is shutting down) under the claim: the pool says so. */
+		log_debug("could not claim the events to announce: %s", r->message);
+		events_schedule_retry(ev);
+		return;
+	}
 	if (r->status != DB_OK) {
-		if (!ev->error_logged && r->status == DB_ERROR)
+		/* Once per run of failures: the retries would say the same every second. */
+		if (!ev->error_logged)
 			log_errorx("could not claim the events to announce: %s (SQLSTATE %s)",
 			    r->message, r->sqlstate);
-		ev->error_logged = r->status == DB_ERROR;
+		ev->error_logged = true;
 		events_schedule_retry(ev);
 		return;
 	}
