@@ -6,7 +6,7 @@
 -- job's allocation, all made by one statement. A project crossing a configured
 -- share of its grant (50, 80, 100 % by default, allot.event_thresholds) gets one
 -- event per threshold, detected per journal statement, not per record.
--- sql/README.md ("Incidents", "Events") is the contract.
+-- sql/README.md ("Incidents and events (0012)") is the contract.
 --
 -- Lock order (sql/README.md): an incident's site lock comes first (before any job
 -- row); allot.project_usage rows come last, after accounts: only the journal's
