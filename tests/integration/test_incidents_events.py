@@ -8,7 +8,9 @@ GPU for one second is 1,000 units; a GPU-hour is 3,600,000 units.
 import re
 import unittest
 
-from harness import AllotTestCase, job, make_cert, subject, twirp
+import time
+
+from harness import AllotTestCase, TwoDaemonCase, job, make_cert, subject, twirp
 
 H = 3_600_000
 SITE, PART = "leonardo", "boost_usr_prod"
@@ -233,6 +235,44 @@ class ThresholdEvents(AllotTestCase):
         self.assertTwirpError(self.twirp("Events/List", {"project": "trial", "limit": 5000}),
                               "invalid_argument", "limit")
         self.assertEqual(self.psql("SELECT allot.check_project_usage()"), "t")
+
+
+class EventsAcrossDaemons(TwoDaemonCase):
+    """Two allotd on one database: each event is logged and counted by one of them.
+
+    duo is granted 1 GPU-hour (3,600,000 units); one batch of t1, 1 GPU for 4,000 s
+    (4,000,000 units, 111 %), crosses 50, 80 and 100 % at once.
+    """
+
+    def test_each_event_announced_once(self):
+        self.create_project("duo", allocations=((SITE, (), 1),))
+        self.ingest(SITE, [lrd("t1", "08:00:00", 1, 4000, account="duo")], "duo-1")
+        self.assertEqual(self.psql(
+            "SELECT string_agg(threshold_pct::text, ' ' ORDER BY id) FROM allot.events"),
+            "50 80 100")
+        rx = re.compile(r'event \d+: project "duo" crossed (\d+) %')
+
+        def announced():
+            return sorted(int(m.group(1)) for d in (self.daemon, self.other)
+                          for ln in d.lines() for m in [rx.search(ln)] if m)
+        deadline = time.monotonic() + 10
+        while announced() != [50, 80, 100] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(announced(), [50, 80, 100])
+        self.assertEqual(self.psql("SELECT count(*) FROM allot.events WHERE announced_at IS NULL"),
+                         "0")
+        for pct in (50, 80, 100):
+            total = 0
+            for d in (self.daemon, self.other):
+                st, body = d.healthz("/metrics")
+                self.assertEqual(st, 200)
+                text = body.decode() if isinstance(body, bytes) else body
+                m = re.search(rf'^allot_events_total{{kind="threshold",threshold="{pct}"}} (\d+)$',
+                              text, re.M)
+                total += int(m.group(1)) if m else 0
+            self.assertEqual(total, 1, f"{pct} %: counted {total} times over both allotd")
+        # Both listen: after the first, neither logs the events again.
+        self.assertEqual(announced(), [50, 80, 100])
 
 
 if __name__ == "__main__":
