@@ -17,6 +17,7 @@
 #include "config.h"
 #include "db.h"
 #include "expiry.h"
+#include "events.h"
 #include "ledger.h"
 #include "log.h"
 #include "migrate.h"
@@ -36,6 +37,7 @@ struct allotd {
 	struct audit *audit; /* NULL without an audit key */
 	struct expiry *expiry;
 	struct auth *auth;
+	struct events *events;
 	struct twirp *tw;
 	struct server *server;
 	struct event *sigterm, *sigint, *sighup;
@@ -202,6 +204,8 @@ serve(struct allotd *d)
 	}
 	if ((d->expiry = expiry_new(d->base, d->db, d->cfg->allocation_expiry_s)) == NULL)
 		log_fatal("could not create the expiry of allocations");
+	if ((d->events = events_new(d->base, d->db, twirp_metrics(d->tw))) == NULL)
+		log_fatal("could not create the events' announcer");
 	twirp_set_idle_cb(d->tw, idle_cb, d);
 	twirp_set_context(d->tw, d->ledger);
 	if ((d->server = server_new(d->base, d->tw)) == NULL)
@@ -230,6 +234,8 @@ serve(struct allotd *d)
 		log_fatal("could not start the expiry of allocations");
 	if (auth_start(d->auth) != 0)
 		log_fatal("could not start reading the principals");
+	if (events_start(d->events) != 0)
+		log_fatal("could not start listening for events");
 	log_info("listening on %s:%d", d->cfg->listen_host, d->cfg->listen_port);
 	if (event_base_dispatch(d->base) < 0)
 		log_fatal("the event loop failed");
@@ -245,6 +251,7 @@ serve(struct allotd *d)
 	expiry_free(d->expiry);
 	/* Before the pool, whose loop and settings its listening connection shares. */
 	auth_free(d->auth);
+	events_free(d->events);
 	db_free(d->db);
 	event_base_free(d->base);
 	return 0;

@@ -15,6 +15,7 @@ static const double buckets[] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 #define NCODES 24
+#define NEVENT_KEYS 32 /* (kind, threshold) pairs; one more counts the others */
 
 struct route_metrics {
 	struct {
@@ -32,6 +33,13 @@ struct metrics {
 	struct route_metrics *routes; /* nroutes + 1: the last is "unmatched" */
 	unsigned long long records[4];
 	unsigned long long reserve_groups, reservations;
+	struct {
+		char kind[32];
+		int threshold_pct;
+		unsigned long long n;
+	} events[NEVENT_KEYS];
+	size_t nevents;
+	unsigned long long events_other;
 };
 
 struct metrics *
@@ -95,6 +103,28 @@ metrics_count_reserve_group(struct metrics *m, size_t reservations)
 {
 	m->reserve_groups++;
 	m->reservations += reservations;
+}
+
+void
+metrics_count_event(struct metrics *m, const char *kind, int threshold_pct)
+{
+	size_t i;
+
+	for (i = 0; i < m->nevents; i++)
+		if (m->events[i].threshold_pct == threshold_pct &&
+		    strcmp(m->events[i].kind, kind) == 0)
+			break;
+	if (i == m->nevents) {
+		if (m->nevents == NEVENT_KEYS || strlen(kind) >= sizeof(m->events[i].kind) ||
+		    strspn(kind, "abcdefghijklmnopqrstuvwxyz_") != strlen(kind)) {
+			m->events_other++;
+			return;
+		}
+		memcpy(m->events[i].kind, kind, strlen(kind) + 1);
+		m->events[i].threshold_pct = threshold_pct;
+		m->nevents++;
+	}
+	m->events[i].n++;
 }
 
 static const char *
@@ -172,6 +202,16 @@ metrics_render(
 	    "# TYPE allot_reservations_total counter\n"
 	    "allot_reservations_total %llu\n",
 	    m->reserve_groups, m->reservations);
+	strbuf_puts(out,
+	    "# HELP allot_events_total Events of projects announced by this allotd, by kind and "
+	    "threshold (percent of the grant).\n"
+	    "# TYPE allot_events_total counter\n");
+	for (size_t i = 0; i < m->nevents; i++)
+		strbuf_printf(out, "allot_events_total{kind=\"%s\",threshold=\"%d\"} %llu\n",
+		    m->events[i].kind, m->events[i].threshold_pct, m->events[i].n);
+	if (m->events_other > 0)
+		strbuf_printf(out, "allot_events_total{kind=\"other\",threshold=\"0\"} %llu\n",
+		    m->events_other);
 	strbuf_printf(out,
 	    "# HELP allot_draining Whether allotd is stopping (1) or serving (0).\n"
 	    "# TYPE allot_draining gauge\n"

@@ -32,6 +32,12 @@ void metrics_count_records(
 /* Counts one transaction of the ledger's coalesced reservations and its size. */
 void metrics_count_reserve_group(struct metrics *m, size_t reservations);
 
+/*
+ * Counts one event announced by this allotd: kind ("threshold", copied) and, for a
+ * threshold, its percentage (0 for other kinds).
+ */
+void metrics_count_event(struct metrics *m, const char *kind, int threshold_pct);
+
 /* Appends every metric in Prometheus text format (version 0.0.4) to out. */
 void metrics_render(
     const struct metrics *m, const struct db_stats *db, bool draining, struct strbuf *out);

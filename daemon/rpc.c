@@ -8,6 +8,8 @@
 #include "allot/v1/admin.pb-c.h"
 #include "allot/v1/audit.pb-c.h"
 #include "allot/v1/allocations.pb-c.h"
+#include "allot/v1/events.pb-c.h"
+#include "allot/v1/incidents.pb-c.h"
 #include "allot/v1/ledger.pb-c.h"
 #include "allot/v1/usage.pb-c.h"
 
@@ -93,6 +95,12 @@ static const struct twirp_route routes[] = {
     {&allot__v1__ledger__descriptor, "Heartbeat", LIEN_HOLDERS, "site", NULL, NULL,
         ledger_heartbeat},
     {&allot__v1__audit__descriptor, "ListBlocks", READERS, NULL, NULL, "rpc_list_blocks", NULL},
+    /* Credits move money back: only the operator declares an incident. */
+    {&allot__v1__incidents__descriptor, "Declare", ADMIN, NULL, NULL, "rpc_declare_incident", NULL},
+    {&allot__v1__incidents__descriptor, "List", READERS, NULL, NULL, "rpc_list_incidents", NULL},
+    {&allot__v1__incidents__descriptor, "Show", READERS, NULL, NULL, "rpc_show_incident", NULL},
+    {&allot__v1__events__descriptor, "List", READERS | ROLE_BIT(ROLE_PROJECT), NULL, "project",
+        "rpc_list_events", NULL},
 };
 
 const struct twirp_route *

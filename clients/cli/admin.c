@@ -83,10 +83,9 @@ admin_print_method(const ProtobufCServiceDescriptor *sd, const ProtobufCMethodDe
 	       "their full name (as in the .proto file). Unset fields take their default.\n");
 }
 
-/* Runs one method of service sd; argv[0] is the command's name, cmd ("admin"). */
-static int
-admin_run(
-    struct cli *cli, const ProtobufCServiceDescriptor *sd, const char *cmd, int argc, char **argv)
+int
+cli_service_run(struct cli *cli, const ProtobufCServiceDescriptor *sd, const char *cmd, int argc,
+    char **argv, cli_print_fn print)
 {
 	const ProtobufCMethodDescriptor *md;
 	struct reqflags *rf = NULL;
@@ -177,7 +176,7 @@ admin_run(
 		status = CLI_EXIT_FAIL;
 		goto done;
 	}
-	status = cli_print(cli, resp);
+	status = print != NULL ? print(cli, resp) : cli_print(cli, resp);
 
 done:
 	if (resp != NULL)
@@ -192,11 +191,11 @@ done:
 int
 admin_main(struct cli *cli, int argc, char **argv)
 {
-	return admin_run(cli, &allot__v1__admin__descriptor, "admin", argc, argv);
+	return cli_service_run(cli, &allot__v1__admin__descriptor, "admin", argc, argv, NULL);
 }
 
 int
 ledger_main(struct cli *cli, int argc, char **argv)
 {
-	return admin_run(cli, &allot__v1__ledger__descriptor, "ledger", argc, argv);
+	return cli_service_run(cli, &allot__v1__ledger__descriptor, "ledger", argc, argv, NULL);
 }

@@ -3,8 +3,7 @@
  *
  * Parses the global options (each with its environment variable), dispatches
  * to a command (admin, ledger, balance, allocation, jobs, ingest, completeness,
- * reconcile, audit) and
- * turns outcomes into exit statuses:
+ * reconcile, audit, incident, events) and turns outcomes into exit statuses:
  * 0 success, 1 an RPC error, 2 a usage error. The commands' own flags and
  * output live in admin.c, ingest.c and render.c; the transport in the client
  * library.
@@ -41,6 +40,9 @@ static const char usage_text[] =
     "  reconcile --site S [--tolerance PCT] BOOKS_FILE\n"
     "                                     the site's own budget tool against Allot\n"
     "  audit export|verify|balance ...    the sealed journal, offline (allot audit --help)\n"
+    "  incident declare|list|show [--FIELD VALUE ...]\n"
+    "                                     credit the jobs of an outage (allot incident --help)\n"
+    "  events --project P                 a project's events: thresholds of its grant crossed\n"
     "\n"
     "options (before the command):\n"
     "  --server URL            allotd's URL (ALLOT_SERVER, default " CLI_DEFAULT_SERVER ")\n"
@@ -329,6 +331,10 @@ main(int argc, char **argv)
 		status = reconcile_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "audit") == 0)
 		status = audit_main(&cli, argc - i, argv + i);
+	else if (strcmp(cmd, "incident") == 0)
+		status = incident_main(&cli, argc - i, argv + i);
+	else if (strcmp(cmd, "events") == 0)
+		status = events_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
 		status = CLI_EXIT_OK;

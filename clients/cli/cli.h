@@ -68,6 +68,16 @@ int cli_call(struct cli *cli, const char *service_method, const ProtobufCMessage
 /* Prints a response in cli's format; returns an exit status. */
 int cli_print(const struct cli *cli, const ProtobufCMessage *msg);
 
+/* Prints a method's response; returns an exit status. */
+typedef int (*cli_print_fn)(const struct cli *cli, const ProtobufCMessage *msg);
+
+/*
+ * Runs `allot CMD METHOD [--field value ...]` for any method of service sd, from its
+ * descriptor (argv[0] is cmd); print (NULL: cli_print) prints the response.
+ */
+int cli_service_run(struct cli *cli, const ProtobufCServiceDescriptor *sd, const char *cmd,
+    int argc, char **argv, cli_print_fn print);
+
 /* `allot admin ...`; argv[0] is "admin". Returns an exit status. */
 int admin_main(struct cli *cli, int argc, char **argv);
 /* allot ledger METHOD ...: any method of the Ledger service (quote, reserve, settle, ...). */
@@ -75,6 +85,10 @@ int ledger_main(struct cli *cli, int argc, char **argv);
 
 /* `allot allocation deposit|move|refund|adjust|credit-limit|changes ...`. */
 int allocation_main(struct cli *cli, int argc, char **argv);
+/* `allot incident declare|list|show ...`: the Incidents service. */
+int incident_main(struct cli *cli, int argc, char **argv);
+/* `allot events [list] --project P ...`: the Events service's List. */
+int events_main(struct cli *cli, int argc, char **argv);
 
 /* `allot jobs ...`; argv[0] is "jobs". Returns an exit status. */
 int jobs_main(struct cli *cli, int argc, char **argv);

@@ -158,12 +158,20 @@ render_is_number(const ProtobufCFieldDescriptor *fd)
 	}
 }
 
-/* The shortest decimal text that reads back as d. */
+/*
+ * The shortest decimal text that reads back as d; a whole number below 2^53 in
+ * plain digits (3600, not 3.6e+03).
+ */
 static void
 render_double(struct strbuf *out, double d)
 {
 	char buf[64];
 
+	if (d == (double)(long long)d && d > -9007199254740992.0 && d < 9007199254740992.0) {
+		snprintf(buf, sizeof(buf), "%lld", (long long)d);
+		strbuf_puts(out, buf);
+		return;
+	}
 	for (int prec = 1; prec <= 17; prec++) {
 		snprintf(buf, sizeof(buf), "%.*g", prec, d);
 		if (strtod(buf, NULL) == d)

@@ -158,6 +158,13 @@ METHODS = {
     "Ledger/Settle": ({"site": "leonardo", "jobId": "j-{role}"}, {"admin", "scheduler", "project"}),
     "Ledger/Release": ({"site": "leonardo", "jobId": "j-{role}"},
                        {"admin", "scheduler", "project"}),
+    "Incidents/Declare": ({"incidentId": "i-{role}", "site": "leonardo",
+                           "startsAt": "2026-11-01T00:00:00Z", "endsAt": "2026-11-01T01:00:00Z",
+                           "reason": "test"}, {"admin"}),
+    "Incidents/List": ({}, {"admin", "auditor"}),
+    # i-admin is the one admin's Declare made above.
+    "Incidents/Show": ({"incidentId": "i-admin"}, {"admin", "auditor"}),
+    "Events/List": ({"project": "acme-llm"}, {"admin", "auditor", "project"}),
 }
 
 # role -> certificate whose scope fits the requests above.
