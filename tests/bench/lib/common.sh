@@ -11,7 +11,8 @@
 #                       ($port), with more "key = value" LINEs
 #   bench_migrate       allotd --migrate and an admin principal for CN=admin
 #   bench_allotd_start  start allotd and wait for /healthz; bench_allotd_stop stops it
-#   bench_load ARGS     the C load client (tests/bench/lib/twirp_load.c), built here
+#   bench_load ARGS     the C load client (tests/bench/lib/twirp_load.c, built by meson
+#                       in $build; twirp_mix.c, the many-connection one, beside it)
 #   bench_ingest_setup DB  the four sites, their resources, twelve projects with
 #                       allocations and the collectors' principals
 #                       (tests/bench/lib/ingest_setup.sql), in migrated DB
@@ -31,6 +32,8 @@ bench_init() {
         [ -d "$build" ] || meson setup "$build" --buildtype=release >/dev/null
         ninja -C "$build" daemon/allotd >/dev/null
     fi
+    # The C load clients (tests/bench/lib) are built by meson with the daemon.
+    ninja -C "$build" tests/bench/twirp_load tests/bench/twirp_mix >/dev/null
     allotd=$build/daemon/allotd
     tmp=$(mktemp -d "${ALLOT_BENCH_TMPDIR:-/tmp}/allot-bench.XXXXXX")
     chmod 755 "$tmp"
@@ -111,10 +114,7 @@ bench_allotd_stop() {
 }
 
 bench_load() {
-    if [ ! -x "$tmp/twirp_load" ]; then
-        cc -O2 -pthread -o "$tmp/twirp_load" tests/bench/lib/twirp_load.c -lssl -lcrypto
-    fi
-    "$tmp/twirp_load" -p "$port" -a "$certs/ca.crt" "$@"
+    "$build/tests/bench/twirp_load" -p "$port" -a "$certs/ca.crt" "$@"
 }
 
 bench_ingest_setup() {

@@ -21,35 +21,26 @@
  * Output: key=value lines on stdout; the first answer of each unexpected
  * status on stderr.
  */
-#define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+
+#include "bench.h"
 
 #define MAX_STATUS 600
 
 static int port;
 static const char *ca_file, *cert_file, *key_file, *path;
 static const char *marker = "@@@@@@@@@@";
-static unsigned char *body;
-static size_t body_len;
-static size_t *marks;
-static size_t nmarks;
+static struct bench_body body;
 static double seconds;
 static long max_calls = -1;
 static long warmup;
@@ -76,36 +67,19 @@ struct worker {
 	size_t cap;
 };
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static void
 die(const char *what)
 {
-	fprintf(stderr, "twirp_load: %s\n", what);
-	ERR_print_errors_fp(stderr);
-	exit(1);
+	bench_die("twirp_load", what);
 }
 
 static int
 conn_open(struct worker *w)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	int one = 1;
-
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	w->fd = socket(AF_INET, SOCK_STREAM, 0);
-	if (w->fd < 0 || connect(w->fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+	if ((w->fd = bench_tcp_connect(port, 0)) < 0) {
 		perror("twirp_load: connect");
 		return -1;
 	}
-	setsockopt(w->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	w->ssl = SSL_new(ctx);
 	SSL_set_fd(w->ssl, w->fd);
 	SSL_set_tlsext_host_name(w->ssl, "localhost");
@@ -154,38 +128,22 @@ read_answer(struct worker *w, const char **bodyp, size_t *blen)
 		have += (size_t)r;
 		w->buf[have] = '\0';
 		if (head == 0) {
-			char *e = strstr(w->buf, "\r\n\r\n");
+			int got = bench_http_head(w->buf, have, &status, &head, &clen);
 
-			if (e == NULL)
+			if (got == 0)
 				continue;
-			head = (size_t)(e - w->buf) + 4;
-			char *cl = strcasestr(w->buf, "\r\ncontent-length:");
-
-			if (cl == NULL || cl > e) {
-				fprintf(stderr, "twirp_load: answer without Content-Length\n");
+			if (got < 0) {
+				fprintf(stderr,
+				    "twirp_load: answer without a status or Content-Length\n");
 				return -1;
 			}
-			clen = strtoul(cl + 17, NULL, 10);
 		}
 		if (have >= head + clen)
 			break;
 	}
-	if (sscanf(w->buf, "HTTP/1.%*d %d", &status) != 1)
-		return -1;
 	*bodyp = w->buf + head;
 	*blen = clen;
 	return status;
-}
-
-static void
-put_seq(unsigned char *b, long seq)
-{
-	size_t width = strlen(marker);
-	char num[32];
-
-	snprintf(num, sizeof num, "%0*ld", (int)width, seq);
-	for (size_t i = 0; i < nmarks; i++)
-		memcpy(b + marks[i], num + strlen(num) - width, width);
 }
 
 /*
@@ -222,17 +180,17 @@ worker_run(void *arg)
 	hlen = (size_t)snprintf(hdr, sizeof hdr,
 	    "POST %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/protobuf\r\n"
 	    "Content-Length: %zu\r\n\r\n",
-	    path, body_len);
+	    path, body.len);
 	/* The head and the body in one buffer; the sequence marks are rewritten in place. */
-	if ((req = malloc(hlen + body_len)) == NULL)
+	if ((req = malloc(hlen + body.len)) == NULL)
 		die("out of memory");
 	memcpy(req, hdr, hlen);
 	b = (unsigned char *)req + hlen;
-	memcpy(b, body, body_len);
+	memcpy(b, body.data, body.len);
 	for (long i = 0; i < warmup; i++) {
-		if (nmarks)
-			put_seq(b, atomic_fetch_add(&next_seq, 1));
-		if (call(w, req, hlen + body_len) < 0) {
+		if (body.nmarks)
+			bench_body_put_seq(&body, b, atomic_fetch_add(&next_seq, 1));
+		if (call(w, req, hlen + body.len) < 0) {
 			atomic_fetch_add(&failures, 1);
 			break;
 		}
@@ -243,11 +201,11 @@ worker_run(void *arg)
 			break;
 		long seq = atomic_fetch_add(&next_seq, 1);
 
-		if (nmarks)
-			put_seq(b, seq);
-		double t0 = now_s();
-		int st = call(w, req, hlen + body_len);
-		double t1 = now_s();
+		if (body.nmarks)
+			bench_body_put_seq(&body, b, seq);
+		double t0 = bench_now_s();
+		int st = call(w, req, hlen + body.len);
+		double t1 = bench_now_s();
 
 		if (st < 0) {
 			atomic_fetch_add(&failures, 1);
@@ -270,30 +228,11 @@ worker_run(void *arg)
 	return NULL;
 }
 
-static int
-cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double
-pct(const double *v, size_t n, double p)
-{
-	if (n == 0)
-		return 0;
-	size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-
-	return v[i];
-}
-
 int
 main(int argc, char **argv)
 {
 	const char *body_file = NULL;
 	int nconn = 1, opt;
-	FILE *f;
 
 	while ((opt = getopt(argc, argv, "p:a:c:k:u:b:n:t:N:w:m:s:")) != -1) {
 		switch (opt) {
@@ -345,34 +284,9 @@ main(int argc, char **argv)
 	    (seconds <= 0 && max_calls < 0) || strlen(marker) < 1 || strlen(marker) > 18)
 		die("missing or bad arguments (see the usage at the top of twirp_load.c)");
 
-	if ((f = fopen(body_file, "rb")) == NULL)
-		die("cannot open the body file");
-	fseek(f, 0, SEEK_END);
-	body_len = (size_t)ftell(f);
-	fseek(f, 0, SEEK_SET);
-	body = malloc(body_len ? body_len : 1);
-	if (body_len && fread(body, 1, body_len, f) != body_len)
-		die("cannot read the body file");
-	fclose(f);
-	size_t ml = strlen(marker);
-
-	marks = calloc(body_len / ml + 1, sizeof *marks);
-	for (size_t i = 0; i + ml <= body_len;) {
-		if (memcmp(body + i, marker, ml) == 0) {
-			marks[nmarks++] = i;
-			i += ml;
-		} else {
-			i++;
-		}
-	}
+	bench_body_load("twirp_load", &body, body_file, marker);
 	atomic_store(&next_seq, first_seq);
-
-	ctx = SSL_CTX_new(TLS_client_method());
-	if (ctx == NULL || SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1 ||
-	    SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1)
-		die("cannot set up TLS");
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	ctx = bench_tls_ctx_new("twirp_load", ca_file, cert_file, key_file);
 
 	struct worker *ws = calloc((size_t)nconn, sizeof *ws);
 
@@ -386,7 +300,7 @@ main(int argc, char **argv)
 
 	pthread_barrier_wait(&start_barrier);
 	getrusage(RUSAGE_SELF, &ru0);
-	t_start = now_s();
+	t_start = bench_now_s();
 	for (int i = 0; i < nconn; i++)
 		pthread_join(ws[i].thread, NULL);
 	getrusage(RUSAGE_SELF, &ru1);
@@ -407,7 +321,7 @@ main(int argc, char **argv)
 			all[k++] = ws[i].lat_ms[j];
 			sum += ws[i].lat_ms[j];
 		}
-	qsort(all, n, sizeof *all, cmp_double);
+	qsort(all, n, sizeof *all, bench_cmp_double);
 	double elapsed = t_end - t_start;
 	double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec) +
 	    (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec) / 1e6 +
@@ -423,8 +337,8 @@ main(int argc, char **argv)
 			printf("status_%d=%ld\n", s, atomic_load(&status_count[s]));
 	printf("failures=%ld\n", atomic_load(&failures));
 	printf("mean_ms=%.3f\n", n ? sum / (double)n : 0);
-	printf("p50_ms=%.3f\n", pct(all, n, 0.50));
-	printf("p99_ms=%.3f\n", pct(all, n, 0.99));
+	printf("p50_ms=%.3f\n", bench_pct(all, n, 0.50));
+	printf("p99_ms=%.3f\n", bench_pct(all, n, 0.99));
 	printf("max_ms=%.3f\n", n ? all[n - 1] : 0);
 	printf("client_cpu_s=%.3f\n", cpu);
 	printf("client_cpu_share=%.3f\n", elapsed > 0 ? cpu / elapsed : 0);
