@@ -305,13 +305,19 @@ conn_poll_connect(struct conn *c)
 static void
 conn_connect(struct conn *c)
 {
-	static const char *const keys[] = {"dbname", "options", "application_name", NULL};
+	/*
+	 * connect_timeout comes before dbname so that a connection string that names its own
+	 * wins; with several hosts it bounds the attempt on each, so a dead host cannot hang
+	 * the connection.
+	 */
+	static const char *const keys[] = {
+	    "connect_timeout", "dbname", "options", "application_name", NULL};
 	/*
 	 * No JIT: the merge's and the reservations' statements are estimated costly
 	 * enough to be compiled, and compiling them took longer (half a second, measured)
 	 * than running them, on every call.
 	 */
-	const char *values[] = {c->db->conninfo, "-c TimeZone=UTC -c jit=off",
+	const char *values[] = {"5", c->db->conninfo, "-c TimeZone=UTC -c jit=off",
 	    c->listener != NULL ? "allotd-listener" : "allotd", NULL};
 
 	c->pg = PQconnectStartParams(keys, values, 1);
@@ -333,6 +339,21 @@ conn_retry_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->listener == NULL)
 		c->db->reconnects++;
 	conn_connect(c);
+}
+
+/*
+ * True for the errors that mean this server cannot serve writes any longer: a standby
+ * (read_only_sql_transaction, after a failover left us on the old primary's peer) or a
+ * server shutting down (admin_shutdown, crash_shutdown, cannot_connect_now).
+ */
+static bool
+conn_lost_sqlstate(const PGresult *r)
+{
+	const char *s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+	return s != NULL &&
+	    (strcmp(s, "25006") == 0 || strcmp(s, "57P01") == 0 || strcmp(s, "57P02") == 0 ||
+	        strcmp(s, "57P03") == 0);
 }
 
 /* Reads what the server sent; finishes the query once its last result is in. */
@@ -375,6 +396,19 @@ conn_read(struct conn *c)
 
 				st = es == PGRES_TUPLES_OK || es == PGRES_COMMAND_OK ? DB_OK
 				                                                     : DB_ERROR;
+				if (st == DB_ERROR && conn_lost_sqlstate(r)) {
+					/* A standby or a server going down: another host may serve. */
+					PQclear(r);
+					if (c->listener != NULL) {
+						query_free(q);
+					} else {
+						c->db->failures++;
+						query_finish(q, DB_UNAVAILABLE, NULL,
+						    "database is unavailable");
+					}
+					conn_down(c, "server is read-only or shutting down");
+					return;
+				}
 			}
 			if (c->listener != NULL) {
 				query_free(q);
