@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <event2/event.h>
 #include <openssl/ssl.h>
@@ -171,6 +172,27 @@ event_loop_new(void)
 	return base;
 }
 
+/*
+ * Raises the soft limit on open descriptors to the hard one: every client keeps a
+ * connection open, and a site's collectors, schedulers and trainers are many. A
+ * service manager's LimitNOFILE sets the hard limit.
+ */
+static void
+raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		log_warn("getrlimit(RLIMIT_NOFILE)");
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			log_warn("setrlimit(RLIMIT_NOFILE)");
+	}
+}
+
 static int
 serve(struct allotd *d)
 {
@@ -179,6 +201,7 @@ serve(struct allotd *d)
 	SSL_CTX *ctx;
 	char err[1024];
 
+	raise_nofile();
 	if ((ctx = tls_server_ctx_new(
 	         d->cfg->tls_cert, d->cfg->tls_key, d->cfg->tls_ca, err, sizeof(err))) == NULL)
 		log_fatal("%s", err);

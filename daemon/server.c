@@ -14,6 +14,7 @@
  * would send it a reset that throws the answer away. Every close lingers; one the
  * client started ends on the next loop turn.
  */
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -27,6 +28,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/listener.h>
 
 #include "db.h"
 #include "log.h"
@@ -76,7 +78,18 @@ struct server {
 	size_t max_body_bytes;
 	struct conn_list conns, dead;
 	struct event *reap;
+	struct event *resume; /* accepting again after running out of descriptors */
 };
+
+/* How long accepting pauses when accept() runs out of descriptors or memory. */
+#define ACCEPT_PAUSE_S 1
+
+/*
+ * The server whose listener is bound. evhttp gives its listener's callbacks its own
+ * pointer, not ours, so the accept error callback finds the server here; allotd
+ * has one server.
+ */
+static struct server *listening;
 
 static void conn_ev_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -360,6 +373,46 @@ server_request_cb(struct evhttp_request *req, void *arg)
 	}
 }
 
+static void
+resume_accept_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+
+	(void)fd;
+	(void)what;
+	if (s->bound != NULL)
+		evconnlistener_enable(evhttp_bound_socket_get_listener(s->bound));
+}
+
+/*
+ * accept() failed. Out of descriptors (EMFILE, ENFILE) or memory, the waiting
+ * connection stays in the backlog and the listener would be readable again at
+ * once: libevent would call accept() in a busy loop. So accepting pauses for
+ * ACCEPT_PAUSE_S while the connections already open carry on; any other error
+ * is logged and accepting goes on.
+ */
+static void
+accept_error_cb(struct evconnlistener *lev, void *arg)
+{
+	static const struct timeval pause = {ACCEPT_PAUSE_S, 0};
+	struct server *s = listening;
+	int e = EVUTIL_SOCKET_ERROR();
+
+	(void)arg; /* evhttp's */
+
+	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM) {
+		log_warnx("accept: %s", evutil_socket_error_to_string(e));
+		return;
+	}
+	evconnlistener_disable(lev);
+	log_warnx("accept: %s: not accepting new connections for %d s",
+	    evutil_socket_error_to_string(e), ACCEPT_PAUSE_S);
+	if (s == NULL || evtimer_add(s->resume, &pause) != 0) {
+		log_errorx("could not schedule accepting again");
+		evconnlistener_enable(lev);
+	}
+}
+
 struct server *
 server_new(struct event_base *base, struct twirp *tw)
 {
@@ -372,6 +425,7 @@ server_new(struct event_base *base, struct twirp *tw)
 	LIST_INIT(&s->conns);
 	LIST_INIT(&s->dead);
 	if ((s->reap = event_new(base, -1, 0, reap_cb, s)) == NULL ||
+	    (s->resume = evtimer_new(base, resume_accept_cb, s)) == NULL ||
 	    (s->http = evhttp_new(base)) == NULL) {
 		server_free(s);
 		return NULL;
@@ -401,6 +455,10 @@ server_free(struct server *s)
 		conn_free(LIST_FIRST(&s->dead));
 	if (s->reap != NULL)
 		event_free(s->reap);
+	if (s->resume != NULL)
+		event_free(s->resume);
+	if (listening == s)
+		listening = NULL;
 	SSL_CTX_free(s->ctx);
 	free(s);
 }
@@ -432,6 +490,8 @@ server_listen(struct server *s, const char *host, int port, char *err, size_t er
 		snprintf(err, errlen, "could not listen on %s:%d", host, port);
 		return -1;
 	}
+	listening = s;
+	evconnlistener_set_error_cb(evhttp_bound_socket_get_listener(s->bound), accept_error_cb);
 	fd = evhttp_bound_socket_get_fd(s->bound);
 	/* Linux copies TCP_NODELAY from the listener to each accepted socket. */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0) {
