@@ -27,6 +27,7 @@
 #include "auditfmt.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "strbuf.h"
 
 #define AUDIT_BLOCK_MAX 10000
@@ -52,6 +53,7 @@ enum {
 
 struct audit {
 	struct db *db;
+	struct metrics *metrics;
 	EVP_PKEY *key;
 	struct event *timer;
 	int period_s;
@@ -126,6 +128,8 @@ seal_block_cb(const struct db_result *r, void *arg)
 	}
 	if (strcmp(db_result_value(r, 0, 0), "t") == 0) {
 		log_debug("sealed block %" PRId64 ": %" PRId64 " entries", a->number, a->count);
+		if (a->metrics != NULL)
+			metrics_count_sealed(a->metrics, (unsigned long long)a->count);
 		schedule(a, a->count == AUDIT_BLOCK_MAX ? 0 : a->period_s);
 	} else {
 		/* another allotd sealed first: propose again from its block */
@@ -291,7 +295,8 @@ audit_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct audit *
-audit_new(struct event_base *base, struct db *db, EVP_PKEY *key, int period_s)
+audit_new(
+    struct event_base *base, struct db *db, struct metrics *metrics, EVP_PKEY *key, int period_s)
 {
 	struct audit *a;
 
@@ -300,6 +305,7 @@ audit_new(struct event_base *base, struct db *db, EVP_PKEY *key, int period_s)
 		return NULL;
 	}
 	a->db = db;
+	a->metrics = metrics;
 	a->key = key;
 	audit_set_period(a, period_s);
 	strbuf_init(&a->line);

@@ -33,7 +33,11 @@ int audit_key_print_public(EVP_PKEY *key, FILE *f) __attribute__((warn_unused_re
  * (ownership taken, also on failure), or NULL. Freed with audit_free after the
  * loop stops.
  */
-struct audit *audit_new(struct event_base *base, struct db *db, EVP_PKEY *key, int period_s);
+struct metrics;
+
+/* Counts the blocks it seals in metrics (may be NULL). */
+struct audit *audit_new(
+    struct event_base *base, struct db *db, struct metrics *metrics, EVP_PKEY *key, int period_s);
 void audit_free(struct audit *a);
 /* Starts the timer. */
 int audit_start(struct audit *a) __attribute__((warn_unused_result));

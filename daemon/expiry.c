@@ -14,9 +14,11 @@
 #include "db.h"
 #include "expiry.h"
 #include "log.h"
+#include "metrics.h"
 
 struct expiry {
 	struct db *db;
+	struct metrics *metrics;
 	struct event *timer;
 	int period_s;
 	bool running; /* a query in flight: the next period skips */
@@ -30,9 +32,12 @@ expiry_done_cb(const struct db_result *r, void *arg)
 	ex->running = false;
 	if (r->status == DB_ERROR)
 		log_errorx("could not expire the allocations that ended: %s", r->message);
-	else if (r->status == DB_OK && strcmp(db_result_value(r, 0, 0), "0") != 0)
+	else if (r->status == DB_OK && strcmp(db_result_value(r, 0, 0), "0") != 0) {
 		log_info("expired the remainder of %s allocations", db_result_value(r, 0, 0));
-	else if (r->status == DB_OK)
+		if (ex->metrics != NULL)
+			metrics_count_expired(
+			    ex->metrics, strtoull(db_result_value(r, 0, 0), NULL, 10));
+	} else if (r->status == DB_OK)
 		log_debug("no allocation to expire");
 }
 
@@ -54,13 +59,14 @@ expiry_timer_cb(evutil_socket_t fd, short what, void *arg)
 }
 
 struct expiry *
-expiry_new(struct event_base *base, struct db *db, int period_s)
+expiry_new(struct event_base *base, struct db *db, struct metrics *metrics, int period_s)
 {
 	struct expiry *ex;
 
 	if ((ex = calloc(1, sizeof(*ex))) == NULL)
 		return NULL;
 	ex->db = db;
+	ex->metrics = metrics;
 	expiry_set_period(ex, period_s);
 	if ((ex->timer = evtimer_new(base, expiry_timer_cb, ex)) == NULL) {
 		free(ex);

@@ -17,7 +17,11 @@ struct expiry;
  * seconds, or NULL when out of memory. The caller frees it with expiry_free after
  * the loop stops.
  */
-struct expiry *expiry_new(struct event_base *base, struct db *db, int period_s);
+struct metrics;
+
+/* Counts what it expired in metrics (may be NULL). */
+struct expiry *expiry_new(
+    struct event_base *base, struct db *db, struct metrics *metrics, int period_s);
 /* Frees ex; NULL is a no-op. After the loop stops: no query's callback runs then. */
 void expiry_free(struct expiry *ex);
 /* Arms the timer; the first run is one period from now. */

@@ -222,10 +222,12 @@ serve(struct allotd *d)
 
 		if (key == NULL)
 			log_fatal("%s", err);
-		if ((d->audit = audit_new(d->base, d->db, key, d->cfg->audit_seal_s)) == NULL)
+		if ((d->audit = audit_new(
+		         d->base, d->db, twirp_metrics(d->tw), key, d->cfg->audit_seal_s)) == NULL)
 			log_fatal("could not create the journal's sealer");
 	}
-	if ((d->expiry = expiry_new(d->base, d->db, d->cfg->allocation_expiry_s)) == NULL)
+	if ((d->expiry = expiry_new(
+	         d->base, d->db, twirp_metrics(d->tw), d->cfg->allocation_expiry_s)) == NULL)
 		log_fatal("could not create the expiry of allocations");
 	if ((d->events = events_new(d->base, d->db, twirp_metrics(d->tw))) == NULL)
 		log_fatal("could not create the events' announcer");

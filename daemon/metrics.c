@@ -33,6 +33,7 @@ struct metrics {
 	struct route_metrics *routes; /* nroutes + 1: the last is "unmatched" */
 	unsigned long long records[4];
 	unsigned long long reserve_groups, reservations;
+	unsigned long long expired, blocks_sealed, entries_sealed;
 	struct {
 		char kind[32];
 		int threshold_pct;
@@ -103,6 +104,19 @@ metrics_count_reserve_group(struct metrics *m, size_t reservations)
 {
 	m->reserve_groups++;
 	m->reservations += reservations;
+}
+
+void
+metrics_count_expired(struct metrics *m, unsigned long long n)
+{
+	m->expired += n;
+}
+
+void
+metrics_count_sealed(struct metrics *m, unsigned long long entries)
+{
+	m->blocks_sealed++;
+	m->entries_sealed += entries;
 }
 
 void
@@ -202,6 +216,19 @@ metrics_render(
 	    "# TYPE allot_reservations_total counter\n"
 	    "allot_reservations_total %llu\n",
 	    m->reserve_groups, m->reservations);
+	strbuf_printf(out,
+	    "# HELP allot_allocations_expired_total Allocations whose remainder this allotd moved "
+	    "to expired at their end.\n"
+	    "# TYPE allot_allocations_expired_total counter\n"
+	    "allot_allocations_expired_total %llu\n"
+	    "# HELP allot_audit_blocks_sealed_total Journal blocks this allotd signed and "
+	    "chained.\n"
+	    "# TYPE allot_audit_blocks_sealed_total counter\n"
+	    "allot_audit_blocks_sealed_total %llu\n"
+	    "# HELP allot_audit_entries_sealed_total Journal entries in those blocks.\n"
+	    "# TYPE allot_audit_entries_sealed_total counter\n"
+	    "allot_audit_entries_sealed_total %llu\n",
+	    m->expired, m->blocks_sealed, m->entries_sealed);
 	strbuf_puts(out,
 	    "# HELP allot_events_total Events of projects announced by this allotd, by kind and "
 	    "threshold (percent of the grant).\n"

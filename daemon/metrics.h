@@ -31,6 +31,10 @@ void metrics_count_records(
 
 /* Counts one transaction of the ledger's coalesced reservations and its size. */
 void metrics_count_reserve_group(struct metrics *m, size_t reservations);
+/* n allocations whose remainder this allotd moved to expired. */
+void metrics_count_expired(struct metrics *m, unsigned long long n);
+/* A block of entries sealed (signed and chained) by this allotd. */
+void metrics_count_sealed(struct metrics *m, unsigned long long entries);
 
 /*
  * Counts one event announced by this allotd: kind ("threshold", copied) and, for a

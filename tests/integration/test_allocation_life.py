@@ -9,6 +9,7 @@ for one second is 1,000 units.
 
 import datetime
 import json
+import re
 import time
 
 from harness import ORGANIZATION, PROGRAM, AllotTestCase, TwoDaemonCase, job
@@ -316,6 +317,15 @@ class AllocationExpiry(TwoDaemonCase):
                 if "expired the remainder of" in line:
                     logged += int(line.split("remainder of ")[1].split()[0])
         self.assertEqual(logged, 5, "the two allotd together expired each allocation once")
+        counted = 0
+        for d in (self.daemon, self.other):
+            st, body = d.healthz("/metrics")
+            self.assertEqual(st, 200)
+            text = body.decode() if isinstance(body, bytes) else body
+            m = re.search(r"^allot_allocations_expired_total (\d+)$", text, re.M)
+            self.assertIsNotNone(m, "no allot_allocations_expired_total in /metrics")
+            counted += int(m.group(1))
+        self.assertEqual(counted, 5, "allot_allocations_expired_total of the two allotd")
         # After the end: no reservation, no deposit; the record names the service.
         st, _, body = self.twirp("Ledger/Reserve", reserve_req("exp-l2", 7302, "exp-0", 60),
                                  cert="scheduler-leonardo")

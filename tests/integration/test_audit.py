@@ -480,8 +480,27 @@ class ConcurrentSealing(AuditCase, TwoDaemonCase):
                                    "WHERE transfer_id LIKE 'charge:leonardo:c%' "
                                    "OR transfer_id ~ '^s[0-9]-'"),
                          str(4 * 10 * 20 + 2 * 20 * 5))
-        self.wait_sealed()
+        blocks = self.wait_sealed()
         self.check_one_chain()
+        # The last block's sealer logged it in the callback that counts it.
+        last = self.psql("SELECT max(number) FROM allot.blocks")
+        rx = re.compile(rf"sealed block {last}: ")
+        deadline = time.monotonic() + WAIT_S
+        while not any(rx.search(ln) for d in (self.daemon, self.other) for ln in d.lines()):
+            self.assertLess(time.monotonic(), deadline, f"no allotd logged sealing block {last}")
+            time.sleep(0.05)
+        sealed = {"blocks": 0, "entries": 0}
+        for d in (self.daemon, self.other):
+            st, body = d.healthz("/metrics")
+            self.assertEqual(st, 200)
+            text = body.decode() if isinstance(body, bytes) else body
+            for k in sealed:
+                m = re.search(rf"^allot_audit_{k}_sealed_total (\d+)$", text, re.M)
+                self.assertIsNotNone(m, f"no allot_audit_{k}_sealed_total in /metrics")
+                sealed[k] += int(m.group(1))
+        self.assertEqual(sealed, {
+            "blocks": blocks,
+            "entries": int(self.psql("SELECT count(*) FROM allot.transfers"))})
 
     def twirp_to(self, daemon, method, body):
         from harness import twirp
