@@ -1,5 +1,7 @@
--- 0014_credits_nodes: one cap on what an allocation gets back, a balance that tells
--- its movements apart, settable event thresholds, and incidents on nodes.
+-- 0014_credits_nodes: one cap on what an allocation gets back, and the flows of an
+-- account by kind (what a balance needs to tell its movements apart). Settable
+-- event thresholds and incidents on nodes, which the name announces, are not here
+-- yet: they need a later migration.
 --
 -- What an allocation can get back (a refund, an incident credit) is what usage
 -- charged it less what was already refunded or credited: accounts.refundable

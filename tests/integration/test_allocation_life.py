@@ -170,7 +170,9 @@ class AllocationLife(AllotTestCase):
         self.assertEqual(self.ok("refund", str(a), "--gpu-hours", "1.5", "--reason",
                                  "node failure", "--id", "ref-1"), r)
         self.refused("failed_precondition", "refund", str(a), "--units", "9000001",
-                     "--reason", "x", "--id", "ref-2", parts=("9000000 units not yet refunded",))
+                     "--reason", "x", "--id", "ref-2",
+                     parts=("usage charged it 14400000 units, 5400000 were refunded and 0 "
+                            "credited by incidents already, so 9000000 can be refunded",))
         self.refused("invalid_argument", "refund", str(a), "--units", "0", "--reason", "x",
                      "--id", "ref-0")
         # Adjust -2 GPU-h: 27,000,000 - 7,200,000 = 19,800,000; then +0.25 GPU-h
