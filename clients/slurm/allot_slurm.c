@@ -83,7 +83,8 @@ conf_setting(void *arg, const char *key, const char *value, int lineno, char *ms
 		return 0;
 	} else if (strcmp(key, "unreachable") == 0) {
 		if (strcmp(value, "admit") != 0 && strcmp(value, "refuse") != 0) {
-			snprintf(msg, msglen, "unreachable must be admit or refuse, not \"%s\"", value);
+			snprintf(
+			    msg, msglen, "unreachable must be admit or refuse, not \"%s\"", value);
 			return -1;
 		}
 		c->admit_unreachable = value[0] == 'a';
@@ -151,7 +152,7 @@ static bool
 unreachable_error(const struct allot_error *e)
 {
 	return e->code == TWIRP_UNAVAILABLE || e->code == TWIRP_DEADLINE_EXCEEDED ||
-	       e->code == TWIRP_INTERNAL || e->code == TWIRP_UNKNOWN;
+	    e->code == TWIRP_INTERNAL || e->code == TWIRP_UNKNOWN;
 }
 
 /* The exit status and message for a call that failed with e. */
@@ -180,8 +181,8 @@ parse_count(const char *flag, const char *v, long long max, long long *out)
 	errno = 0;
 	long long n = strtoll(v, &end, 10);
 	if (errno != 0 || end == v || *end != '\0' || n < 0 || n > max) {
-		fprintf(stderr, "allot-slurm: --%s: \"%s\" is not a number from 0 to %lld\n", flag, v,
-		    max);
+		fprintf(stderr, "allot-slurm: --%s: \"%s\" is not a number from 0 to %lld\n", flag,
+		    v, max);
 		return -1;
 	}
 	*out = n;
@@ -256,12 +257,12 @@ cmd_admit(const struct slurm_conf *c, int argc, char **argv)
 	        &allot__v1__quote_response__descriptor, (ProtobufCMessage **)&resp, &e) < 0) {
 		status = failed_call(c, "quote", &e, true);
 	} else if (!resp->allowed) {
-		printf("refused: project of account \"%s\": %s (the job costs %.2f GPU-hours, "
-		       "%.2f available)\n",
-		    account, resp->reason, resp->cost_gpu_hours, resp->available_gpu_hours);
+		/* Quote's reason carries the figures ("exhausted: the job needs ..."). */
+		printf("refused: project of account \"%s\": %s\n", account, resp->reason);
 		status = EXIT_REFUSED;
 	} else {
-		printf("ok: the job costs %.2f GPU-hours of allocation %" PRId64 ", %.2f available\n",
+		printf("ok: the job costs %.2f GPU-hours of allocation %" PRId64
+		       ", %.2f available\n",
 		    resp->cost_gpu_hours, resp->allocation_id, resp->available_gpu_hours);
 		status = 0;
 	}
@@ -322,7 +323,8 @@ cmd_prolog(const struct slurm_conf *c)
 	if (load_job(c, &job) < 0)
 		return EXIT_USAGE;
 	if (job.time_limit_s < 0) {
-		fprintf(stderr, "allot-slurm: job %s has no time limit: Allot cannot hold its cost\n",
+		fprintf(stderr,
+		    "allot-slurm: job %s has no time limit: Allot cannot hold its cost\n",
 		    job.job_id);
 		return EXIT_REFUSED;
 	}
@@ -345,7 +347,8 @@ cmd_prolog(const struct slurm_conf *c)
 	        &allot__v1__lien__descriptor, (ProtobufCMessage **)&lien, &e) < 0) {
 		status = failed_call(c, "reserve", &e, false);
 	} else {
-		fprintf(stderr, "allot-slurm: job %s holds lien %s: %.2f GPU-hours on allocation %" PRId64 "\n",
+		fprintf(stderr,
+		    "allot-slurm: job %s holds lien %s: %.2f GPU-hours on allocation %" PRId64 "\n",
 		    job.job_id, lien->lien_id, lien->held_gpu_hours, lien->allocation_id);
 		protobuf_c_message_free_unpacked(&lien->base, NULL);
 		status = 0;
@@ -384,8 +387,8 @@ cmd_epilog(const struct slurm_conf *c)
 			const Allot__V1__Lien *l = (const Allot__V1__Lien *)resp;
 
 			fprintf(stderr,
-			    "allot-slurm: job %s settled after %lld s: %" PRId64 " units charged, %" PRId64
-			    " released\n",
+			    "allot-slurm: job %s settled after %lld s: %" PRId64
+			    " units charged, %" PRId64 " released\n",
 			    job.job_id, job.run_time_s, l->drawn_units, l->released_units);
 			protobuf_c_message_free_unpacked(resp, NULL);
 		}

@@ -87,7 +87,8 @@ slurm_tres_gpus(const char *tres)
 			memcpy(item, p, len);
 			item[len] = '\0';
 			/* "gres:gpu...", "gres/gpu...": the rest is [:type][:count] or =count. */
-			if ((strncmp(item, "gres:gpu", 8) == 0 || strncmp(item, "gres/gpu", 8) == 0) &&
+			if ((strncmp(item, "gres:gpu", 8) == 0 ||
+			        strncmp(item, "gres/gpu", 8) == 0) &&
 			    (item[8] == '\0' || item[8] == ':' || item[8] == '=')) {
 				const char *last = strrchr(item + 8, item[8] == '=' ? '=' : ':');
 				long long v = 1;
@@ -175,8 +176,10 @@ slurm_job_parse(const char *line, struct slurm_job *job, char *err, size_t errle
 		memcpy(job->user, buf, n);
 		job->user[n] = '\0';
 	}
-	if (field(line, "TimeLimit", buf, sizeof(buf)) && slurm_duration(buf, &job->time_limit_s) < 0) {
-		snprintf(err, errlen, "job %s: TimeLimit \"%s\" is not a duration", job->job_id, buf);
+	if (field(line, "TimeLimit", buf, sizeof(buf)) &&
+	    slurm_duration(buf, &job->time_limit_s) < 0) {
+		snprintf(
+		    err, errlen, "job %s: TimeLimit \"%s\" is not a duration", job->job_id, buf);
 		return -1;
 	}
 	if (field(line, "RunTime", buf, sizeof(buf)) &&
@@ -188,26 +191,31 @@ slurm_job_parse(const char *line, struct slurm_job *job, char *err, size_t errle
 		/* "1" or a range "1-2" before the job starts: its first figure. */
 		buf[strcspn(buf, "-")] = '\0';
 		if (small_int(buf, &job->nodes) < 0) {
-			snprintf(err, errlen, "job %s: NumNodes \"%s\" is not a number", job->job_id, buf);
+			snprintf(err, errlen, "job %s: NumNodes \"%s\" is not a number",
+			    job->job_id, buf);
 			return -1;
 		}
 	}
 	if (field(line, "NumCPUs", buf, sizeof(buf))) {
 		buf[strcspn(buf, "-")] = '\0';
 		if (small_int(buf, &job->cpus) < 0) {
-			snprintf(err, errlen, "job %s: NumCPUs \"%s\" is not a number", job->job_id, buf);
+			snprintf(err, errlen, "job %s: NumCPUs \"%s\" is not a number", job->job_id,
+			    buf);
 			return -1;
 		}
 	}
 	if (field(line, "TresPerNode", buf, sizeof(buf)) && (per_node = slurm_tres_gpus(buf)) < 0) {
-		snprintf(err, errlen, "job %s: TresPerNode \"%s\" has a bad GPU count", job->job_id, buf);
+		snprintf(err, errlen, "job %s: TresPerNode \"%s\" has a bad GPU count", job->job_id,
+		    buf);
 		return -1;
 	}
 	if (field(line, "TresPerJob", buf, sizeof(buf)) && (per_job = slurm_tres_gpus(buf)) < 0) {
-		snprintf(err, errlen, "job %s: TresPerJob \"%s\" has a bad GPU count", job->job_id, buf);
+		snprintf(
+		    err, errlen, "job %s: TresPerJob \"%s\" has a bad GPU count", job->job_id, buf);
 		return -1;
 	}
-	long long gpus = per_job > 0 ? per_job : (long long)per_node * (job->nodes > 0 ? job->nodes : 1);
+	long long gpus =
+	    per_job > 0 ? per_job : (long long)per_node * (job->nodes > 0 ? job->nodes : 1);
 	if (gpus > 1000000) {
 		snprintf(err, errlen, "job %s: %lld GPUs", job->job_id, gpus);
 		return -1;

@@ -97,8 +97,8 @@ class SlurmObeysAllot(AllotTestCase):
         r = self.sbatch("-A", "broke", "--gres=gpu:4", "-t", "60", "--wrap", "true")
         self.assertNotEqual(r.returncode, 0, r.stdout)
         # Quote's own reason and figures: 4 GPUs x 1 hour against 1 GPU-hour.
-        self.assertIn("allot: refused: project of account \"broke\"", r.stderr)
-        self.assertIn("(the job costs 4.00 GPU-hours, 1.00 available)", r.stderr)
+        self.assertIn('allot: refused: project of account "broke": exhausted: the job needs '
+                      '4.00 GPU-h, 1.00 are available\n', r.stderr)
 
         r = self.sbatch("-A", "nobody", "--gres=gpu:1", "-t", "5", "--wrap", "true")
         self.assertNotEqual(r.returncode, 0)
