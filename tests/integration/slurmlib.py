@@ -22,11 +22,15 @@ import time
 
 CLONE_NEWNET = 0x40000000
 SLURM_BINARIES = ("slurmctld", "slurmd", "munged", "sbatch", "scontrol", "squeue")
+ACCOUNTING_BINARIES = ("slurmdbd", "sacct", "sacctmgr", "mariadbd", "mariadb-install-db",
+                       "mariadb")
+DBD_PORT, MARIADB_PORT = 16819, 16306
 
 
-def missing():
+def missing(accounting=False):
     """The Slurm programs that are not installed, or [] when all are."""
-    return [b for b in SLURM_BINARIES if shutil.which(b) is None]
+    names = SLURM_BINARIES + (ACCOUNTING_BINARIES if accounting else ())
+    return [b for b in names if shutil.which(b) is None]
 
 
 class Namespace:
@@ -72,8 +76,10 @@ class SlurmCluster:
     text of job_submit.lua, or None for no plugin.
     """
 
-    def __init__(self, folder, partition, job_submit=None, prolog=None, epilog=None):
+    def __init__(self, folder, partition, job_submit=None, prolog=None, epilog=None,
+                 accounting=False):
         self.dir = folder
+        self.accounting = accounting
         self.partition = partition
         self.conf = os.path.join(folder, "slurm.conf")
         self.procs = []
@@ -123,6 +129,23 @@ class SlurmCluster:
             lines.append(f"PrologSlurmctld={scripts['prolog']}")
         if "epilog" in scripts:
             lines.append(f"EpilogSlurmctld={scripts['epilog']}")
+        if accounting:
+            # slurmdbd on a private MariaDB; AccountingStoragePass names munge's socket
+            # for slurmctld's connections to slurmdbd, which ignore AuthInfo.
+            lines += ["AccountingStorageType=accounting_storage/slurmdbd",
+                      "AccountingStorageHost=localhost", f"AccountingStoragePort={DBD_PORT}",
+                      f"AccountingStoragePass=socket={self.munge_socket}",
+                      "AccountingStorageTRES=gres/gpu", "JobAcctGatherType=jobacct_gather/none"]
+            dbd = os.path.join(folder, "slurmdbd.conf")
+            with open(dbd, "w") as f:
+                f.write("\n".join([
+                    "AuthType=auth/munge", f"AuthInfo=socket={self.munge_socket}",
+                    "DbdHost=localhost", f"DbdPort={DBD_PORT}", "SlurmUser=root",
+                    f"LogFile={folder}/log/slurmdbd.log", f"PidFile={folder}/slurmdbd.pid",
+                    "StorageType=accounting_storage/mysql", "StorageHost=127.0.0.1",
+                    f"StoragePort={MARIADB_PORT}", "StorageUser=slurm",
+                    "StoragePass=slurm-test", "StorageLoc=slurm_acct_db"]) + "\n")
+            os.chmod(dbd, 0o600)
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
         with open(os.path.join(folder, "gres.conf"), "w") as f:
@@ -146,6 +169,8 @@ class SlurmCluster:
         deadline = time.monotonic() + timeout
         while not os.path.exists(self.munge_socket):
             self._check_alive("munged", deadline)
+        if self.accounting:
+            self._start_accounting(deadline)
         self._spawn(["slurmctld", "-D", "-i"], "slurmctld.out")
         self._spawn(["slurmd", "-D", "-N", "node1"], "slurmd.out")
         while True:
@@ -153,6 +178,36 @@ class SlurmCluster:
             if r.returncode == 0 and r.stdout.strip() == "idle":
                 return
             self._check_alive("slurm", deadline)
+
+    def _start_accounting(self, deadline):
+        d = self.dir
+        data, sock = os.path.join(d, "mariadb"), os.path.join(d, "mariadb.sock")
+        # Every MariaDB tool needs --no-defaults, or Debian's /etc/mysql applies.
+        self.run("mariadb-install-db", "--no-defaults", f"--datadir={data}", "--user=root",
+                 "--auth-root-authentication-method=socket", timeout=120)
+        self._spawn(["mariadbd", "--no-defaults", f"--datadir={data}", f"--socket={sock}",
+                     f"--port={MARIADB_PORT}", "--bind-address=127.0.0.1", "--user=root",
+                     "--skip-log-bin"], "mariadbd.out")
+        while self.run("mariadb", "--no-defaults", f"--socket={sock}", "-e", "SELECT 1",
+                       check=False, timeout=10).returncode != 0:
+            self._check_alive("mariadbd", deadline)
+        self.run("mariadb", "--no-defaults", f"--socket={sock}", "-e",
+                 "CREATE USER 'slurm'@'127.0.0.1' IDENTIFIED BY 'slurm-test'; "
+                 "GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';")
+        self._spawn(["slurmdbd", "-D"], "slurmdbd.out")
+        while self.run("sacctmgr", "-n", "show", "cluster", check=False,
+                       timeout=10).returncode != 0:
+            self._check_alive("slurmdbd", deadline)
+        # Exits 1 when slurmctld registered the cluster first: harmless.
+        self.run("sacctmgr", "-i", "add", "cluster", "allottest", check=False)
+
+    def sacct_wrapper(self):
+        """A sacct that reads this cluster's slurm.conf, for allot-collect's sacct_command."""
+        path = os.path.join(self.dir, "sacct")
+        with open(path, "w") as f:
+            f.write(f"#!/bin/sh\nSLURM_CONF={self.conf} exec sacct \"$@\"\n")
+        os.chmod(path, 0o755)
+        return path
 
     def _check_alive(self, what, deadline):
         for p in self.procs:
@@ -164,7 +219,8 @@ class SlurmCluster:
 
     def logs(self):
         out = []
-        for name in ("slurmctld.log", "slurmd.log", "prolog.out", "epilog.out"):
+        for name in ("slurmctld.log", "slurmd.log", "slurmdbd.log", "mariadbd.out",
+                     "prolog.out", "epilog.out"):
             path = os.path.join(self.dir, "log", name)
             if os.path.exists(path):
                 with open(path, errors="replace") as f:

@@ -14,11 +14,13 @@ The whole cluster and allotd run in a network namespace of the test's own
 """
 
 import os
+import re
 import subprocess
 import time
 import unittest
 
 import slurmlib
+from collectlib import Collector
 from harness import AllotTestCase, binary, cert_files, certs_dir, free_port
 
 SITE, PART = "leonardo", "boost_usr_prod"
@@ -29,8 +31,10 @@ def allot_slurm():
     return binary("clients/slurm/allot-slurm")
 
 
-@unittest.skipIf(MISSING, f"Slurm is not installed here ({', '.join(MISSING)} missing)")
-class SlurmObeysAllot(AllotTestCase):
+class SlurmCase(AllotTestCase):
+    """allotd and a Slurm cluster wired to it, in a network namespace of their own."""
+
+    accounting = False
 
     @classmethod
     def setUpClass(cls):
@@ -61,7 +65,8 @@ class SlurmObeysAllot(AllotTestCase):
                           .replace("@ALLOT_SLURM_CONF@", cls.slurm_conf)
         cmd = f"{allot_slurm()} -c {cls.slurm_conf}"
         cls.cluster = slurmlib.SlurmCluster(folder, PART, job_submit=lua,
-                                            prolog=f"{cmd} prolog", epilog=f"{cmd} epilog")
+                                            prolog=f"{cmd} prolog", epilog=f"{cmd} epilog",
+                                            accounting=cls.accounting)
         cls.cluster.start()
 
     @classmethod
@@ -88,8 +93,9 @@ class SlurmObeysAllot(AllotTestCase):
                 self.fail(f"{what} did not happen in {timeout} s\n{self.cluster.logs()}")
             time.sleep(0.1)
 
-    def liens(self):
-        return self.psql("SELECT count(*) FROM allot.liens")
+
+@unittest.skipIf(MISSING, f"Slurm is not installed here ({', '.join(MISSING)} missing)")
+class SlurmObeysAllot(SlurmCase):
 
     def test_1_refused_at_submission(self):
         self.create_project("broke", allocations=((SITE, (), 1),))
@@ -171,6 +177,67 @@ class SlurmObeysAllot(AllotTestCase):
                            timeout=30)
         self.assertEqual(r.returncode, 2)
         self.assertIn('unreachable must be admit or refuse, not "maybe"', r.stderr)
+
+
+@unittest.skipIf(slurmlib.missing(accounting=True),
+                 "slurmdbd or MariaDB is not installed here "
+                 f"({', '.join(slurmlib.missing(accounting=True))} missing)")
+class SlurmAccountingChain(SlurmCase):
+    """The whole chain with real accounting: slurmdbd on a private MariaDB, and
+    allot-collect polling the real sacct. The job the prolog and epilog charged is
+    charged once: the collector's sacct record of it, the same job at the same
+    elapsed, adds nothing."""
+
+    accounting = True
+
+    def test_sacct_record_charged_once(self):
+        self.create_project("chain", allocations=((SITE, (), 10),))
+        c = self.cluster
+        c.run("sacctmgr", "-i", "add", "account", "chain")
+        c.run("sacctmgr", "-i", "add", "user", "root", "account=chain")
+        r = self.sbatch("-A", "chain", "--gres=gpu:2", "-n", "1", "-t", "5", "--wrap", "sleep 2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        job_id = r.stdout.strip().split(";")[0]
+        lien = f"slurm-{SITE}-{job_id}"
+        self.wait_for("the epilog's settlement", lambda: self.psql(
+            f"SELECT status FROM allot.liens WHERE id = '{lien}'") == "settled")
+        settled = int(self.psql(
+            f"SELECT charged_units FROM allot.job_usage WHERE site = '{SITE}' "
+            f"AND job_id = '{job_id}' AND step = ''"))
+        ran = slurm_seconds(c.job(job_id)["RunTime"])
+        self.assertEqual(settled, ran * 2 * 1000)
+
+        # sacct knows the job once slurmctld has written it to slurmdbd (a fixed cycle).
+        def sacct_done():
+            out = c.run("sacct", "-n", "-P", "-X", "-j", job_id, "-o",
+                        "State,ElapsedRaw,AllocTRES", check=False).stdout.strip()
+            return out if out.startswith("COMPLETED") else None
+        row = self.wait_for("sacct's record", sacct_done, timeout=30).split("|")
+        self.assertEqual(int(row[1]), ran, f"sacct's elapsed against RunTime: {row}")
+        self.assertIn("gres/gpu=2", row[2])
+
+        col = Collector(self.workdir, self.daemon.port, "sacct-chain",
+                        sacct_command=c.sacct_wrapper(), sacct_interval_s=1,
+                        sacct_window_s=3600, timezone="UTC")
+        col.start()
+        try:
+            # The record of the job's batch step is new to Allot: it shows that the
+            # collector's batch arrived. The job's own record, at the elapsed the
+            # epilog charged, is a duplicate.
+            self.wait_for("the collector's batch", lambda: self.psql(
+                f"SELECT count(*) FROM allot.job_usage WHERE site = '{SITE}' "
+                f"AND job_id = '{job_id}' AND step = 'batch'") == "1")
+            rx = re.compile(r"sent in \d+ ms: 0 charged, 1 duplicate, 1 recorded, 0 refused")
+            self.wait_for("the collector's answer", lambda: any(rx.search(ln)
+                                                                 for ln in col.lines()))
+        finally:
+            col.stop()
+        self.assertEqual(self.psql(
+            f"SELECT charged_units FROM allot.job_usage WHERE site = '{SITE}' "
+            f"AND job_id = '{job_id}' AND step = ''"), str(settled))
+        self.assertEqual(self.balance("chain")["total"]["chargedUnits"], str(settled),
+                         "the job was charged once, by the epilog, and sacct added nothing")
+        self.assertEqual(self.psql("SELECT allot.check_ledger()"), "t")
 
 
 def slurm_seconds(text):
