@@ -178,6 +178,95 @@ class SlurmObeysAllot(SlurmCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn('unreachable must be admit or refuse, not "maybe"', r.stderr)
 
+    def test_4_lease_while_allot_is_away(self):
+        """A lease of 1 GPU-hour (3,600,000 units) for project leasy. With allotd
+        stopped, jobs of 1 GPU for a 20-minute limit (1,200,000 units each against the
+        lease) are admitted three times, and the fourth is refused: the lease is spent.
+        When allotd is back, `allot-slurm lease` replays the journal: each job is in
+        the ledger once, charged its RunTime x 1,000 units, drawn from the lease."""
+        self.create_project("leasy", allocations=((SITE, (), 10),))
+        state = os.path.join(self.workdir, "slurm-state")
+        with open(self.slurm_conf, "a") as f:
+            f.write(f"state_dir = {state}\nlease_projects = leasy\n"
+                    f"lease_partition = {PART}\nlease_gpu_hours = 1\n")
+        try:
+            self._lease_run(state)
+        finally:
+            with open(self.slurm_conf) as f:
+                text = f.read()
+            with open(self.slurm_conf, "w") as f:
+                f.write(text.split("state_dir = ")[0])
+
+    def lease(self):
+        return subprocess.run([allot_slurm(), "-c", self.slurm_conf, "lease"],
+                              capture_output=True, text=True, timeout=60)
+
+    def _lease_run(self, state):
+        r = self.lease()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        first = self.psql("SELECT id || ' ' || held || ' ' || status FROM allot.liens "
+                          "WHERE kind = 'campaign' AND id LIKE 'lease-leonardo-leasy-%'")
+        self.assertRegex(first, r"^lease-leonardo-leasy-\d+ 3600000 active$")
+        self.assertEqual(self.balance("leasy")["total"]["availableUnits"],
+                         str(36_000_000 - 3_600_000))
+
+        self.daemon.stop()
+        jobs = []
+        try:
+            for i in range(3):
+                r = self.sbatch("-A", "leasy", "--gres=gpu:1", "-n", "1", "-t", "20",
+                                "--wrap", "sleep 1")
+                self.assertEqual(r.returncode, 0, f"job {i + 1}: {r.stderr}")
+                job_id = r.stdout.strip().split(";")[0]
+                self.wait_for(f"job {job_id}'s end", lambda: self.cluster.job(job_id)[
+                    "JobState"] == "COMPLETED")
+                jobs.append(job_id)
+            r = self.sbatch("-A", "leasy", "--gres=gpu:1", "-n", "1", "-t", "20",
+                            "--wrap", "sleep 1")
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn('allot: refused: Allot could not be reached; the lease of project '
+                          '"leasy" has 0.00 GPU-hours left, the job needs 0.33', r.stderr)
+            with open(os.path.join(state, "journal")) as f:
+                kinds = [ln.split()[0] for ln in f]
+            self.assertEqual(kinds, ["start", "end"] * 3)
+        finally:
+            self.daemon.start()
+
+        before = self.counts()
+        r = self.lease()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("replayed 6 journal entries", r.stderr)
+        with open(os.path.join(state, "journal")) as f:
+            self.assertEqual(f.read(), "")
+        charged = 0
+        for job_id in jobs:
+            ran = slurm_seconds(self.cluster.job(job_id)["RunTime"])
+            self.assertEqual(self.psql(
+                f"SELECT charged_units || ' ' || count(*) OVER () FROM allot.job_usage "
+                f"WHERE site = '{SITE}' AND job_id = '{job_id}' AND step = ''"),
+                f"{ran * 1000} 1")
+            self.assertEqual(self.psql(
+                f"SELECT status || ' ' || campaign FROM allot.liens "
+                f"WHERE id = 'slurm-{SITE}-{job_id}'"), f"settled {first.split()[0]}")
+            charged += ran * 1000
+        b = self.balance("leasy")["total"]
+        self.assertEqual(b["chargedUnits"], str(charged))
+        # The old lease was released and a new one of 1 GPU-hour holds.
+        self.assertEqual(self.psql(
+            f"SELECT status FROM allot.liens WHERE id = '{first.split()[0]}'"), "released")
+        self.assertEqual(self.psql(
+            "SELECT count(*) || ' ' || sum(held) FROM allot.liens WHERE kind = 'campaign' "
+            "AND id LIKE 'lease-leonardo-leasy-%' AND status = 'active'"), "1 3600000")
+        self.assertEqual(b["availableUnits"], str(36_000_000 - charged - 3_600_000))
+
+        # Again: nothing to replay, the lease is fresh: nothing changes.
+        after = self.counts()
+        r = self.lease()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.counts(), after)
+        self.assertNotEqual(before, after)
+        self.assertEqual(self.psql("SELECT allot.check_ledger()"), "t")
+
 
 @unittest.skipIf(slurmlib.missing(accounting=True),
                  "slurmdbd or MariaDB is not installed here "
