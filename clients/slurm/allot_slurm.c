@@ -338,8 +338,15 @@ replay_entry(const struct slurm_conf *c, struct allot_client *client, const stru
 		/* Drawn from the lease, which Allot set aside for it. */
 		if (lease_read(c->state_dir, x->project, &l, err, sizeof(err)) == 1)
 			req.campaign = l.lien_id;
-		if (allot_client_call(client, "allot.v1.Ledger/Reserve", &req.base,
-		        &allot__v1__lien__descriptor, &resp, e) < 0)
+		int r = allot_client_call(client, "allot.v1.Ledger/Reserve", &req.base,
+		    &allot__v1__lien__descriptor, &resp, e);
+		/* A lease that closed meanwhile: the job's hold comes from the allocation. */
+		if (r < 0 && e->code == TWIRP_FAILED_PRECONDITION && req.campaign[0] != '\0') {
+			req.campaign = (char *)"";
+			r = allot_client_call(client, "allot.v1.Ledger/Reserve", &req.base,
+			    &allot__v1__lien__descriptor, &resp, e);
+		}
+		if (r < 0)
 			return -1;
 	} else {
 		Allot__V1__HeartbeatRequest hb = ALLOT__V1__HEARTBEAT_REQUEST__INIT;
@@ -385,13 +392,19 @@ sync_journal(const struct slurm_conf *c, struct allot_client *client, bool *unre
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (replay_entry(c, client, &entries[i], &e) < 0) {
-			*unreachable = unreachable_error(&e);
-			fprintf(stderr, "allot-slurm: replaying the %s of job %s: %s: %s\n",
-			    entries[i].start ? "start" : "end", entries[i].job_id, e.code_name,
-			    e.msg);
+		if (replay_entry(c, client, &entries[i], &e) == 0)
+			continue;
+		fprintf(stderr, "allot-slurm: replaying the %s of job %s: %s: %s\n",
+		    entries[i].start ? "start" : "end", entries[i].job_id, e.code_name, e.msg);
+		if ((*unreachable = unreachable_error(&e)))
 			goto out;
-		}
+		/*
+		 * Allot refused it (the project ran dry while the job ran on its lease, say):
+		 * replaying it again would be refused again. The job ran; its charge comes
+		 * with the site collector's record of it.
+		 */
+		fprintf(stderr, "allot-slurm: job %s: left to the site's collector\n",
+		    entries[i].job_id);
 	}
 	if (n > 0 && lease_journal_clear(c->state_dir, err, sizeof(err)) < 0) {
 		fprintf(stderr, "allot-slurm: %s\n", err);
