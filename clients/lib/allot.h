@@ -8,7 +8,9 @@
  * before the server could have answered, is sent again with exponential
  * backoff and jitter, the same bytes each time (so the same lien ids and batch
  * ids: allotd's calls are idempotent on them), bounded by max_attempts and
- * deadline_ms; retries are off by default (max_attempts 1).
+ * deadline_ms; retries are off by default (max_attempts 1). A timeout is
+ * always deadline_exceeded, never unavailable; one after the request went out
+ * is not retried.
  *
  * The library never prints and never exits; every failure comes back in a
  * struct allot_error with the server's Twirp code and message. A client is not
@@ -116,8 +118,8 @@ void allot_close(struct allot_client *client);
  * (free it with protobuf_c_message_free_unpacked(msg, NULL)); or returns -1,
  * sets *response to NULL and fills error: the server's Twirp error; the code
  * Twirp derives from the HTTP status when an intermediary answered;
- * unavailable when the server could not be reached; deadline_exceeded when an
- * attempt's timeout or the deadline passed; internal when a body could not be
+ * unavailable when the server could not be reached; deadline_exceeded when a
+ * timeout (connect, attempt) or the deadline passed; internal when a body could not be
  * encoded or decoded. On success error says ALLOT_OK ("ok") and how many
  * attempts it took.
  */

@@ -7,10 +7,10 @@
  * certificate) and decodes the answer or Twirp's error body. An attempt that
  * fails with unavailable, or in transport before an answer came (refused,
  * reset, closed with nothing, a connect timeout), is retried with the same
- * bytes after allot_backoff_ms, while attempts and the deadline allow. An
- * attempt whose request went out and whose answer did not come within
- * timeout_ms is not retried: it is deadline_exceeded, as is running out of the
- * deadline.
+ * bytes after allot_backoff_ms, while attempts and the deadline allow. Every
+ * timeout is deadline_exceeded (a failure to reach the server otherwise is
+ * unavailable); an attempt whose request went out and whose answer did not
+ * come within timeout_ms is not retried, as the server may be acting on it.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -312,7 +312,9 @@ client_error_from_curl(struct allot_client *client, CURLcode rc, struct allot_er
 			    error, ALLOT_DEADLINE_EXCEEDED, "no answer in time: %s", detail);
 			return ATTEMPT_FAILED;
 		}
-		allot_error_set(error, ALLOT_UNAVAILABLE, "could not connect in time: %s", detail);
+		/* It was not: a connect timeout, a timeout still, but worth another try. */
+		allot_error_set(
+		    error, ALLOT_DEADLINE_EXCEEDED, "could not connect in time: %s", detail);
 		return ATTEMPT_RETRY;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_CONNECT:
