@@ -37,7 +37,7 @@ struct allot_client {
 	struct curl_slist *headers;
 	struct strbuf body; /* the answer being received */
 	bool body_too_large;
-	uint32_t rnd; /* xorshift32 state for the jitter */
+	unsigned int rnd; /* rand_r's state for the jitter: spread, not secrecy */
 	char curl_err[CURL_ERROR_SIZE];
 };
 
@@ -59,13 +59,14 @@ allot_version(void)
 	return "1.0.0";
 }
 
-static int64_t
-client_now_ms(void)
+/* Milliseconds on the monotonic clock since *since. */
+static long
+client_elapsed_ms(const struct timespec *since)
 {
-	struct timespec ts;
+	struct timespec now;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
 static void
@@ -75,19 +76,6 @@ client_sleep_ms(long ms)
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
-}
-
-/* xorshift32: the jitter needs spread, not secrecy. */
-static uint32_t
-client_random(struct allot_client *client)
-{
-	uint32_t x = client->rnd;
-
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	client->rnd = x;
-	return x;
 }
 
 static size_t
@@ -193,7 +181,7 @@ struct allot_client *
 allot_connect(const struct allot_options *opts, struct allot_error *error)
 {
 	struct allot_client *client = NULL;
-	uint32_t seed = 0;
+	unsigned int seed = 0;
 	size_t n;
 
 	memset(error, 0, sizeof(*error));
@@ -216,8 +204,8 @@ allot_connect(const struct allot_options *opts, struct allot_error *error)
 	if (client->opts.max_attempts == 0)
 		client->opts.max_attempts = 1;
 	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
-		seed = (uint32_t)getpid() ^ (uint32_t)client_now_ms();
-	client->rnd = seed != 0 ? seed : 0x9e3779b9u;
+		seed = (unsigned int)getpid() ^ (unsigned int)time(NULL);
+	client->rnd = seed;
 	client->base_url = strdup(opts->server_url);
 	if (client->base_url == NULL)
 		goto nomem;
@@ -420,7 +408,7 @@ client_post(struct allot_client *client, const char *method, const uint8_t *body
 {
 	const long deadline_ms = client->opts.deadline_ms;
 	struct strbuf url;
-	int64_t start = client_now_ms();
+	struct timespec start;
 	long left_ms = 0, wait_ms;
 	enum attempt r = ATTEMPT_FAILED;
 	int attempt;
@@ -432,9 +420,10 @@ client_post(struct allot_client *client, const char *method, const uint8_t *body
 		strbuf_cleanup(&url);
 		return -1;
 	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
 	for (attempt = 1;; attempt++) {
 		if (deadline_ms > 0)
-			left_ms = deadline_ms - (long)(client_now_ms() - start);
+			left_ms = deadline_ms - client_elapsed_ms(&start);
 		r = client_attempt(
 		    client, url.data, body, len, left_ms, response_desc, response, error);
 		if (r == ATTEMPT_OK) {
@@ -444,7 +433,7 @@ client_post(struct allot_client *client, const char *method, const uint8_t *body
 			break;
 		}
 		if (r == ATTEMPT_RETRY && deadline_ms > 0 &&
-		    client_now_ms() - start >= deadline_ms) {
+		    client_elapsed_ms(&start) >= deadline_ms) {
 			allot_error_set(error, ALLOT_DEADLINE_EXCEEDED,
 			    "no answer within the deadline of %ld ms", deadline_ms);
 			client_note_attempts(error, attempt, NULL);
@@ -454,8 +443,8 @@ client_post(struct allot_client *client, const char *method, const uint8_t *body
 			client_note_attempts(error, attempt, NULL);
 			break;
 		}
-		wait_ms = allot_backoff_ms(&client->opts, attempt, client_random(client));
-		if (deadline_ms > 0 && client_now_ms() - start + wait_ms >= deadline_ms) {
+		wait_ms = allot_backoff_ms(&client->opts, attempt, (uint32_t)rand_r(&client->rnd));
+		if (deadline_ms > 0 && client_elapsed_ms(&start) + wait_ms >= deadline_ms) {
 			/* No time for another attempt: the last failure is the answer. */
 			client_note_attempts(
 			    error, attempt, "the deadline leaves no time for more");

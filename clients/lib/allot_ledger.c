@@ -9,6 +9,23 @@
 
 #include "allot_internal.h"
 
+/*
+ * The job's fields of a QuoteRequest or a ReserveRequest (two message types
+ * with the same field names).
+ */
+#define LEDGER_SET_JOB(req, job) \
+	do { \
+		(req)->site = ledger_str((job)->site); \
+		(req)->partition = ledger_str((job)->partition); \
+		(req)->account = ledger_str((job)->account); \
+		(req)->user = ledger_str((job)->user); \
+		(req)->gpus = (job)->gpus; \
+		(req)->cpus = (job)->cpus; \
+		(req)->mem_mb = (job)->mem_mb; \
+		(req)->nodes = (job)->nodes; \
+		(req)->time_limit_s = (job)->time_limit_s; \
+	} while (0)
+
 /* protobuf-c packs a NULL string field as a crash: NULL in means "". */
 static char *
 ledger_str(const char *s)
@@ -91,15 +108,7 @@ allot_quote(struct allot_client *client, const struct allot_job *job, const char
 	ProtobufCMessage *resp;
 	int ret;
 
-	req.site = ledger_str(job->site);
-	req.partition = ledger_str(job->partition);
-	req.account = ledger_str(job->account);
-	req.user = ledger_str(job->user);
-	req.gpus = job->gpus;
-	req.cpus = job->cpus;
-	req.mem_mb = job->mem_mb;
-	req.nodes = job->nodes;
-	req.time_limit_s = job->time_limit_s;
+	LEDGER_SET_JOB(&req, job);
 	req.start_time = ledger_str(start_time);
 	if (allot_call(client, "allot.v1.Ledger/Quote", &req.base,
 	        &allot__v1__quote_response__descriptor, &resp, error) != 0)
@@ -132,34 +141,15 @@ allot_reserve(struct allot_client *client, const struct allot_reservation *reser
 
 	req.lien_id = ledger_str(reservation->lien_id);
 	req.job_id = ledger_str(reservation->job_id);
-	req.site = ledger_str(job->site);
-	req.partition = ledger_str(job->partition);
-	req.account = ledger_str(job->account);
-	req.user = ledger_str(job->user);
-	req.gpus = job->gpus;
-	req.cpus = job->cpus;
-	req.mem_mb = job->mem_mb;
-	req.nodes = job->nodes;
-	req.time_limit_s = job->time_limit_s;
+	LEDGER_SET_JOB(&req, job);
 	req.expires_in_s = reservation->expires_in_s;
 	req.campaign = ledger_str(reservation->campaign);
 	return ledger_lien_call(client, "allot.v1.Ledger/Reserve", &req.base, out, error);
 }
 
-int
-allot_settle(struct allot_client *client, const char *site, const char *job_id, const char *lien_id,
-    struct allot_lien *out, struct allot_error *error)
-{
-	Allot__V1__SettleRequest req = ALLOT__V1__SETTLE_REQUEST__INIT;
-
-	req.site = ledger_str(site);
-	req.job_id = ledger_str(job_id);
-	req.lien_id = ledger_str(lien_id);
-	return ledger_lien_call(client, "allot.v1.Ledger/Settle", &req.base, out, error);
-}
-
-int
-allot_release(struct allot_client *client, const char *site, const char *job_id,
+/* Settle and Release: the same request, closing the lien one way or the other. */
+static int
+ledger_close(struct allot_client *client, const char *method, const char *site, const char *job_id,
     const char *lien_id, struct allot_lien *out, struct allot_error *error)
 {
 	Allot__V1__SettleRequest req = ALLOT__V1__SETTLE_REQUEST__INIT;
@@ -167,7 +157,21 @@ allot_release(struct allot_client *client, const char *site, const char *job_id,
 	req.site = ledger_str(site);
 	req.job_id = ledger_str(job_id);
 	req.lien_id = ledger_str(lien_id);
-	return ledger_lien_call(client, "allot.v1.Ledger/Release", &req.base, out, error);
+	return ledger_lien_call(client, method, &req.base, out, error);
+}
+
+int
+allot_settle(struct allot_client *client, const char *site, const char *job_id, const char *lien_id,
+    struct allot_lien *out, struct allot_error *error)
+{
+	return ledger_close(client, "allot.v1.Ledger/Settle", site, job_id, lien_id, out, error);
+}
+
+int
+allot_release(struct allot_client *client, const char *site, const char *job_id,
+    const char *lien_id, struct allot_lien *out, struct allot_error *error)
+{
+	return ledger_close(client, "allot.v1.Ledger/Release", site, job_id, lien_id, out, error);
 }
 
 int
