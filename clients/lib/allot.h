@@ -79,7 +79,8 @@ enum allot_wire {
 /*
  * How to reach allotd and how hard to try. Fill it with allot_options_init,
  * then set what differs; allot_connect copies what it needs. Times are in
- * milliseconds; for the timeouts and the deadline 0 means none.
+ * milliseconds; 0 means none for timeout_ms and deadline_ms, and libcurl's
+ * 300 s for connect_timeout_ms (the other two still bound it).
  */
 struct allot_options {
 	const char *server_url;  /* "https://host:port", required */
