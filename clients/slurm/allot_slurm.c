@@ -28,7 +28,7 @@
 #include <time.h>
 
 #include "allot/v1/ledger.pb-c.h"
-#include "allot_client.h"
+#include "allot.h"
 #include "confline.h"
 #include "lease.h"
 #include "slurm_job.h"
@@ -198,18 +198,23 @@ leased(const struct slurm_conf *c, const char *project)
 static struct allot_client *
 connect_allot(const struct slurm_conf *c)
 {
-	struct allot_client_options o = {0};
+	struct allot_options o;
 	struct allot_client *client;
-	char err[512];
+	struct allot_error e;
 
+	allot_options_init(&o);
 	o.server_url = c->server;
 	o.cert_file = c->tls_cert[0] != '\0' ? c->tls_cert : NULL;
 	o.key_file = c->tls_key[0] != '\0' ? c->tls_key : NULL;
 	o.ca_file = c->tls_ca[0] != '\0' ? c->tls_ca : NULL;
 	o.wire = ALLOT_WIRE_PROTOBUF;
+	/* slurmctld waits on every call: one short attempt, no retry. */
+	o.connect_timeout_ms = c->timeout_ms;
 	o.timeout_ms = c->timeout_ms;
-	if ((client = allot_client_new(&o, err, sizeof(err))) == NULL)
-		fprintf(stderr, "allot-slurm: %s\n", err);
+	o.deadline_ms = c->timeout_ms;
+	o.max_attempts = 1;
+	if ((client = allot_connect(&o, &e)) == NULL)
+		fprintf(stderr, "allot-slurm: %s: %s\n", e.code_name, e.msg);
 	return client;
 }
 
@@ -217,8 +222,8 @@ connect_allot(const struct slurm_conf *c)
 static bool
 unreachable_error(const struct allot_error *e)
 {
-	return e->code == TWIRP_UNAVAILABLE || e->code == TWIRP_DEADLINE_EXCEEDED ||
-	    e->code == TWIRP_INTERNAL || e->code == TWIRP_UNKNOWN;
+	return e->code == ALLOT_UNAVAILABLE || e->code == ALLOT_DEADLINE_EXCEEDED ||
+	    e->code == ALLOT_INTERNAL || e->code == ALLOT_UNKNOWN;
 }
 
 /* The exit status and message for a call that failed with e. */
@@ -338,12 +343,12 @@ replay_entry(const struct slurm_conf *c, struct allot_client *client, const stru
 		/* Drawn from the lease, which Allot set aside for it. */
 		if (lease_read(c->state_dir, x->project, &l, err, sizeof(err)) == 1)
 			req.campaign = l.lien_id;
-		int r = allot_client_call(client, "allot.v1.Ledger/Reserve", &req.base,
+		int r = allot_call(client, "allot.v1.Ledger/Reserve", &req.base,
 		    &allot__v1__lien__descriptor, &resp, e);
 		/* A lease that closed meanwhile: the job's hold comes from the allocation. */
-		if (r < 0 && e->code == TWIRP_FAILED_PRECONDITION && req.campaign[0] != '\0') {
+		if (r < 0 && e->code == ALLOT_FAILED_PRECONDITION && req.campaign[0] != '\0') {
 			req.campaign = (char *)"";
-			r = allot_client_call(client, "allot.v1.Ledger/Reserve", &req.base,
+			r = allot_call(client, "allot.v1.Ledger/Reserve", &req.base,
 			    &allot__v1__lien__descriptor, &resp, e);
 		}
 		if (r < 0)
@@ -355,11 +360,11 @@ replay_entry(const struct slurm_conf *c, struct allot_client *client, const stru
 		hb.site = st.site = (char *)c->site;
 		hb.job_id = st.job_id = (char *)x->job_id;
 		hb.elapsed_s = x->elapsed_s;
-		if (allot_client_call(client, "allot.v1.Ledger/Heartbeat", &hb.base,
+		if (allot_call(client, "allot.v1.Ledger/Heartbeat", &hb.base,
 		        &allot__v1__heartbeat_response__descriptor, &resp, e) < 0)
 			return -1;
 		protobuf_c_message_free_unpacked(resp, NULL);
-		if (allot_client_call(client, "allot.v1.Ledger/Settle", &st.base,
+		if (allot_call(client, "allot.v1.Ledger/Settle", &st.base,
 		        &allot__v1__lien__descriptor, &resp, e) < 0)
 			return -1;
 	}
@@ -444,7 +449,7 @@ renew_lease(const struct slurm_conf *c, struct allot_client *client, const char 
 	q.gpus = 1;
 	q.nodes = 1;
 	q.time_limit_s = 3600;
-	if (allot_client_call(client, "allot.v1.Ledger/Quote", &q.base,
+	if (allot_call(client, "allot.v1.Ledger/Quote", &q.base,
 	        &allot__v1__quote_response__descriptor, (ProtobufCMessage **)&quote, &e) < 0)
 		goto failed;
 	now_lease.units_per_gpu_hour = quote->cost_units > 0 ? quote->cost_units : 3600000;
@@ -460,7 +465,7 @@ renew_lease(const struct slurm_conf *c, struct allot_client *client, const char 
 	rc.gpu_hours = c->lease_gpu_hours;
 	rc.starts_at = (char *)"";
 	rc.ends_at = ends;
-	if (allot_client_call(client, "allot.v1.Ledger/ReserveCampaign", &rc.base,
+	if (allot_call(client, "allot.v1.Ledger/ReserveCampaign", &rc.base,
 	        &allot__v1__lien__descriptor, (ProtobufCMessage **)&lien, &e) < 0)
 		goto failed;
 	snprintf(now_lease.lien_id, sizeof(now_lease.lien_id), "%s", lien->lien_id);
@@ -482,7 +487,7 @@ renew_lease(const struct slurm_conf *c, struct allot_client *client, const char 
 		/* The old lease's rest goes back; if this fails it expires by itself. */
 		rel.site = (char *)c->site;
 		rel.lien_id = old.lien_id;
-		if (allot_client_call(client, "allot.v1.Ledger/Release", &rel.base,
+		if (allot_call(client, "allot.v1.Ledger/Release", &rel.base,
 		        &allot__v1__lien__descriptor, &resp, &e) < 0)
 			fprintf(stderr, "allot-slurm: releasing lease %s: %s: %s\n", old.lien_id,
 			    e.code_name, e.msg);
@@ -582,7 +587,7 @@ cmd_lease(const struct slurm_conf *c)
 	if ((client = connect_allot(c)) == NULL)
 		return EXIT_USAGE;
 	if ((replayed = sync_journal(c, client, &unreachable)) < 0) {
-		allot_client_free(client);
+		allot_close(client);
 		return unreachable ? EXIT_UNREACHABLE : EXIT_REFUSED;
 	}
 	for (const char *p = c->lease_projects; *p != '\0';) {
@@ -602,7 +607,7 @@ cmd_lease(const struct slurm_conf *c)
 		if (renew_lease(c, client, project) < 0)
 			status = EXIT_REFUSED;
 	}
-	allot_client_free(client);
+	allot_close(client);
 	return status;
 }
 
@@ -670,7 +675,7 @@ cmd_admit(const struct slurm_conf *c, int argc, char **argv)
 	req.cpus = (int32_t)cpus;
 	req.time_limit_s = limit;
 	int status;
-	if (allot_client_call(client, "allot.v1.Ledger/Quote", &req.base,
+	if (allot_call(client, "allot.v1.Ledger/Quote", &req.base,
 	        &allot__v1__quote_response__descriptor, (ProtobufCMessage **)&resp, &e) < 0) {
 		if (unreachable_error(&e) && leased(c, account)) {
 			char why[512];
@@ -695,7 +700,7 @@ cmd_admit(const struct slurm_conf *c, int argc, char **argv)
 	}
 	if (resp != NULL)
 		protobuf_c_message_free_unpacked(&resp->base, NULL);
-	allot_client_free(client);
+	allot_close(client);
 	return status;
 }
 
@@ -774,8 +779,8 @@ cmd_prolog(const struct slurm_conf *c)
 	req.nodes = job.nodes;
 	req.time_limit_s = job.time_limit_s;
 	req.expires_in_s = job.time_limit_s + c->lien_grace_s;
-	if (allot_client_call(client, "allot.v1.Ledger/Reserve", &req.base,
-	        &allot__v1__lien__descriptor, (ProtobufCMessage **)&lien, &e) < 0) {
+	if (allot_call(client, "allot.v1.Ledger/Reserve", &req.base, &allot__v1__lien__descriptor,
+	        (ProtobufCMessage **)&lien, &e) < 0) {
 		if (unreachable_error(&e) && leased(c, job.account)) {
 			struct lease_entry start = {.start = true};
 			char why[512];
@@ -811,7 +816,7 @@ cmd_prolog(const struct slurm_conf *c)
 		protobuf_c_message_free_unpacked(&lien->base, NULL);
 		status = 0;
 	}
-	allot_client_free(client);
+	allot_close(client);
 	return status;
 }
 
@@ -835,19 +840,19 @@ cmd_epilog(const struct slurm_conf *c)
 
 		/* A job that started on a lease ends in the journal, replayed in order. */
 		if (end_on_journal(c, &job, true, &appended) < 0) {
-			allot_client_free(client);
+			allot_close(client);
 			return EXIT_USAGE;
 		}
 		if (appended) {
 			(void)sync_journal(c, client, &unreachable);
-			allot_client_free(client);
+			allot_close(client);
 			return 0;
 		}
 	}
 	hb.site = st.site = (char *)c->site;
 	hb.job_id = st.job_id = job.job_id;
 	hb.elapsed_s = job.run_time_s;
-	if (allot_client_call(client, "allot.v1.Ledger/Heartbeat", &hb.base,
+	if (allot_call(client, "allot.v1.Ledger/Heartbeat", &hb.base,
 	        &allot__v1__heartbeat_response__descriptor, &resp, &e) < 0) {
 		bool appended;
 
@@ -864,7 +869,7 @@ cmd_epilog(const struct slurm_conf *c)
 		}
 	} else {
 		protobuf_c_message_free_unpacked(resp, NULL);
-		if (allot_client_call(client, "allot.v1.Ledger/Settle", &st.base,
+		if (allot_call(client, "allot.v1.Ledger/Settle", &st.base,
 		        &allot__v1__lien__descriptor, &resp, &e) < 0) {
 			status = failed_call(c, "settle", &e, false);
 		} else {
@@ -877,7 +882,7 @@ cmd_epilog(const struct slurm_conf *c)
 			protobuf_c_message_free_unpacked(resp, NULL);
 		}
 	}
-	allot_client_free(client);
+	allot_close(client);
 	return status;
 }
 
