@@ -31,192 +31,12 @@
 #include "allot.h"
 #include "confline.h"
 #include "lease.h"
+#include "slurm_conf.h"
 #include "slurm_job.h"
 
 #define EXIT_REFUSED 1
 #define EXIT_USAGE 2
 #define EXIT_UNREACHABLE 3
-
-#define DEFAULT_CONF "/etc/allot/slurm.conf"
-
-struct slurm_conf {
-	char server[512];
-	char tls_cert[1024];
-	char tls_key[1024];
-	char tls_ca[1024];
-	char site[128];
-	char scontrol[1024];
-	long long timeout_ms;
-	long long lien_grace_s;
-	bool admit_unreachable; /* unreachable = admit */
-	bool seen_server, seen_site;
-	/* Leases (lease.h): projects (Slurm accounts), their size, life and partition. */
-	char state_dir[1024];
-	char lease_projects[2048];
-	char lease_partition[128];
-	long long lease_gpu_hours;
-	long long lease_ttl_s;
-};
-
-struct number_key {
-	const char *name;
-	long long min, max;
-	long long *slot;
-};
-
-/* Finds the numeric key called name: its bounds and where it goes in c. */
-static bool
-conf_number_key(struct slurm_conf *c, const char *name, struct number_key *out)
-{
-	const struct number_key keys[] = {
-	    {"timeout_ms", 100, 600000, &c->timeout_ms},
-	    {"lien_grace_s", 0, 604800, &c->lien_grace_s},
-	    {"lease_gpu_hours", 1, 1000000, &c->lease_gpu_hours},
-	    {"lease_ttl_s", 60, 30 * 86400, &c->lease_ttl_s},
-	};
-
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		if (strcmp(keys[i].name, name) == 0) {
-			*out = keys[i];
-			return true;
-		}
-	}
-	return false;
-}
-
-static int
-conf_setting(void *arg, const char *key, const char *value, int lineno, char *msg, size_t msglen)
-{
-	struct slurm_conf *c = arg;
-	struct number_key nk;
-	char *dst = NULL;
-	size_t dstlen = 0;
-
-	(void)lineno;
-	if (strcmp(key, "server") == 0) {
-		dst = c->server, dstlen = sizeof(c->server);
-		c->seen_server = true;
-	} else if (strcmp(key, "site") == 0) {
-		dst = c->site, dstlen = sizeof(c->site);
-		c->seen_site = true;
-	} else if (strcmp(key, "tls_cert") == 0) {
-		dst = c->tls_cert, dstlen = sizeof(c->tls_cert);
-	} else if (strcmp(key, "tls_key") == 0) {
-		dst = c->tls_key, dstlen = sizeof(c->tls_key);
-	} else if (strcmp(key, "tls_ca") == 0) {
-		dst = c->tls_ca, dstlen = sizeof(c->tls_ca);
-	} else if (strcmp(key, "scontrol") == 0) {
-		dst = c->scontrol, dstlen = sizeof(c->scontrol);
-	} else if (strcmp(key, "state_dir") == 0) {
-		dst = c->state_dir, dstlen = sizeof(c->state_dir);
-	} else if (strcmp(key, "lease_projects") == 0) {
-		dst = c->lease_projects, dstlen = sizeof(c->lease_projects);
-	} else if (strcmp(key, "lease_partition") == 0) {
-		dst = c->lease_partition, dstlen = sizeof(c->lease_partition);
-	} else if (conf_number_key(c, key, &nk)) {
-		long long v;
-
-		if (confline_number(value, false, &v) != 0 || v < nk.min || v > nk.max) {
-			snprintf(msg, msglen, "%s must be a number from %lld to %lld", key, nk.min,
-			    nk.max);
-			return -1;
-		}
-		*nk.slot = v;
-		return 0;
-	} else if (strcmp(key, "unreachable") == 0) {
-		if (strcmp(value, "admit") != 0 && strcmp(value, "refuse") != 0) {
-			snprintf(
-			    msg, msglen, "unreachable must be admit or refuse, not \"%s\"", value);
-			return -1;
-		}
-		c->admit_unreachable = value[0] == 'a';
-		return 0;
-	} else {
-		snprintf(msg, msglen, "unknown key \"%s\"", key);
-		return -1;
-	}
-	if (strlen(value) >= dstlen) {
-		snprintf(msg, msglen, "%s is longer than %zu bytes", key, dstlen - 1);
-		return -1;
-	}
-	memcpy(dst, value, strlen(value) + 1);
-	return 0;
-}
-
-static int
-conf_load(const char *path, struct slurm_conf *c)
-{
-	char err[1200];
-	FILE *f;
-	int r;
-
-	memset(c, 0, sizeof(*c));
-	snprintf(c->scontrol, sizeof(c->scontrol), "scontrol");
-	c->timeout_ms = 2000;
-	c->lien_grace_s = 3600;
-	snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/allot-slurm");
-	c->lease_gpu_hours = 10;
-	c->lease_ttl_s = 86400;
-	if ((f = fopen(path, "r")) == NULL) {
-		fprintf(stderr, "allot-slurm: %s: %s\n", path, strerror(errno));
-		return -1;
-	}
-	r = confline_read(f, path, conf_setting, c, err, sizeof(err));
-	fclose(f);
-	if (r != 0) {
-		fprintf(stderr, "allot-slurm: %s\n", err);
-		return -1;
-	}
-	if (!c->seen_server || !c->seen_site) {
-		fprintf(stderr, "allot-slurm: %s: server and site are required\n", path);
-		return -1;
-	}
-	if (c->lease_projects[0] != '\0' && c->lease_partition[0] == '\0') {
-		fprintf(stderr, "allot-slurm: %s: lease_projects needs lease_partition\n", path);
-		return -1;
-	}
-	return 0;
-}
-
-/* True when project holds a lease: it is one of lease_projects. */
-static bool
-leased(const struct slurm_conf *c, const char *project)
-{
-	size_t n = strlen(project);
-
-	for (const char *p = c->lease_projects; *p != '\0';) {
-		size_t len = strcspn(p, ", ");
-
-		if (len == n && strncmp(p, project, n) == 0)
-			return true;
-		p += len;
-		p += strspn(p, ", ");
-	}
-	return false;
-}
-
-static struct allot_client *
-connect_allot(const struct slurm_conf *c)
-{
-	struct allot_options o;
-	struct allot_client *client;
-	struct allot_error e;
-
-	allot_options_init(&o);
-	o.server_url = c->server;
-	o.cert_file = c->tls_cert[0] != '\0' ? c->tls_cert : NULL;
-	o.key_file = c->tls_key[0] != '\0' ? c->tls_key : NULL;
-	o.ca_file = c->tls_ca[0] != '\0' ? c->tls_ca : NULL;
-	o.wire = ALLOT_WIRE_PROTOBUF;
-	/* slurmctld waits on every call: one short attempt, no retry. */
-	o.connect_timeout_ms = c->timeout_ms;
-	o.timeout_ms = c->timeout_ms;
-	o.deadline_ms = c->timeout_ms;
-	o.max_attempts = 1;
-	if ((client = allot_connect(&o, &e)) == NULL)
-		fprintf(stderr, "allot-slurm: %s: %s\n", e.code_name, e.msg);
-	return client;
-}
 
 /* A transport failure or an answer that says Allot cannot decide now. */
 static bool
@@ -584,7 +404,7 @@ cmd_lease(const struct slurm_conf *c)
 		fprintf(stderr, "allot-slurm: lease_projects is empty: no lease to hold\n");
 		return EXIT_USAGE;
 	}
-	if ((client = connect_allot(c)) == NULL)
+	if ((client = slurm_conf_connect(c)) == NULL)
 		return EXIT_USAGE;
 	if ((replayed = sync_journal(c, client, &unreachable)) < 0) {
 		allot_close(client);
@@ -664,7 +484,7 @@ cmd_admit(const struct slurm_conf *c, int argc, char **argv)
 		fprintf(stderr, "allot-slurm: admit: --gpus and --time-limit-s are required\n");
 		return EXIT_USAGE;
 	}
-	if ((client = connect_allot(c)) == NULL)
+	if ((client = slurm_conf_connect(c)) == NULL)
 		return EXIT_USAGE;
 	req.site = (char *)c->site;
 	req.account = (char *)account;
@@ -677,7 +497,7 @@ cmd_admit(const struct slurm_conf *c, int argc, char **argv)
 	int status;
 	if (allot_call(client, "allot.v1.Ledger/Quote", &req.base,
 	        &allot__v1__quote_response__descriptor, (ProtobufCMessage **)&resp, &e) < 0) {
-		if (unreachable_error(&e) && leased(c, account)) {
+		if (unreachable_error(&e) && slurm_conf_leased(c, account)) {
 			char why[512];
 			int lr =
 			    on_lease(c, account, partition, gpus, limit, NULL, why, sizeof(why));
@@ -760,7 +580,7 @@ cmd_prolog(const struct slurm_conf *c)
 		    job.job_id);
 		return EXIT_REFUSED;
 	}
-	if ((client = connect_allot(c)) == NULL)
+	if ((client = slurm_conf_connect(c)) == NULL)
 		return EXIT_USAGE;
 	/* What ran while Allot was away goes first, so that the ledger keeps their order. */
 	bool unreachable = false;
@@ -781,7 +601,7 @@ cmd_prolog(const struct slurm_conf *c)
 	req.expires_in_s = job.time_limit_s + c->lien_grace_s;
 	if (allot_call(client, "allot.v1.Ledger/Reserve", &req.base, &allot__v1__lien__descriptor,
 	        (ProtobufCMessage **)&lien, &e) < 0) {
-		if (unreachable_error(&e) && leased(c, job.account)) {
+		if (unreachable_error(&e) && slurm_conf_leased(c, job.account)) {
 			struct lease_entry start = {.start = true};
 			char why[512];
 
@@ -833,7 +653,7 @@ cmd_epilog(const struct slurm_conf *c)
 
 	if (load_job(c, &job) < 0)
 		return EXIT_USAGE;
-	if ((client = connect_allot(c)) == NULL)
+	if ((client = slurm_conf_connect(c)) == NULL)
 		return EXIT_USAGE;
 	if (c->lease_projects[0] != '\0') {
 		bool appended, unreachable;
@@ -894,14 +714,14 @@ usage(FILE *out)
 	      "       allot-slurm [-c FILE] prolog     (PrologSlurmctld)\n"
 	      "       allot-slurm [-c FILE] epilog     (EpilogSlurmctld)\n"
 	      "       allot-slurm [-c FILE] lease      (every few minutes, with leases)\n"
-	      "FILE defaults to " DEFAULT_CONF ".\n",
+	      "FILE defaults to " SLURM_CONF_DEFAULT ".\n",
 	    out);
 }
 
 int
 main(int argc, char **argv)
 {
-	const char *path = DEFAULT_CONF;
+	const char *path = SLURM_CONF_DEFAULT;
 	struct slurm_conf conf;
 	int i = 1;
 
@@ -917,7 +737,7 @@ main(int argc, char **argv)
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	if (conf_load(path, &conf) < 0)
+	if (slurm_conf_load(path, &conf) < 0)
 		return EXIT_USAGE;
 	if (strcmp(argv[i], "admit") == 0)
 		return cmd_admit(&conf, argc - i, argv + i);

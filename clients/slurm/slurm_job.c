@@ -223,3 +223,31 @@ slurm_job_parse(const char *line, struct slurm_job *job, char *err, size_t errle
 	job->gpus = (int)gpus;
 	return 0;
 }
+
+int
+slurm_pending_parse(const char *line, struct slurm_pending *p, char *err, size_t errlen)
+{
+	char *dst[3] = {p->job_id, p->account, p->user};
+	const size_t cap[3] = {sizeof(p->job_id), sizeof(p->account), sizeof(p->user)};
+	const char *s = line;
+
+	for (int i = 0; i < 3; i++) {
+		size_t n;
+
+		s += strspn(s, " ");
+		n = strcspn(s, " ");
+		if (n == 0 || n >= cap[i]) {
+			snprintf(
+			    err, errlen, "squeue line \"%.100s\" is not JOBID ACCOUNT USER", line);
+			return -1;
+		}
+		memcpy(dst[i], s, n);
+		dst[i][n] = '\0';
+		s += n;
+	}
+	if (s[strspn(s, " ")] != '\0') {
+		snprintf(err, errlen, "squeue line \"%.100s\" is not JOBID ACCOUNT USER", line);
+		return -1;
+	}
+	return 0;
+}

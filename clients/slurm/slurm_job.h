@@ -47,4 +47,18 @@ int slurm_tres_gpus(const char *tres) __attribute__((warn_unused_result));
 int slurm_job_parse(const char *line, struct slurm_job *job, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/* A pending job as allot-slurm-sync reads it: `squeue -o '%i %a %u'`. */
+struct slurm_pending {
+	char job_id[64];
+	char account[128];
+	char user[128];
+};
+
+/*
+ * Parses "JOBID ACCOUNT USER". Returns 0, or -1 with the reason in err (a field
+ * missing or too long, or a fourth one).
+ */
+int slurm_pending_parse(const char *line, struct slurm_pending *p, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 #endif

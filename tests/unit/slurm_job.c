@@ -125,6 +125,27 @@ test_job_refusals(void **state)
 	    -1);
 }
 
+static void
+test_pending(void **state)
+{
+	struct slurm_pending p;
+	char err[256];
+
+	(void)state;
+	assert_int_equal(slurm_pending_parse("1234 acme-llm ada", &p, err, sizeof(err)), 0);
+	assert_string_equal(p.job_id, "1234");
+	assert_string_equal(p.account, "acme-llm");
+	assert_string_equal(p.user, "ada");
+	assert_int_equal(slurm_pending_parse("  77_3   acme  bo  ", &p, err, sizeof(err)), 0);
+	assert_string_equal(p.job_id, "77_3");
+	assert_string_equal(p.user, "bo");
+	const char *bad[] = {"", "1234", "1234 acme", "1 a b c"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(slurm_pending_parse(bad[i], &p, err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "is not JOBID ACCOUNT USER"));
+	}
+}
+
 int
 main(void)
 {
@@ -133,6 +154,7 @@ main(void)
 	    cmocka_unit_test(test_tres_gpus),
 	    cmocka_unit_test(test_job_line),
 	    cmocka_unit_test(test_job_refusals),
+	    cmocka_unit_test(test_pending),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
