@@ -43,6 +43,8 @@ static const char usage_text[] =
     "  incident declare|list|show [--FIELD VALUE ...]\n"
     "                                     credit the jobs of an outage (allot incident --help)\n"
     "  events --project P                 a project's events: thresholds of its grant crossed\n"
+    "  events list-thresholds             the shares of a grant whose crossing is an event\n"
+    "  events set-thresholds --percents N [--percents N ...]   replace them (admin)\n"
     "\n"
     "options (before the command):\n"
     "  --server URL            allotd's URL (ALLOT_SERVER, default " CLI_DEFAULT_SERVER ")\n"
