@@ -208,8 +208,12 @@ class PgCluster:
         return r.stdout
 
     def start(self):
-        out = self._bash(f'pg_start "{self.folder}" >&2; '
-                         'printf "%s\\n%s\\n%s\\n" "$PGHOST" "$PGPORT" "$PGUSER"')
+        return self._started(f'pg_start "{self.folder}" >&2')
+
+    def _started(self, body):
+        """Runs body, which starts the cluster (pg_start exports its variables);
+        keeps and returns them."""
+        out = self._bash(f'{body}; printf "%s\\n%s\\n%s\\n" "$PGHOST" "$PGPORT" "$PGUSER"')
         host, port, user = out.strip().splitlines()[-3:]
         self.vars = {"PGHOST": host, "PGPORT": port, "PGUSER": user}
         return self.vars
@@ -225,8 +229,7 @@ class PgCluster:
         """A streaming hot standby of this (running) cluster in folder, on port, with
         replication slot and application_name name; returns it, started."""
         sb = PgCluster(folder, port=port, durable=self.durable)
-        sb._bash(f'pg_standby_make "{self.folder}" "{folder}" {name} >&2')
-        sb.start()
+        sb._started(f'pg_standby_make "{self.folder}" "{folder}" {name} >&2')
         return sb
 
     def sync_standby(self, name):
