@@ -144,10 +144,19 @@ class Bank:
         job_id = str(700000 + self.seed % 1000 * 10000 + n)
         gpus, limit_s = rng.randint(1, 4), rng.randint(600, 4 * 3600)
         lien = f"lien-{key}"
-        ops = [Op("reserve", "Ledger/Reserve", "scheduler-leonardo", {
-            "lienId": lien, "site": SITE, "jobId": job_id, "partition": PART,
-            "account": project, "user": "ada", "gpus": gpus, "cpus": 8 * gpus, "memMb": "0",
-            "nodes": 1, "timeLimitS": str(limit_s)}, lien)]
+
+        def reserve(lien_id):
+            body = {"lienId": lien_id, "site": SITE, "jobId": job_id, "partition": PART,
+                    "account": project, "user": "ada", "gpus": gpus, "cpus": 8 * gpus,
+                    "memMb": "0", "nodes": 1, "timeLimitS": str(limit_s)}
+            if rng.random() < 0.15:   # expires while the story runs (lien_sweep_s is 1)
+                body["expiresInS"] = str(rng.randint(1, 3))
+            return Op("reserve", "Ledger/Reserve", "scheduler-leonardo", body, lien_id)
+
+        ops = [reserve(lien)]
+        if rng.random() < 0.15:   # the job reserved again under a new id: a replacement
+            lien = f"lien-{key}-again"
+            ops.append(reserve(lien))
         ran = rng.random() < 0.7
         elapsed = 0
         for b in range(rng.randint(1, 2) if ran else 0):
@@ -158,11 +167,10 @@ class Bank:
                     job(job_id, self.job_start, project, PART, gpus, 8 * gpus, 0, 1, elapsed,
                         state="RUNNING")]}, batch))
         ends = ["Ledger/Settle" if ran else "Ledger/Release"]
-        if rng.random() < 0.25:   # resolved twice: the second answers the closed lien
+        if rng.random() < 0.3:   # resolved twice at once: one closes it, one answers it
             ends.append(rng.choice(["Ledger/Settle", "Ledger/Release"]))
-        for m in ends:
-            ops.append(Op(m.split("/")[1].lower(), m, "scheduler-leonardo",
-                          {"site": SITE, "lienId": lien}, lien))
+        ops.append([Op(m.split("/")[1].lower(), m, "scheduler-leonardo",
+                       {"site": SITE, "lienId": lien}, lien) for m in ends])
         return ops
 
     def change(self, rng, key, alloc):
@@ -199,13 +207,24 @@ class Bank:
             time.sleep(rng.uniform(0.02, 0.2))   # a client's backoff, not a synchronisation
 
     def client(self, plan, n):
+        """Runs plan's operations in order; a list in it is sent all at once."""
         rng = random.Random(f"bank:{self.seed}:{n}:route")
-        for op in plan:
+        for step in plan:
+            group = step if isinstance(step, list) else [step]
             with self.lock:
-                self.ops.append(op)
-            self.call(op, rng)
+                self.ops.extend(group)
+            if len(group) == 1:
+                self.call(group[0], rng)
+            else:
+                ts = [threading.Thread(target=self.call,
+                                       args=(op, random.Random(f"{rng.random()}")))
+                      for op in group]
+                for t in ts:
+                    t.start()
+                for t in ts:
+                    t.join()
             with self.progress:
-                self.done += 1
+                self.done += len(group)
                 self.progress.notify_all()
 
     def run(self, fault=None, faults=3):
@@ -214,7 +233,7 @@ class Bank:
         (the moments are the workload's, not the clock's). Returns when all clients
         have their answers and the last fault is over."""
         plans = [self.plan(n) for n in range(self.clients)]
-        total = sum(len(p) for p in plans)
+        total = sum(len(step) if isinstance(step, list) else 1 for p in plans for step in p)
         self.done = 0
         self.progress = threading.Condition()
         frng = random.Random(f"bank:{self.seed}:faults")
