@@ -74,11 +74,16 @@ pg_start() {
     export PGHOST=$dir/sock PGPORT=$port PGUSER=postgres PGDATABASE=postgres ALLOT_PG_DIR=$dir
 }
 
-pg_stop() {
-    local dir=$1 bin
+# pg_ctl stop in MODE (fast, immediate); quiet when the cluster is not running.
+pg_stop_mode() {
+    local dir=$1 mode=$2 bin
     [ -f "$dir/data/PG_VERSION" ] || return 0
     bin=$(pg_bindir) || return 1
-    pg_as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    pg_as_owner "$bin/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null 2>&1 || true
+}
+
+pg_stop() {
+    pg_stop_mode "$1" fast
 }
 
 pg_restart() {
@@ -86,10 +91,7 @@ pg_restart() {
 }
 
 pg_crash() {
-    local dir=$1 bin
-    [ -f "$dir/data/PG_VERSION" ] || return 0
-    bin=$(pg_bindir) || return 1
-    pg_as_owner "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    pg_stop_mode "$1" immediate
 }
 
 # psql on the cluster in DIR as postgres, unaligned, stopping at the first error.

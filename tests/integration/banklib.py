@@ -19,12 +19,16 @@ import http.client
 import json
 import os
 import random
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 import types
+import unittest
 
-from harness import (ORGANIZATION, PgCluster, cli_path, certs_dir, job, psql,  # noqa: F401
-                     standard_setup, twirp)
+from harness import (ORGANIZATION, Daemon, cli_path, certs_dir, job, psql, standard_setup,
+                     twirp)
 
 H = 3_600_000
 SITE, PART = "leonardo", "boost_usr_prod"
@@ -48,6 +52,43 @@ def daemon_config(seal_s=1):
     every second, and reconnects fast."""
     return {"audit_key": os.path.join(certs_dir(), "audit.key"), "audit_seal_s": seal_s,
             "allocation_expiry_s": 1, "lien_sweep_s": 1, "db_reconnect_max_s": 1}
+
+
+class OwnClusterCase(unittest.TestCase):
+    """A test class with PostgreSQL clusters of its own: the class's set-up makes
+    cls.workdir (named after prefix) and runs its start(), which appends what it
+    starts to cls.clusters; its end stops them, last first, and removes the folder
+    (kept with ALLOT_KEEP=1)."""
+
+    maxDiff = None
+    prefix = "allot-it-cluster-"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.workdir = tempfile.mkdtemp(prefix=cls.prefix, dir=os.environ.get("ALLOT_TMP"))
+        cls.clusters = []
+        try:
+            cls.start()
+        except BaseException:
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            for c in reversed(cls.clusters):
+                c.stop()
+        finally:
+            if os.environ.get("ALLOT_KEEP") != "1":
+                shutil.rmtree(cls.workdir, ignore_errors=True)
+
+    @classmethod
+    def migrate(cls, db, pg):
+        """Creates database db on the cluster of pg and applies the migrations."""
+        psql(f"CREATE DATABASE {db}", pg=pg)
+        r = Daemon(cls.workdir, db, pg=pg).run("--migrate", timeout=120)
+        if r.returncode != 0:
+            raise AssertionError(f"allotd --migrate failed: {r.stderr}")
 
 
 class Op:
@@ -412,7 +453,6 @@ class Bank:
     def check_audit(self, workdir):
         """Exports the sealed journal with the auditor's certificate and verifies it
         offline with the public key."""
-        import subprocess
         d = os.path.join(workdir, f"export-{self.seed}")
         c = certs_dir()
         base = [cli_path(), "--server", f"https://127.0.0.1:{self.daemons[0].port}",

@@ -12,13 +12,11 @@ After each seed every invariant of banklib.Bank.check() must hold.
 
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import unittest
 
-from banklib import Bank, daemon_config
+from banklib import Bank, OwnClusterCase, daemon_config
 from harness import AllotTestCase, Daemon, PgCluster, pg_env, psql, subject
 
 FAULTS = 3   # per seed
@@ -33,31 +31,16 @@ def seeds():
     return list(range(first, first + k))
 
 
-class BankTest(unittest.TestCase):
-    maxDiff = None
+class BankTest(OwnClusterCase):
+
+    prefix = "allot-it-bank-"
 
     @classmethod
-    def setUpClass(cls):
-        cls.workdir = tempfile.mkdtemp(prefix="allot-it-bank-", dir=os.environ.get("ALLOT_TMP"))
+    def start(cls):
         cls.cluster = PgCluster(os.path.join(cls.workdir, "pg"), durable=True)
-        try:
-            cls.pg = cls.cluster.start()
-            psql("CREATE DATABASE bank_template", pg=cls.pg)
-            m = Daemon(cls.workdir, "bank_template", pg=cls.pg)
-            r = m.run("--migrate", timeout=120)
-            if r.returncode != 0:
-                raise AssertionError(f"allotd --migrate failed: {r.stderr}")
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            cls.cluster.stop()
-        finally:
-            if os.environ.get("ALLOT_KEEP") != "1":
-                shutil.rmtree(cls.workdir, ignore_errors=True)
+        cls.clusters.append(cls.cluster)
+        cls.pg = cls.cluster.start()
+        cls.migrate("bank_template", cls.pg)
 
     def test_seeds(self):
         for seed in seeds():

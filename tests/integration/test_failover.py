@@ -14,12 +14,10 @@ banklib.Bank.check() must then hold on it, every acknowledged operation included
 
 import os
 import random
-import shutil
 import sys
-import tempfile
 import unittest
 
-from banklib import Bank, daemon_config
+from banklib import Bank, OwnClusterCase, daemon_config
 from harness import Daemon, PgCluster, psql, subject
 
 STANDBY = "allot_standby"
@@ -31,37 +29,20 @@ def seed():
     return int(s) if s else random.SystemRandom().randrange(1, 1_000_000)
 
 
-class Failover(unittest.TestCase):
-    maxDiff = None
+class Failover(OwnClusterCase):
+
+    prefix = "allot-it-failover-"
 
     @classmethod
-    def setUpClass(cls):
-        cls.workdir = tempfile.mkdtemp(prefix="allot-it-failover-",
-                                       dir=os.environ.get("ALLOT_TMP"))
+    def start(cls):
         cls.primary = PgCluster(os.path.join(cls.workdir, "primary"), durable=True)
-        cls.standby = None
-        try:
-            cls.pg_primary = cls.primary.start()
-            psql(f"CREATE DATABASE {DB}", pg=cls.pg_primary)
-            r = Daemon(cls.workdir, DB, pg=cls.pg_primary).run("--migrate", timeout=120)
-            if r.returncode != 0:
-                raise AssertionError(f"allotd --migrate failed: {r.stderr}")
-            cls.standby = cls.primary.make_standby(os.path.join(cls.workdir, "standby"),
-                                                   STANDBY, int(cls.pg_primary["PGPORT"]) + 10)
-            cls.primary.sync_standby(STANDBY)
-        except BaseException:
-            cls.tearDownClass()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            for c in (cls.standby, cls.primary):
-                if c is not None:
-                    c.stop()
-        finally:
-            if os.environ.get("ALLOT_KEEP") != "1":
-                shutil.rmtree(cls.workdir, ignore_errors=True)
+        cls.clusters.append(cls.primary)
+        cls.pg_primary = cls.primary.start()
+        cls.migrate(DB, cls.pg_primary)
+        cls.standby = cls.primary.make_standby(os.path.join(cls.workdir, "standby"),
+                                               STANDBY, int(cls.pg_primary["PGPORT"]) + 10)
+        cls.clusters.append(cls.standby)
+        cls.primary.sync_standby(STANDBY)
 
     def multi_host(self):
         p, s = self.pg_primary, self.standby.vars
