@@ -27,7 +27,7 @@ import time
 import types
 import unittest
 
-from harness import (ORGANIZATION, Daemon, cli_path, certs_dir, job, psql, standard_setup,
+from harness import (ORGANIZATION, Daemon, PgCluster, cli_path, certs_dir, job, psql, standard_setup,
                      twirp)
 
 H = 3_600_000
@@ -52,6 +52,17 @@ def daemon_config(seal_s=1):
     every second, and reconnects fast."""
     return {"audit_key": os.path.join(certs_dir(), "audit.key"), "audit_seal_s": seal_s,
             "allocation_expiry_s": 1, "lien_sweep_s": 1, "db_reconnect_max_s": 1}
+
+
+def seeds(default=3):
+    """The seeds to run: ALLOT_BANK_SEED=N alone, else ALLOT_BANK_SEEDS=K (default
+    default) from a random first one."""
+    one = os.environ.get("ALLOT_BANK_SEED")
+    if one:
+        return [int(one)]
+    k = int(os.environ.get("ALLOT_BANK_SEEDS", str(default)))
+    first = random.SystemRandom().randrange(1, 1_000_000)
+    return list(range(first, first + k))
 
 
 class OwnClusterCase(unittest.TestCase):
@@ -81,6 +92,14 @@ class OwnClusterCase(unittest.TestCase):
         finally:
             if os.environ.get("ALLOT_KEEP") != "1":
                 shutil.rmtree(cls.workdir, ignore_errors=True)
+
+    @classmethod
+    def durable_cluster(cls, name):
+        """A durable cluster of this class's, in workdir/name, started; returns it and
+        its psql variables."""
+        c = PgCluster(os.path.join(cls.workdir, name), durable=True)
+        cls.clusters.append(c)
+        return c, c.start()
 
     @classmethod
     def migrate(cls, db, pg):

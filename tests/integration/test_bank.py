@@ -11,24 +11,14 @@ After each seed every invariant of banklib.Bank.check() must hold.
 """
 
 import os
-import random
 import subprocess
 import sys
 import unittest
 
-from banklib import Bank, OwnClusterCase, daemon_config
-from harness import AllotTestCase, Daemon, PgCluster, pg_env, psql, subject
+from banklib import Bank, OwnClusterCase, daemon_config, seeds
+from harness import AllotTestCase, Daemon, pg_env, psql, subject
 
 FAULTS = 3   # per seed
-
-
-def seeds():
-    one = os.environ.get("ALLOT_BANK_SEED")
-    if one:
-        return [int(one)]
-    k = int(os.environ.get("ALLOT_BANK_SEEDS", "3"))
-    first = random.SystemRandom().randrange(1, 1_000_000)
-    return list(range(first, first + k))
 
 
 class BankTest(OwnClusterCase):
@@ -37,9 +27,7 @@ class BankTest(OwnClusterCase):
 
     @classmethod
     def start(cls):
-        cls.cluster = PgCluster(os.path.join(cls.workdir, "pg"), durable=True)
-        cls.clusters.append(cls.cluster)
-        cls.pg = cls.cluster.start()
+        cls.cluster, cls.pg = cls.durable_cluster("pg")
         cls.migrate("bank_template", cls.pg)
 
     def test_seeds(self):

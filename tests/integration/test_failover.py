@@ -13,20 +13,14 @@ banklib.Bank.check() must then hold on it, every acknowledged operation included
 """
 
 import os
-import random
 import sys
 import unittest
 
-from banklib import Bank, OwnClusterCase, daemon_config
-from harness import Daemon, PgCluster, psql, subject
+from banklib import Bank, OwnClusterCase, daemon_config, seeds
+from harness import Daemon, psql, subject
 
 STANDBY = "allot_standby"
 DB = "failover"
-
-
-def seed():
-    s = os.environ.get("ALLOT_BANK_SEED")
-    return int(s) if s else random.SystemRandom().randrange(1, 1_000_000)
 
 
 class Failover(OwnClusterCase):
@@ -35,9 +29,7 @@ class Failover(OwnClusterCase):
 
     @classmethod
     def start(cls):
-        cls.primary = PgCluster(os.path.join(cls.workdir, "primary"), durable=True)
-        cls.clusters.append(cls.primary)
-        cls.pg_primary = cls.primary.start()
+        cls.primary, cls.pg_primary = cls.durable_cluster("primary")
         cls.migrate(DB, cls.pg_primary)
         cls.standby = cls.primary.make_standby(os.path.join(cls.workdir, "standby"),
                                                STANDBY, int(cls.pg_primary["PGPORT"]) + 10)
@@ -51,7 +43,7 @@ class Failover(OwnClusterCase):
                 "connect_timeout=2")
 
     def test_nothing_acknowledged_is_lost(self):
-        n = seed()
+        n = seeds(1)[0]
         print(f"failover: seed {n} (rerun: ALLOT_BANK_SEED={n})", file=sys.stderr, flush=True)
         # The standby is synchronous: a commit returns once the standby has it.
         self.assertEqual(psql("SELECT sync_state FROM pg_stat_replication WHERE "
