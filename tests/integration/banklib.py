@@ -6,7 +6,8 @@ A seed fixes the world (projects, allocations, credit limits, which allocations 
 during the run), every client's list of operations (reserve, ingest, settle, release,
 deposit, move, refund, adjust) with its ids and bodies, and the fault schedule. The
 processes are real, so the interleaving is not fixed: a seed reruns the same
-operations and the same faults at the same moments, not the same history.
+operations and the same faults at the same points of the workload (counted in
+operations answered), not the same history.
 
 Each client retries an operation with the same ids and body, on either allotd, until
 it gets a definite answer: an `unavailable` answer, a connection refused or cut, or no
@@ -27,8 +28,8 @@ import time
 import types
 import unittest
 
-from harness import (ORGANIZATION, Daemon, PgCluster, cli_path, certs_dir, job, psql, standard_setup,
-                     twirp)
+from harness import (ORGANIZATION, Daemon, PgCluster, cli_path, certs_dir, job, psql,
+                     standard_setup, twirp)
 
 H = 3_600_000
 SITE, PART = "leonardo", "boost_usr_prod"
@@ -379,7 +380,8 @@ class Bank:
     def check_journal(self):
         out = []
         out += self.sql_problems("debits and credits differ", """
-            SELECT sum(credits_posted) - sum(debits_posted), sum(credits_pending) - sum(debits_pending)
+            SELECT sum(credits_posted) - sum(debits_posted),
+                   sum(credits_pending) - sum(debits_pending)
             FROM allot.accounts
             HAVING sum(credits_posted) <> sum(debits_posted)
                 OR sum(credits_pending) <> sum(debits_pending)""")
