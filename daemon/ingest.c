@@ -204,8 +204,8 @@ build_columns(const Allot__V1__IngestRequest *req, const struct tariff *t, struc
 		const Allot__V1__JobRecord *r = req->records[i];
 		struct tariff_bill bill;
 		int64_t start_s = INT64_MIN;
-		const char *why = check_record(req->site, r, t, &start_s, &bill, &nodes,
-		    &batch_nodes, reason, sizeof(reason));
+		const char *why = check_record(
+		    req->site, r, t, &start_s, &bill, &nodes, &batch_nodes, reason, sizeof(reason));
 		bool billed = why == NULL && r->step[0] == '\0';
 
 		if (batch_nodes > INGEST_MAX_BATCH_NODES) {

@@ -8,7 +8,6 @@
  * HOSTLIST_MAX_NAME groups, since each group adds a digit to the name). What a
  * caller does with the names (a protobuf field, a PostgreSQL array) is its own.
  */
-#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -244,12 +243,9 @@ item_emit(struct emit *e, const char *s, size_t i, size_t end, char *name, size_
 }
 
 long
-hostlist_expand(const char *s, size_t len, size_t max_hosts, char sep, struct strbuf *out,
-    char *err, size_t errlen)
+hostlist_count(const char *s, size_t len, size_t max_hosts, char *err, size_t errlen)
 {
 	size_t count = 0, i, end;
-	struct emit e = {out, sep, true};
-	char name[HOSTLIST_MAX_NAME + 1];
 
 	if (len == 0) {
 		snprintf(err, errlen, "empty node list");
@@ -262,10 +258,20 @@ hostlist_expand(const char *s, size_t len, size_t max_hosts, char sep, struct st
 		if (end == len)
 			break;
 	}
-	if (count > (size_t)LONG_MAX) {
-		snprintf(err, errlen, "more than %ld nodes", LONG_MAX);
+	return (long)count;
+}
+
+long
+hostlist_expand(const char *s, size_t len, size_t max_hosts, char sep, struct strbuf *out,
+    char *err, size_t errlen)
+{
+	long count = hostlist_count(s, len, max_hosts, err, errlen);
+	struct emit e = {out, sep, true};
+	char name[HOSTLIST_MAX_NAME + 1];
+	size_t i, end;
+
+	if (count < 0)
 		return -1;
-	}
 	for (i = 0;; i = end + 1) {
 		end = item_end(s, i, len);
 		item_emit(&e, s, i, end, name, 0);
@@ -276,5 +282,5 @@ hostlist_expand(const char *s, size_t len, size_t max_hosts, char sep, struct st
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	return (long)count;
+	return count;
 }

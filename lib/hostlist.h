@@ -31,4 +31,8 @@
 long hostlist_expand(const char *s, size_t len, size_t max_hosts, char sep, struct strbuf *out,
     char *err, size_t errlen) __attribute__((warn_unused_result));
 
+/* The same check without writing: the number of names s[0..len) expands to, or -1. */
+long hostlist_count(const char *s, size_t len, size_t max_hosts, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
 #endif
