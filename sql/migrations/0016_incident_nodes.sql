@@ -26,13 +26,17 @@ $$;
 -- The nodes a job (its allocation record, step '') ran on, as its latest charged
 -- record named them; no row when no record named any. Found by node through the
 -- GIN index (nodes && an incident's nodes).
+--
+-- No foreign key to job_usage: its check, a trigger per row, cost the ingest
+-- benchmark more than the rest of the rows' writing (README, "Performance"); the
+-- rows are written only by ingest_batch, for jobs it has just stored or locked, and
+-- a declaration joins job_usage, so a row without its job (none is ever deleted)
+-- would match nothing. sql/tests/incident_nodes.sql checks that none exists.
 CREATE TABLE allot.job_nodes (
     site text COLLATE "C" NOT NULL,
     job_id text COLLATE "C" NOT NULL,
-    step text COLLATE "C" NOT NULL DEFAULT '' CHECK (step = ''),
     nodes text[] NOT NULL CHECK (cardinality(nodes) BETWEEN 1 AND 16384),
-    PRIMARY KEY (site, job_id),
-    FOREIGN KEY (site, job_id, step) REFERENCES allot.job_usage ON DELETE CASCADE
+    PRIMARY KEY (site, job_id)
 );
 CREATE INDEX job_nodes_nodes ON allot.job_nodes USING gin (nodes);
 
@@ -83,13 +87,18 @@ BEGIN
     -- The nodes of the jobs this batch charged (ingest_charge: one row per job, its
     -- latest record), each job's row once, in job order.
     IF node_list_ IS NOT NULL THEN
+        -- A running job's later records name the same nodes: those rows are left
+        -- alone (read, not locked or rewritten).
         INSERT INTO allot.job_nodes AS n (site, job_id, nodes)
-        SELECT site_, c.job_id, string_to_array(r.nl, ',')
-        FROM pg_temp.ingest_charge c JOIN unnest(idx_, node_list_) AS r(i, nl) ON r.i = c.idx
-        WHERE r.nl IS NOT NULL
+        SELECT site_, c.job_id, x.nodes
+        FROM pg_temp.ingest_charge c
+        JOIN unnest(idx_, node_list_) AS r(i, nl) ON r.i = c.idx
+        CROSS JOIN LATERAL (SELECT string_to_array(r.nl, ',') AS nodes) x
+        LEFT JOIN allot.job_nodes k ON k.site = site_ AND k.job_id = c.job_id
+            AND k.job_id = ANY ((SELECT job_)::text[])
+        WHERE r.nl IS NOT NULL AND k.nodes IS DISTINCT FROM x.nodes
         ORDER BY c.job_id COLLATE "C"
-        ON CONFLICT (site, job_id) DO UPDATE SET nodes = excluded.nodes
-            WHERE n.nodes IS DISTINCT FROM excluded.nodes;
+        ON CONFLICT (site, job_id) DO UPDATE SET nodes = excluded.nodes;
     END IF;
     UPDATE allot.ingest_batches b SET rejected = (
         SELECT jsonb_agg(jsonb_build_object('index', r.idx, 'status', 'REJECTED', 'reason', r.reason))

@@ -197,7 +197,8 @@ SELECT is((SELECT refundable FROM allot.accounts a JOIN allot.allocations al ON 
 SELECT ok(allot.check_ledger() AND allot.check_allocation_life() AND allot.check_account_flows()
           AND allot.check_project_usage(), 'the books agree with the journal');
 SELECT is((SELECT count(*) FROM allot.job_nodes n
-           LEFT JOIN allot.job_usage j USING (site, job_id, step) WHERE j.job_id IS NULL), 0::bigint,
+           LEFT JOIN allot.job_usage j ON j.site = n.site AND j.job_id = n.job_id AND j.step = ''
+           WHERE j.job_id IS NULL), 0::bigint,
     'every job_nodes row has its job');
 
 SELECT * FROM finish();
