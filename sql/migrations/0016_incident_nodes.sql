@@ -236,9 +236,12 @@ BEGIN
     IF FOUND THEN
         RAISE EXCEPTION 'incident "%" overlaps incident "%" (%, % to %), whose jobs were credited for that time',
             iid, other.incident_id,
-            CASE WHEN other.nodes <> '{}' THEN format('nodes %s', array_to_string(
-                     (SELECT array_agg(x ORDER BY x) FROM (SELECT unnest(other.nodes)
-                      INTERSECT SELECT unnest(nodes_)) s(x)), ','))
+            CASE WHEN other.nodes <> '{}' THEN (
+                     SELECT format('nodes %s%s', string_agg(x, ',' ORDER BY x) FILTER (WHERE n <= 10),
+                                   CASE WHEN count(*) > 10 THEN format(' and %s more', count(*) - 10)
+                                        ELSE '' END)
+                     FROM (SELECT x, row_number() OVER (ORDER BY x) AS n
+                           FROM (SELECT unnest(other.nodes) INTERSECT SELECT unnest(nodes_)) s(x)) t)
                  WHEN other.partition <> '' THEN format('partition "%s"', other.partition)
                  ELSE 'the whole site' END,
             allot.rfc3339(other.starts_at), allot.rfc3339(other.ends_at) USING ERRCODE = '55000';

@@ -2,7 +2,7 @@
 BEGIN;
 \set QUIET on
 \ir setup.psql
-SELECT plan(36);
+SELECT plan(38);
 
 -- A batch of LEONARDO records through ingest_batch's node_list form, as allotd sends
 -- it: each record {job, start, elapsed, gpus, nodes (comma-separated, or absent),
@@ -148,6 +148,15 @@ SELECT throws_ok($$SELECT pg_temp.declare('n-x', '{"nodes":["lrdn0003","lrdn0007
 SELECT throws_ok($$SELECT pg_temp.declare('n-x', '{"startsAt":"2026-11-21T11:00:00Z",
     "endsAt":"2026-11-21T13:00:00Z"}')$$, '55000', NULL,
     'so is one on the whole site at the same time');
+SELECT is(pg_temp.declare('n-12', jsonb_build_object('nodes',
+    (SELECT jsonb_agg('lrdn' || i) FROM generate_series(1000, 1011) i),
+    'startsAt', '2026-11-25T10:00:00Z', 'endsAt', '2026-11-25T12:00:00Z')) #>> '{incident,jobsCredited}',
+    '0', 'an incident on twelve nodes no job ran on credits nothing');
+SELECT throws_ok($$SELECT pg_temp.declare('n-13', jsonb_build_object('nodes',
+    (SELECT jsonb_agg('lrdn' || i) FROM generate_series(999, 1011) i),
+    'startsAt', '2026-11-25T11:00:00Z', 'endsAt', '2026-11-25T13:00:00Z'))$$, '55000',
+    'incident "n-13" overlaps incident "n-12" (nodes lrdn1000,lrdn1001,lrdn1002,lrdn1003,lrdn1004,lrdn1005,lrdn1006,lrdn1007,lrdn1008,lrdn1009 and 2 more, 2026-11-25T10:00:00Z to 2026-11-25T12:00:00Z), whose jobs were credited for that time',
+    'an overlap names the first ten shared nodes and counts the rest');
 SELECT is(allot.rpc_show_incident('{"incidentId":"n-1"}', 'CN=admin') -> 'incident' -> 'nodes',
     '["lrdn0002", "lrdn0003"]', 'the incident shows its nodes');
 
