@@ -284,3 +284,76 @@ hostlist_expand(const char *s, size_t len, size_t max_hosts, char sep, struct st
 	}
 	return count;
 }
+
+/* A name's prefix length and trailing number, when it ends in 1 to 9 digits. */
+static bool
+name_split(const char *name, size_t *prefix, uint32_t *v, int *width)
+{
+	size_t len = strlen(name), i = len;
+
+	while (i > 0 && name[i - 1] >= '0' && name[i - 1] <= '9' && len - i < HOSTLIST_MAX_DIGITS)
+		i--;
+	if (i == len || (i > 0 && name[i - 1] >= '0' && name[i - 1] <= '9'))
+		return false;
+	*prefix = i;
+	*width = (int)(len - i);
+	*v = 0;
+	for (; i < len; i++)
+		*v = *v * 10 + (uint32_t)(name[i] - '0');
+	return true;
+}
+
+int
+hostlist_compress(const char *const *names, size_t n, struct strbuf *out)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t prefix, p2, j = i + 1;
+		uint32_t v, v2, lo, hi;
+		int width, w2;
+		bool ranges = false;
+
+		if (i > 0)
+			strbuf_putc(out, ',');
+		if (!name_split(names[i], &prefix, &v, &width)) {
+			strbuf_puts(out, names[i]);
+			i++;
+			continue;
+		}
+		/* The run of names of this prefix and width: one bracket of ranges. */
+		while (j < n && name_split(names[j], &p2, &v2, &w2) && p2 == prefix &&
+		    w2 == width && memcmp(names[j], names[i], prefix) == 0)
+			j++;
+		if (j == i + 1) {
+			strbuf_puts(out, names[i]);
+			i++;
+			continue;
+		}
+		strbuf_append(out, names[i], prefix);
+		strbuf_putc(out, '[');
+		lo = hi = v;
+		for (size_t k = i + 1; k <= j; k++) {
+			if (k < j) {
+				(void)name_split(names[k], &p2, &v2, &w2);
+				if (v2 == hi + 1 && hi != UINT32_MAX) {
+					hi = v2;
+					continue;
+				}
+			}
+			if (ranges)
+				strbuf_putc(out, ',');
+			ranges = true;
+			if (lo == hi)
+				strbuf_printf(out, "%0*u", width, (unsigned)lo);
+			else
+				strbuf_printf(
+				    out, "%0*u-%0*u", width, (unsigned)lo, width, (unsigned)hi);
+			if (k < j)
+				lo = hi = v2;
+		}
+		strbuf_putc(out, ']');
+		i = j;
+	}
+	return strbuf_failed(out) ? -1 : 0;
+}

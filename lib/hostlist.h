@@ -35,4 +35,16 @@ long hostlist_expand(const char *s, size_t len, size_t max_hosts, char sep, stru
 long hostlist_count(const char *s, size_t len, size_t max_hosts, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
+/*
+ * Appends to out the compressed form of names[0..n) (each a node name as above),
+ * the inverse of hostlist_expand for display: names that differ only in a trailing
+ * number of one width, consecutive in the order given, become one range
+ * ("lrdn0001", "lrdn0002", "lrdn0003", "lrdn0009" is "lrdn[0001-0003,0009]");
+ * other names are written as they are. Expanding the result gives names back as
+ * given, in their order, whatever it is (a sorted list compresses best). Returns
+ * 0, or -1 when out failed to grow.
+ */
+int hostlist_compress(const char *const *names, size_t n, struct strbuf *out)
+    __attribute__((warn_unused_result));
+
 #endif

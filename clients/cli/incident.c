@@ -4,7 +4,7 @@
  * admin.c. `incident declare --nodes HOSTLIST` takes Slurm's compressed form
  * (gpu[001-004],login1), expanded here (lib/hostlist.c) into the request's node
  * names. `incident show` prints the incident's fields, then its credits as a
- * table.
+ * table; in tables (show and list) an incident's nodes are compressed again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,19 +21,83 @@
 /* What Incidents/Declare takes (allot.rpc_declare_incident). */
 #define INCIDENT_MAX_NODES 65536
 
+/*
+ * A shallow copy of inc for a table, its nodes as one compressed hostlist
+ * (lrdn[0001-0064]): copy borrows inc's strings; *store is the list, the caller's
+ * to free after printing. 0, or -1 when out of memory.
+ */
+static int
+incident_for_table(const Allot__V1__Incident *inc, Allot__V1__Incident *copy, char **store)
+{
+	struct strbuf sb;
+
+	*copy = *inc;
+	*store = NULL;
+	if (inc->n_nodes == 0)
+		return 0;
+	strbuf_init(&sb);
+	if (hostlist_compress((const char *const *)inc->nodes, inc->n_nodes, &sb) != 0 ||
+	    (*store = strbuf_steal(&sb)) == NULL) {
+		strbuf_cleanup(&sb);
+		return -1;
+	}
+	copy->n_nodes = 1;
+	copy->nodes = store;
+	return 0;
+}
+
+/* A list of incidents as a table, each one's nodes compressed. */
+static bool
+incident_list_print(const Allot__V1__ListIncidentsResponse *list)
+{
+	Allot__V1__ListIncidentsResponse shown = *list;
+	Allot__V1__Incident *copies = calloc(list->n_incidents + 1, sizeof(*copies));
+	Allot__V1__Incident **ptrs = calloc(list->n_incidents + 1, sizeof(*ptrs));
+	char **stores = calloc(list->n_incidents + 1, sizeof(*stores));
+	bool ok = copies != NULL && ptrs != NULL && stores != NULL;
+
+	for (size_t i = 0; ok && i < list->n_incidents; i++) {
+		ok = incident_for_table(list->incidents[i], &copies[i], &stores[i]) == 0;
+		ptrs[i] = &copies[i];
+	}
+	if (ok) {
+		shown.incidents = ptrs;
+		ok = render_message(stdout, &shown.base);
+	}
+	for (size_t i = 0; stores != NULL && i < list->n_incidents; i++)
+		free(stores[i]);
+	free(stores);
+	free(ptrs);
+	free(copies);
+	return ok;
+}
+
 static int
 incident_print(const struct cli *cli, const ProtobufCMessage *msg)
 {
 	const Allot__V1__ShowIncidentResponse *show;
 	Allot__V1__IncidentCreditList list = ALLOT__V1__INCIDENT_CREDIT_LIST__INIT;
+	Allot__V1__Incident inc;
+	char *nodes = NULL;
 	bool ok = true;
 
+	if (cli->format == CLI_FORMAT_TABLE &&
+	    msg->descriptor == &allot__v1__list_incidents_response__descriptor) {
+		if (!incident_list_print((const Allot__V1__ListIncidentsResponse *)msg)) {
+			fprintf(stderr, "allot: could not print the incidents\n");
+			return CLI_EXIT_FAIL;
+		}
+		return CLI_EXIT_OK;
+	}
 	if (cli->format != CLI_FORMAT_TABLE ||
 	    msg->descriptor != &allot__v1__show_incident_response__descriptor)
 		return cli_print(cli, msg);
 	show = (const Allot__V1__ShowIncidentResponse *)msg;
-	if (show->incident != NULL)
-		ok = render_message(stdout, &show->incident->base);
+	if (show->incident != NULL) {
+		ok = incident_for_table(show->incident, &inc, &nodes) == 0 &&
+		    render_message(stdout, &inc.base);
+		free(nodes);
+	}
 	/* The credits, borrowed (not copied, not freed), as one table. */
 	list.n_credits = show->n_credits;
 	list.credits = show->credits;

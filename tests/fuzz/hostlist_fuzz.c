@@ -41,6 +41,30 @@ check_names(const char *s, long n)
 		abort();
 }
 
+static void
+check_compress(const char *joined, long n)
+{
+	char *copy = strdup(joined), *save = NULL, err[256];
+	const char **names = calloc((size_t)n, sizeof(*names));
+	struct strbuf c, back;
+	long k = 0;
+
+	if (copy == NULL || names == NULL)
+		abort();
+	for (char *t = strtok_r(copy, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save))
+		names[k++] = t;
+	strbuf_init(&c);
+	strbuf_init(&back);
+	if (k != n || hostlist_compress(names, (size_t)n, &c) != 0 ||
+	    hostlist_expand(c.data, c.len, FUZZ_MAX_HOSTS, ',', &back, err, sizeof(err)) != n ||
+	    strcmp(back.data, joined) != 0)
+		abort();
+	strbuf_cleanup(&c);
+	strbuf_cleanup(&back);
+	free(names);
+	free(copy);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -63,6 +87,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* A name "01" expands to itself only outside brackets: always, here. */
 	if (m != n || strcmp(a.data, b.data) != 0)
 		abort();
+	check_compress(a.data, n);
 out:
 	strbuf_cleanup(&a);
 	strbuf_cleanup(&b);

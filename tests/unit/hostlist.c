@@ -1,7 +1,8 @@
 /*
  * Unit tests for lib/hostlist.c, from two tables: lists and the names they expand
  * to (comma-separated, as Slurm prints them uncompressed), and lists refused with
- * the message they get. Then the bound, checked before anything is written.
+ * the message they get. Then the bound, checked before anything is written, and
+ * compression, each case expanded back to its names.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -155,6 +156,48 @@ test_bound(void **state)
 	}
 }
 
+static void
+test_compress(void **state)
+{
+	static const struct {
+		const char *names; /* comma-separated, sorted as the database sends them */
+		const char *list;
+	} cases[] = {
+	    {"lrdn0263", "lrdn0263"},
+	    {"lrdn0001,lrdn0002,lrdn0003,lrdn0009", "lrdn[0001-0003,0009]"},
+	    {"gpu001,gpu002,login1", "gpu[001-002],login1"},
+	    {"a,b", "a,b"},
+	    {"n10,n8,n9", "n10,n[8-9]"},
+	    {"r1n01,r1n02,r2n01", "r1n[01-02],r2n01"},
+	    {"x-1,x-2,x.3", "x-[1-2],x.3"},
+	    {"1,2,3", "[1-3]"},
+	    {"n1234567890,n1234567891", "n1234567890,n1234567891"},
+	    {"n0998,n0999,n1000", "n[0998-1000]"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char buf[256], *names[16], *save = NULL, err[256];
+		size_t n = 0;
+		struct strbuf sb, back;
+
+		snprintf(buf, sizeof(buf), "%s", cases[i].names);
+		for (char *t = strtok_r(buf, ",", &save); t != NULL; t = strtok_r(NULL, ",", &save))
+			names[n++] = t;
+		strbuf_init(&sb);
+		strbuf_init(&back);
+		assert_int_equal(hostlist_compress((const char *const *)names, n, &sb), 0);
+		if (strcmp(sb.data, cases[i].list) != 0)
+			fail_msg("%s: compressed to \"%s\", expected \"%s\"", cases[i].names,
+			    sb.data, cases[i].list);
+		assert_int_equal(
+		    hostlist_expand(sb.data, sb.len, 100, ',', &back, err, sizeof(err)), (long)n);
+		assert_string_equal(back.data, cases[i].names);
+		strbuf_cleanup(&sb);
+		strbuf_cleanup(&back);
+	}
+}
+
 int
 main(void)
 {
@@ -163,6 +206,7 @@ main(void)
 	    cmocka_unit_test(test_bad),
 	    cmocka_unit_test(test_length),
 	    cmocka_unit_test(test_bound),
+	    cmocka_unit_test(test_compress),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
