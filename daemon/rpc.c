@@ -101,6 +101,11 @@ static const struct twirp_route routes[] = {
     {&allot__v1__incidents__descriptor, "Show", READERS, NULL, NULL, "rpc_show_incident", NULL},
     {&allot__v1__events__descriptor, "List", READERS | ROLE_BIT(ROLE_PROJECT), NULL, "project",
         "rpc_list_events", NULL},
+    /* Every principal may read the thresholds (they say when its events come); admin sets them. */
+    {&allot__v1__events__descriptor, "ListThresholds", READERS | LIEN_HOLDERS | COLLECTORS, NULL,
+        NULL, "rpc_list_thresholds", NULL},
+    {&allot__v1__events__descriptor, "SetThresholds", ADMIN, NULL, NULL, "rpc_set_thresholds",
+        NULL},
 };
 
 const struct twirp_route *

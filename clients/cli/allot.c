@@ -43,6 +43,8 @@ static const char usage_text[] =
     "  incident declare|list|show [--FIELD VALUE ...]\n"
     "                                     credit the jobs of an outage (allot incident --help)\n"
     "  events --project P                 a project's events: thresholds of its grant crossed\n"
+    "  events list-thresholds             the shares of a grant whose crossing is an event\n"
+    "  events set-thresholds --percents N [--percents N ...]   replace them (admin)\n"
     "\n"
     "options (before the command):\n"
     "  --server URL            allotd's URL (ALLOT_SERVER, default " CLI_DEFAULT_SERVER ")\n"
@@ -146,18 +148,16 @@ cli_call(struct cli *cli, const char *service_method, const ProtobufCMessage *re
     const ProtobufCMessageDescriptor *response_desc, ProtobufCMessage **response)
 {
 	struct allot_error error;
-	char err[256];
 
 	*response = NULL;
 	if (cli->client == NULL) {
-		cli->client = allot_client_new(&cli->opts, err, sizeof(err));
+		cli->client = allot_connect(&cli->opts, &error);
 		if (cli->client == NULL) {
-			fprintf(stderr, "allot: %s\n", err);
+			fprintf(stderr, "allot: %s\n", error.msg);
 			return -1;
 		}
 	}
-	if (allot_client_call(
-	        cli->client, service_method, request, response_desc, response, &error) < 0) {
+	if (allot_call(cli->client, service_method, request, response_desc, response, &error) < 0) {
 		fprintf(stderr, "allot: %s: %s\n", error.code_name, error.msg);
 		return -1;
 	}
@@ -250,6 +250,14 @@ main(int argc, char **argv)
 	int i = 1, r, status;
 
 	memset(&cli, 0, sizeof(cli));
+	/*
+	 * liballot's defaults, but one attempt (a command run by hand or a script
+	 * says what failed at once) and the CLI's longer limit for one call (an
+	 * audit export); no deadline beyond it.
+	 */
+	allot_options_init(&cli.opts);
+	cli.opts.max_attempts = 1;
+	cli.opts.deadline_ms = 0;
 	server = cli_getenv("ALLOT_SERVER");
 	cli.opts.server_url = server != NULL ? server : CLI_DEFAULT_SERVER;
 	cli.opts.cert_file = cli_getenv("ALLOT_CERT");
@@ -341,7 +349,7 @@ main(int argc, char **argv)
 	} else
 		status = cli_usage_error("", "unknown command \"%s\"", cmd);
 
-	allot_client_free(cli.client);
+	allot_close(cli.client);
 	if (fflush(stdout) != 0 && status == CLI_EXIT_OK) {
 		perror("allot: could not write the output");
 		status = CLI_EXIT_FAIL;

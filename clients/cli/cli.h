@@ -10,7 +10,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
-#include "allot_client.h"
+#include "allot.h"
 
 /* Exit statuses: the spec's contract with scripts. */
 enum {
@@ -25,7 +25,7 @@ enum cli_format {
 };
 
 struct cli {
-	struct allot_client_options opts;
+	struct allot_options opts;
 	enum cli_format format;
 	bool dry_run;                /* print the requests' JSON instead of sending them */
 	struct allot_client *client; /* created on the first call */

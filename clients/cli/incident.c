@@ -1,10 +1,11 @@
 /*
  * incident: `allot incident declare|list|show` (the Incidents service) and
- * `allot events` (Events/List), both through the descriptor-driven runner of
- * admin.c. `incident declare --nodes HOSTLIST` takes Slurm's compressed form
- * (gpu[001-004],login1), expanded here (lib/hostlist.c) into the request's node
- * names. `incident show` prints the incident's fields, then its credits as a
- * table; in tables (show and list) an incident's nodes are compressed again.
+ * `allot events` (Events/List, ListThresholds, SetThresholds), both through the
+ * descriptor-driven runner of admin.c. `incident declare --nodes HOSTLIST` takes
+ * Slurm's compressed form (gpu[001-004],login1), expanded here (lib/hostlist.c)
+ * into the request's node names. `incident show` prints the incident's fields,
+ * then its credits as a table; in tables (show and list) an incident's nodes are
+ * compressed again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -229,8 +230,11 @@ events_main(struct cli *cli, int argc, char **argv)
 	static char list[] = "list";
 	char *args[EVENTS_ARGV_MAX];
 
-	/* "allot events --project P" is "allot events list --project P". */
-	if (argc >= 2 && strcmp(argv[1], "list") == 0)
+	/*
+	 * "allot events --project P" is "allot events list --project P"; a first
+	 * argument that is not a flag names the method (list-thresholds, ...).
+	 */
+	if (argc >= 2 && argv[1][0] != '-')
 		return cli_service_run(
 		    cli, &allot__v1__events__descriptor, "events", argc, argv, NULL);
 	if (argc + 1 > EVENTS_ARGV_MAX)

@@ -478,6 +478,47 @@ render_balance_rows(struct table *t, const char *id, const char *scope, const ch
 	}
 }
 
+/* One row of the movements table: an allocation's, or the total's. */
+static void
+render_movement_row(struct table *t, const char *id, const Allot__V1__Movements *m)
+{
+	static const Allot__V1__Movements zero = ALLOT__V1__MOVEMENTS__INIT;
+	char num[64];
+
+	if (m == NULL)
+		m = &zero;
+	table_add(t, id);
+	const double gpu_h[6] = {m->granted_gpu_hours, m->added_gpu_hours, m->used_gpu_hours,
+	    m->refunded_gpu_hours, m->credited_gpu_hours, m->expired_gpu_hours};
+	for (int i = 0; i < 6; i++) {
+		snprintf(num, sizeof(num), "%.2f", gpu_h[i]);
+		table_add(t, num);
+	}
+}
+
+/* Where each allocation's GPU-hours came from and went (Movements). */
+static bool
+render_movements(FILE *out, const Allot__V1__GetBalanceResponse *resp)
+{
+	static const char *const header[] = {
+	    "allocation", "granted", "added", "used", "refunded", "credited", "expired"};
+	static const bool right[] = {true, true, true, true, true, true, true};
+	struct table t;
+	char id[32];
+	bool ok;
+
+	table_init(&t, 7, header, right);
+	for (size_t i = 0; i < resp->n_allocations; i++) {
+		snprintf(id, sizeof(id), "%" PRId64, resp->allocations[i]->allocation_id);
+		render_movement_row(&t, id, resp->allocations[i]->movements);
+	}
+	render_movement_row(&t, "total", resp->movements);
+	fputs("\nmovements (GPU-h):\n", out);
+	ok = table_print(out, &t);
+	table_cleanup(&t);
+	return ok;
+}
+
 bool
 render_balance(FILE *out, const Allot__V1__GetBalanceResponse *resp)
 {
@@ -507,7 +548,7 @@ render_balance(FILE *out, const Allot__V1__GetBalanceResponse *resp)
 	fprintf(out, "project: %s\n", resp->project != NULL ? resp->project : "");
 	ok = ok && table_print(out, &t);
 	table_cleanup(&t);
-	return ok;
+	return ok && render_movements(out, resp);
 }
 
 /* Appends a CSV field, quoted when it holds a comma, a quote or a line break. */

@@ -94,15 +94,22 @@ collector_wall_ms(void)
 }
 
 static void
-client_options(const struct collect_config *cfg, struct allot_client_options *o)
+client_options(const struct collect_config *cfg, struct allot_options *o)
 {
-	memset(o, 0, sizeof(*o));
+	allot_options_init(o);
 	o->server_url = cfg->server;
 	o->cert_file = cfg->tls_cert;
 	o->key_file = cfg->tls_key;
 	o->ca_file = cfg->tls_ca;
 	o->wire = ALLOT_WIRE_PROTOBUF;
 	o->timeout_ms = (long)cfg->send_timeout_s * 1000;
+	o->connect_timeout_ms = o->timeout_ms;
+	/*
+	 * One attempt per send: the sender's own backoff (backoff.c) retries the
+	 * spooled batch, so liballot's retries would only stack under it.
+	 */
+	o->max_attempts = 1;
+	o->deadline_ms = 0;
 }
 
 void
@@ -134,7 +141,7 @@ collector_load_config(const char *path)
 int
 collector_open(struct collector *c, const char *spool_override)
 {
-	struct allot_client_options o;
+	struct allot_options o;
 	struct sender_settings ss;
 	char err[1024];
 

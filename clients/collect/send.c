@@ -79,13 +79,13 @@ next_random(struct sender *s)
 }
 
 bool
-send_code_is_permanent(enum twirp_code code)
+send_code_is_permanent(enum allot_code code)
 {
 	switch (code) {
-	case TWIRP_INVALID_ARGUMENT:
-	case TWIRP_MALFORMED:
-	case TWIRP_ALREADY_EXISTS:
-	case TWIRP_OUT_OF_RANGE:
+	case ALLOT_INVALID_ARGUMENT:
+	case ALLOT_MALFORMED:
+	case ALLOT_ALREADY_EXISTS:
+	case ALLOT_OUT_OF_RANGE:
 		return true;
 	default:
 		return false;
@@ -93,9 +93,10 @@ send_code_is_permanent(enum twirp_code code)
 }
 
 struct sender *
-sender_new(struct spool *spool, const struct allot_client_options *opts,
+sender_new(struct spool *spool, const struct allot_options *opts,
     const struct sender_settings *settings, char *err, size_t errlen)
 {
+	struct allot_error aerr;
 	struct sender *s;
 	pthread_condattr_t ca;
 
@@ -104,7 +105,8 @@ sender_new(struct spool *spool, const struct allot_client_options *opts,
 		return NULL;
 	}
 	s->spool = spool;
-	if ((s->client = allot_client_new(opts, err, errlen)) == NULL) {
+	if ((s->client = allot_connect(opts, &aerr)) == NULL) {
+		snprintf(err, errlen, "%s", aerr.msg);
 		free(s);
 		return NULL;
 	}
@@ -140,7 +142,7 @@ sender_free(struct sender *s)
 	if (s == NULL)
 		return;
 	sender_stop(s);
-	allot_client_free(s->client);
+	allot_close(s->client);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -243,7 +245,7 @@ send_one(struct sender *s, const struct spool_entry *e)
 	 * (malformed) and set aside below.
 	 */
 	t0 = mono_ms();
-	r = allot_client_call_packed(
+	r = allot_call_packed(
 	    s->client, calls[e->kind].method, payload, len, calls[e->kind].response, &resp, &aerr);
 	free(payload);
 	if (r == 0) {

@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "allot_client.h"
+#include "allot.h"
 #include "spool.h"
 
 struct sender_settings {
@@ -49,7 +49,7 @@ struct sender;
  * Returns a new sender of spool's batches to the server opts names (copied), or
  * NULL with the reason in err. spool stays the caller's and must outlive it.
  */
-struct sender *sender_new(struct spool *spool, const struct allot_client_options *opts,
+struct sender *sender_new(struct spool *spool, const struct allot_options *opts,
     const struct sender_settings *settings, char *err, size_t errlen)
     __attribute__((warn_unused_result));
 
@@ -82,6 +82,6 @@ void sender_get_stats(struct sender *s, struct sender_stats *stats);
 void sender_set_settings(struct sender *s, const struct sender_settings *settings);
 
 /* Whether a Twirp code refuses a batch for good (see above). */
-bool send_code_is_permanent(enum twirp_code code);
+bool send_code_is_permanent(enum allot_code code);
 
 #endif

@@ -1,24 +1,29 @@
 /*
- * allot_client: Twirp calls to allotd over libcurl.
+ * allot_client: Twirp calls to allotd over libcurl, with retries.
  *
- * Encodes a request (protobuf or proto3 JSON through pbjson), POSTs it to
- * /twirp/<service>/<method> on one reused easy handle (keep-alive, TLS 1.2 or
- * newer, peer and host verified against the configured CA, client certificate)
- * and decodes the answer or Twirp's error body. It leaves retries, output and
- * the choice of what to call to its callers.
+ * Encodes a request (protobuf, or proto3 JSON through pbjson) once, POSTs it
+ * to /twirp/<service>/<method> on one reused easy handle (keep-alive, TLS 1.2
+ * or newer, peer and host verified against the configured CA, client
+ * certificate) and decodes the answer or Twirp's error body. An attempt that
+ * fails with unavailable, or in transport before an answer came (refused,
+ * reset, closed with nothing, a connect timeout), is retried with the same
+ * bytes after allot_backoff_ms, while attempts and the deadline allow. Every
+ * timeout is deadline_exceeded (a failure to reach the server otherwise is
+ * unavailable); an attempt whose request went out and whose answer did not
+ * come within timeout_ms is not retried, as the server may be acting on it.
  */
-#include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
-#include <jansson.h>
 
-#include "allot_client.h"
+#include "allot_internal.h"
 #include "pbjson.h"
 #include "strbuf.h"
 
@@ -27,13 +32,17 @@
 
 struct allot_client {
 	CURL *curl;
-	char *base_url; /* server URL without trailing slashes */
-	enum allot_wire wire;
+	char *base_url;            /* server URL without trailing slashes */
+	struct allot_options opts; /* the times and attempts; its paths are not kept */
 	struct curl_slist *headers;
-	struct strbuf body; /* the response being received */
+	struct strbuf body; /* the answer being received */
 	bool body_too_large;
+	unsigned int rnd; /* rand_r's state for the jitter: spread, not secrecy */
 	char curl_err[CURL_ERROR_SIZE];
 };
+
+/* What one attempt left to do. */
+enum attempt { ATTEMPT_OK, ATTEMPT_FAILED, ATTEMPT_RETRY };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_result = CURLE_FAILED_INIT;
@@ -44,104 +53,29 @@ client_init_curl(void)
 	curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-void
-allot_error_set(struct allot_error *error, enum twirp_code code, const char *fmt, ...)
+const char *
+allot_version(void)
 {
-	va_list ap;
-
-	error->code = code;
-	snprintf(error->code_name, sizeof(error->code_name), "%s", twirp_code_name(code));
-	va_start(ap, fmt);
-	vsnprintf(error->msg, sizeof(error->msg), fmt, ap);
-	va_end(ap);
-	error->http_status = 0;
+	return "1.0.0";
 }
 
-/* Twirp v7's code for an HTTP status that did not come with a Twirp error body. */
-static enum twirp_code
-client_code_from_status(int status)
+/* Milliseconds on the monotonic clock since *since. */
+static long
+client_elapsed_ms(const struct timespec *since)
 {
-	if (status >= 300 && status < 400)
-		return TWIRP_INTERNAL;
-	switch (status) {
-	case 400:
-		return TWIRP_INTERNAL;
-	case 401:
-		return TWIRP_UNAUTHENTICATED;
-	case 403:
-		return TWIRP_PERMISSION_DENIED;
-	case 404:
-		return TWIRP_BAD_ROUTE;
-	case 429:
-	case 502:
-	case 503:
-	case 504:
-		return TWIRP_UNAVAILABLE;
-	default:
-		return TWIRP_UNKNOWN;
-	}
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (long)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
 }
 
-/* Decodes {"code": "...", "msg": "..."}; false when body is not such an object. */
-static bool
-client_error_from_json(struct allot_error *error, const char *body, size_t len)
+static void
+client_sleep_ms(long ms)
 {
-	json_t *root, *code, *msg;
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
 
-	root = json_loadb(body, len, 0, NULL);
-	if (root == NULL)
-		return false;
-	code = json_object_get(root, "code");
-	if (!json_is_object(root) || !json_is_string(code) || json_string_length(code) == 0) {
-		json_decref(root);
-		return false;
-	}
-	msg = json_object_get(root, "msg");
-	error->code = twirp_code_from_name(json_string_value(code));
-	/* An unknown name is kept as sent: it tells more than "unknown". */
-	snprintf(error->code_name, sizeof(error->code_name), "%s", json_string_value(code));
-	snprintf(error->msg, sizeof(error->msg), "%s",
-	    json_is_string(msg) ? json_string_value(msg) : "");
-	json_decref(root);
-	return true;
-}
-
-void
-allot_error_from_http(struct allot_error *error, int http_status, const char *body, size_t len)
-{
-	size_t n, i, start, end;
-	enum twirp_code code;
-
-	if (body != NULL && len > 0 && client_error_from_json(error, body, len)) {
-		error->http_status = http_status;
-		return;
-	}
-	code = client_code_from_status(http_status);
-	allot_error_set(error, code, "http status %d from an intermediary", http_status);
-	error->http_status = http_status;
-	if (body == NULL)
-		return;
-
-	/* Keep the body text, on one line, trimmed, as much as fits. */
-	start = 0;
-	end = len;
-	while (start < end && isspace((unsigned char)body[start]))
-		start++;
-	while (end > start && isspace((unsigned char)body[end - 1]))
-		end--;
-	if (start == end)
-		return;
-	n = strlen(error->msg);
-	if (n + 2 >= sizeof(error->msg))
-		return;
-	error->msg[n++] = ':';
-	error->msg[n++] = ' ';
-	for (i = start; i < end && n + 1 < sizeof(error->msg); i++) {
-		unsigned char c = (unsigned char)body[i];
-
-		error->msg[n++] = (c < 0x20 || c == 0x7f) ? ' ' : (char)c;
-	}
-	error->msg[n] = '\0';
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
 }
 
 static size_t
@@ -160,12 +94,6 @@ client_write_cb(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-static char *
-client_strdup(const char *s)
-{
-	return s == NULL ? NULL : strdup(s);
-}
-
 static bool
 client_add_header(struct allot_client *client, const char *line)
 {
@@ -177,10 +105,10 @@ client_add_header(struct allot_client *client, const char *line)
 	return true;
 }
 
-/* Sets the options that hold for every call; false with the reason in err. */
-static bool
+/* Sets the options that hold for every call; -1 with the reason in error. */
+static int
 client_setup_handle(
-    struct allot_client *client, const struct allot_client_options *opts, char *err, size_t errlen)
+    struct allot_client *client, const struct allot_options *opts, struct allot_error *error)
 {
 	CURL *c = client->curl;
 	const char *ctype;
@@ -217,24 +145,18 @@ client_setup_handle(
 		SETOPT(CURLOPT_SSLKEY, opts->key_file);
 		SETOPT(CURLOPT_SSLKEYTYPE, "PEM");
 	}
-	if (opts->timeout_ms > 0) {
-		SETOPT(CURLOPT_TIMEOUT_MS, opts->timeout_ms);
-		SETOPT(CURLOPT_CONNECTTIMEOUT_MS, opts->timeout_ms);
-	}
-	SETOPT(CURLOPT_USERAGENT,
-	    "allot-client/"
-	    "0.1");
+	SETOPT(CURLOPT_USERAGENT, "liballot/1.0");
 	SETOPT(CURLOPT_POST, 1L);
 	SETOPT(CURLOPT_WRITEFUNCTION, client_write_cb);
 	SETOPT(CURLOPT_WRITEDATA, client);
 #undef SETOPT
 	if (rc != CURLE_OK) {
-		snprintf(
-		    err, errlen, "could not set up the HTTP client: %s", curl_easy_strerror(rc));
-		return false;
+		allot_error_set(error, ALLOT_INTERNAL, "could not set up the HTTP client: %s",
+		    curl_easy_strerror(rc));
+		return -1;
 	}
 
-	ctype = client->wire == ALLOT_WIRE_JSON ? "application/json" : "application/protobuf";
+	ctype = opts->wire == ALLOT_WIRE_JSON ? "application/json" : "application/protobuf";
 	snprintf(line, sizeof(line), "Content-Type: %s", ctype);
 	if (!client_add_header(client, line))
 		goto nomem;
@@ -245,39 +167,29 @@ client_setup_handle(
 	if (!client_add_header(client, "Expect:"))
 		goto nomem;
 	if (curl_easy_setopt(c, CURLOPT_HTTPHEADER, client->headers) != CURLE_OK) {
-		snprintf(err, errlen, "could not set up the HTTP client headers");
-		return false;
+		allot_error_set(error, ALLOT_INTERNAL, "could not set up the HTTP client headers");
+		return -1;
 	}
-	return true;
+	return 0;
 
 nomem:
-	snprintf(err, errlen, "out of memory");
-	return false;
+	allot_error_set(error, ALLOT_INTERNAL, "out of memory");
+	return -1;
 }
 
 struct allot_client *
-allot_client_new(const struct allot_client_options *opts, char *err, size_t errlen)
+allot_connect(const struct allot_options *opts, struct allot_error *error)
 {
 	struct allot_client *client = NULL;
+	unsigned int seed = 0;
 	size_t n;
 
-	if (opts->server_url == NULL || opts->server_url[0] == '\0') {
-		snprintf(err, errlen, "no server URL given");
+	memset(error, 0, sizeof(*error));
+	if (allot_options_check(opts, error) != 0)
 		return NULL;
-	}
-	if (strncasecmp(opts->server_url, "https://", 8) != 0 &&
-	    strncasecmp(opts->server_url, "http://", 7) != 0) {
-		snprintf(
-		    err, errlen, "server URL \"%s\" is not http:// or https://", opts->server_url);
-		return NULL;
-	}
-	if (opts->wire != ALLOT_WIRE_PROTOBUF && opts->wire != ALLOT_WIRE_JSON) {
-		snprintf(err, errlen, "invalid wire format %d", (int)opts->wire);
-		return NULL;
-	}
 	pthread_once(&curl_once, client_init_curl);
 	if (curl_init_result != CURLE_OK) {
-		snprintf(err, errlen, "could not initialise libcurl: %s",
+		allot_error_set(error, ALLOT_INTERNAL, "could not initialise libcurl: %s",
 		    curl_easy_strerror(curl_init_result));
 		return NULL;
 	}
@@ -286,8 +198,15 @@ allot_client_new(const struct allot_client_options *opts, char *err, size_t errl
 	if (client == NULL)
 		goto nomem;
 	strbuf_init(&client->body);
-	client->wire = opts->wire;
-	client->base_url = client_strdup(opts->server_url);
+	client->opts = *opts;
+	client->opts.server_url = client->opts.cert_file = client->opts.key_file =
+	    client->opts.ca_file = NULL;
+	if (client->opts.max_attempts == 0)
+		client->opts.max_attempts = 1;
+	if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) != (ssize_t)sizeof(seed))
+		seed = (unsigned int)getpid() ^ (unsigned int)time(NULL);
+	client->rnd = seed;
+	client->base_url = strdup(opts->server_url);
 	if (client->base_url == NULL)
 		goto nomem;
 	n = strlen(client->base_url);
@@ -295,22 +214,22 @@ allot_client_new(const struct allot_client_options *opts, char *err, size_t errl
 		client->base_url[--n] = '\0';
 	client->curl = curl_easy_init();
 	if (client->curl == NULL) {
-		snprintf(err, errlen, "could not create an HTTP handle");
+		allot_error_set(error, ALLOT_INTERNAL, "could not create an HTTP handle");
 		goto fail;
 	}
-	if (!client_setup_handle(client, opts, err, errlen))
+	if (client_setup_handle(client, opts, error) != 0)
 		goto fail;
 	return client;
 
 nomem:
-	snprintf(err, errlen, "out of memory");
+	allot_error_set(error, ALLOT_INTERNAL, "out of memory");
 fail:
-	allot_client_free(client);
+	allot_close(client);
 	return NULL;
 }
 
 void
-allot_client_free(struct allot_client *client)
+allot_close(struct allot_client *client)
 {
 	if (client == NULL)
 		return;
@@ -329,7 +248,7 @@ client_encode(struct allot_client *client, const ProtobufCMessage *request, stru
 	size_t size;
 	uint8_t *buf;
 
-	if (client->wire == ALLOT_WIRE_JSON)
+	if (client->opts.wire == ALLOT_WIRE_JSON)
 		return pbjson_encode(request, out) && !strbuf_failed(out);
 
 	size = protobuf_c_message_get_packed_size(request);
@@ -342,100 +261,198 @@ client_encode(struct allot_client *client, const ProtobufCMessage *request, stru
 	return !strbuf_failed(out);
 }
 
-/* Maps a libcurl failure to a Twirp error. */
-static void
+/* The smaller of a limit and the time left (0 for either: none). */
+static long
+client_bound(long limit_ms, long left_ms)
+{
+	if (left_ms <= 0)
+		return limit_ms;
+	if (limit_ms <= 0 || left_ms < limit_ms)
+		return left_ms;
+	return limit_ms;
+}
+
+/*
+ * Maps a libcurl failure to an error and says whether it may be retried:
+ * failures before any answer that sending again may cure.
+ */
+static enum attempt
 client_error_from_curl(struct allot_client *client, CURLcode rc, struct allot_error *error)
 {
 	const char *detail =
 	    client->curl_err[0] != '\0' ? client->curl_err : curl_easy_strerror(rc);
+	long sent = 0;
 
-	if (rc == CURLE_WRITE_ERROR && client->body_too_large) {
-		allot_error_set(error, TWIRP_INTERNAL, "response larger than %u bytes",
-		    ALLOT_CLIENT_MAX_RESPONSE);
-		return;
+	switch (rc) {
+	case CURLE_WRITE_ERROR:
+		if (client->body_too_large)
+			allot_error_set(error, ALLOT_INTERNAL, "response larger than %u bytes",
+			    ALLOT_CLIENT_MAX_RESPONSE);
+		else
+			allot_error_set(
+			    error, ALLOT_INTERNAL, "out of memory while reading the response");
+		return ATTEMPT_FAILED;
+	case CURLE_OPERATION_TIMEDOUT:
+		/* Was the request sent? Then the server may be working on it. */
+		curl_easy_getinfo(client->curl, CURLINFO_REQUEST_SIZE, &sent);
+		if (sent > 0) {
+			allot_error_set(
+			    error, ALLOT_DEADLINE_EXCEEDED, "no answer in time: %s", detail);
+			return ATTEMPT_FAILED;
+		}
+		/* It was not: a connect timeout, a timeout still, but worth another try. */
+		allot_error_set(
+		    error, ALLOT_DEADLINE_EXCEEDED, "could not connect in time: %s", detail);
+		return ATTEMPT_RETRY;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+		allot_error_set(error, ALLOT_UNAVAILABLE, "%s", detail);
+		return ATTEMPT_RETRY;
+	default:
+		/* Certificates, protocol: sending again would fail the same way. */
+		allot_error_set(error, ALLOT_UNAVAILABLE, "%s", detail);
+		return ATTEMPT_FAILED;
 	}
-	if (rc == CURLE_WRITE_ERROR) {
-		allot_error_set(error, TWIRP_INTERNAL, "out of memory while reading the response");
-		return;
-	}
-	if (rc == CURLE_OPERATION_TIMEDOUT) {
-		allot_error_set(error, TWIRP_DEADLINE_EXCEEDED, "%s", detail);
-		return;
-	}
-	allot_error_set(error, TWIRP_UNAVAILABLE, "%s", detail);
 }
 
-/*
- * Posts body[0..len) to service_method and decodes the answer: what
- * allot_client_call and allot_client_call_packed share.
- */
+/* Decodes the 200 answer in client->body as response_desc into *response. */
 static int
-client_post(struct allot_client *client, const char *service_method, const uint8_t *body,
-    size_t len, const ProtobufCMessageDescriptor *response_desc, ProtobufCMessage **response,
+client_decode(struct allot_client *client, const ProtobufCMessageDescriptor *response_desc,
+    ProtobufCMessage **response, struct allot_error *error)
+{
+	const char *data = client->body.data != NULL ? client->body.data : "";
+	ProtobufCMessage *msg;
+	char err[256];
+
+	if (client->opts.wire == ALLOT_WIRE_JSON) {
+		msg = pbjson_decode(response_desc, data, client->body.len, err, sizeof(err));
+		if (msg == NULL)
+			allot_error_set(error, ALLOT_INTERNAL,
+			    "could not decode the %s response: %s", response_desc->name, err);
+	} else {
+		msg = protobuf_c_message_unpack(
+		    response_desc, NULL, client->body.len, (const uint8_t *)data);
+		if (msg == NULL)
+			allot_error_set(error, ALLOT_INTERNAL, "could not decode the %s response",
+			    response_desc->name);
+	}
+	if (msg == NULL) {
+		error->http_status = 200;
+		return -1;
+	}
+	*response = msg;
+	return 0;
+}
+
+/* One POST of body[0..len) to url within the time left (0: no deadline). */
+static enum attempt
+client_attempt(struct allot_client *client, const char *url, const uint8_t *body, size_t len,
+    long left_ms, const ProtobufCMessageDescriptor *response_desc, ProtobufCMessage **response,
     struct allot_error *error)
 {
-	struct strbuf url;
-	ProtobufCMessage *msg = NULL;
-	char err[256];
+	CURL *c = client->curl;
 	long status = 0;
 	CURLcode rc;
-	int ret = -1;
-
-	strbuf_init(&url);
-	strbuf_printf(&url, "%s/twirp/%s", client->base_url, service_method);
-	if (strbuf_failed(&url)) {
-		allot_error_set(error, TWIRP_INTERNAL, "out of memory");
-		goto done;
-	}
 
 	strbuf_reset(&client->body);
 	client->body_too_large = false;
 	client->curl_err[0] = '\0';
-	if (curl_easy_setopt(client->curl, CURLOPT_URL, url.data) != CURLE_OK ||
-	    curl_easy_setopt(client->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) !=
+	if (curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_POSTFIELDS, len > 0 ? (const char *)body : "") !=
 	        CURLE_OK ||
-	    curl_easy_setopt(client->curl, CURLOPT_POSTFIELDS, len > 0 ? (const char *)body : "") !=
-	        CURLE_OK) {
-		allot_error_set(
-		    error, TWIRP_INTERNAL, "could not set up the request to %s", url.data);
-		goto done;
+	    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+	        client_bound(client->opts.connect_timeout_ms, left_ms)) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS,
+	        client_bound(client->opts.timeout_ms, left_ms)) != CURLE_OK) {
+		allot_error_set(error, ALLOT_INTERNAL, "could not set up the request to %s", url);
+		return ATTEMPT_FAILED;
 	}
-	rc = curl_easy_perform(client->curl);
-	if (rc != CURLE_OK) {
-		client_error_from_curl(client, rc, error);
-		goto done;
-	}
-	curl_easy_getinfo(client->curl, CURLINFO_RESPONSE_CODE, &status);
+	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK)
+		return client_error_from_curl(client, rc, error);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	if (status != 200) {
 		allot_error_from_http(error, (int)status, client->body.data, client->body.len);
-		goto done;
+		return error->code == ALLOT_UNAVAILABLE ? ATTEMPT_RETRY : ATTEMPT_FAILED;
+	}
+	return client_decode(client, response_desc, response, error) == 0 ? ATTEMPT_OK
+	                                                                  : ATTEMPT_FAILED;
+}
+
+/* Notes in error's message how many attempts it took, when more than one. */
+static void
+client_note_attempts(struct allot_error *error, int attempts, const char *why)
+{
+	size_t n = strlen(error->msg);
+
+	error->attempts = attempts;
+	if (attempts > 1 || why != NULL)
+		snprintf(error->msg + n, sizeof(error->msg) - n, " (%d attempts%s%s)", attempts,
+		    why != NULL ? ", " : "", why != NULL ? why : "");
+}
+
+/*
+ * Posts body[0..len) to method until an answer, a failure not worth retrying,
+ * the last attempt or the deadline; what allot_call and allot_call_packed share.
+ */
+static int
+client_post(struct allot_client *client, const char *method, const uint8_t *body, size_t len,
+    const ProtobufCMessageDescriptor *response_desc, ProtobufCMessage **response,
+    struct allot_error *error)
+{
+	const long deadline_ms = client->opts.deadline_ms;
+	struct strbuf url;
+	struct timespec start;
+	long left_ms = 0, wait_ms;
+	enum attempt r = ATTEMPT_FAILED;
+	int attempt;
+
+	strbuf_init(&url);
+	strbuf_printf(&url, "%s/twirp/%s", client->base_url, method);
+	if (strbuf_failed(&url)) {
+		allot_error_set(error, ALLOT_INTERNAL, "out of memory");
+		strbuf_cleanup(&url);
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (attempt = 1;; attempt++) {
+		if (deadline_ms > 0)
+			left_ms = deadline_ms - client_elapsed_ms(&start);
+		r = client_attempt(
+		    client, url.data, body, len, left_ms, response_desc, response, error);
+		if (r == ATTEMPT_OK) {
+			memset(error, 0, sizeof(*error));
+			snprintf(error->code_name, sizeof(error->code_name), "ok");
+			error->attempts = attempt;
+			break;
+		}
+		if (r == ATTEMPT_RETRY && deadline_ms > 0 &&
+		    client_elapsed_ms(&start) >= deadline_ms) {
+			allot_error_set(error, ALLOT_DEADLINE_EXCEEDED,
+			    "no answer within the deadline of %ld ms", deadline_ms);
+			client_note_attempts(error, attempt, NULL);
+			break;
+		}
+		if (r == ATTEMPT_FAILED || attempt >= client->opts.max_attempts) {
+			client_note_attempts(error, attempt, NULL);
+			break;
+		}
+		wait_ms = allot_backoff_ms(&client->opts, attempt, (uint32_t)rand_r(&client->rnd));
+		if (deadline_ms > 0 && client_elapsed_ms(&start) + wait_ms >= deadline_ms) {
+			/* No time for another attempt: the last failure is the answer. */
+			client_note_attempts(
+			    error, attempt, "the deadline leaves no time for more");
+			break;
+		}
+		client_sleep_ms(wait_ms);
 	}
 
-	if (client->wire == ALLOT_WIRE_JSON) {
-		msg =
-		    pbjson_decode(response_desc, client->body.data != NULL ? client->body.data : "",
-		        client->body.len, err, sizeof(err));
-		if (msg == NULL) {
-			allot_error_set(error, TWIRP_INTERNAL,
-			    "could not decode the %s response: %s", response_desc->name, err);
-			error->http_status = 200;
-			goto done;
-		}
-	} else {
-		msg = protobuf_c_message_unpack(response_desc, NULL, client->body.len,
-		    client->body.data != NULL ? (const uint8_t *)client->body.data
-		                              : (const uint8_t *)"");
-		if (msg == NULL) {
-			allot_error_set(error, TWIRP_INTERNAL, "could not decode the %s response",
-			    response_desc->name);
-			error->http_status = 200;
-			goto done;
-		}
-	}
-	*response = msg;
-	ret = 0;
-
-done:
 	/* Do not keep a large answer alive between calls. */
 	if (client->body.cap > 65536) {
 		strbuf_cleanup(&client->body);
@@ -444,13 +461,13 @@ done:
 		strbuf_reset(&client->body);
 	curl_easy_setopt(client->curl, CURLOPT_POSTFIELDS, "");
 	strbuf_cleanup(&url);
-	return ret;
+	return r == ATTEMPT_OK ? 0 : -1;
 }
 
 int
-allot_client_call(struct allot_client *client, const char *service_method,
-    const ProtobufCMessage *request, const ProtobufCMessageDescriptor *response_desc,
-    ProtobufCMessage **response, struct allot_error *error)
+allot_call(struct allot_client *client, const char *method, const ProtobufCMessage *request,
+    const ProtobufCMessageDescriptor *response_desc, ProtobufCMessage **response,
+    struct allot_error *error)
 {
 	struct strbuf req;
 	int ret;
@@ -459,27 +476,28 @@ allot_client_call(struct allot_client *client, const char *service_method,
 	memset(error, 0, sizeof(*error));
 	strbuf_init(&req);
 	if (!client_encode(client, request, &req)) {
-		allot_error_set(error, TWIRP_INTERNAL, "could not encode the %s request",
+		allot_error_set(error, ALLOT_INTERNAL, "could not encode the %s request",
 		    request->descriptor->name);
 		strbuf_cleanup(&req);
 		return -1;
 	}
-	ret = client_post(client, service_method, (const uint8_t *)req.data, req.len, response_desc,
-	    response, error);
+	ret = client_post(
+	    client, method, (const uint8_t *)req.data, req.len, response_desc, response, error);
 	strbuf_cleanup(&req);
 	return ret;
 }
 
 int
-allot_client_call_packed(struct allot_client *client, const char *service_method,
-    const uint8_t *request, size_t len, const ProtobufCMessageDescriptor *response_desc,
-    ProtobufCMessage **response, struct allot_error *error)
+allot_call_packed(struct allot_client *client, const char *method, const uint8_t *request,
+    size_t len, const ProtobufCMessageDescriptor *response_desc, ProtobufCMessage **response,
+    struct allot_error *error)
 {
 	*response = NULL;
 	memset(error, 0, sizeof(*error));
-	if (client->wire != ALLOT_WIRE_PROTOBUF) {
-		allot_error_set(error, TWIRP_INTERNAL, "a packed request needs the protobuf wire");
+	if (client->opts.wire != ALLOT_WIRE_PROTOBUF) {
+		allot_error_set(
+		    error, ALLOT_INVALID_ARGUMENT, "a packed request needs the protobuf wire");
 		return -1;
 	}
-	return client_post(client, service_method, request, len, response_desc, response, error);
+	return client_post(client, method, request, len, response_desc, response, error);
 }

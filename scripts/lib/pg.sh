@@ -4,6 +4,17 @@
 #                   no TCP; exports PGHOST PGPORT PGUSER PGDATABASE ALLOT_PG_DIR
 #   pg_stop DIR     stop it (fast shutdown); quiet when it is not running
 #   pg_restart DIR  stop, then start again with the same settings
+#   pg_crash DIR    stop it the way a power cut would (`pg_ctl stop -m immediate`:
+#                   no checkpoint, crash recovery at the next start)
+#   pg_standby_make PRIMARY DIR NAME
+#                   a streaming hot standby of the running cluster PRIMARY in DIR:
+#                   a physical replication slot NAME on the primary, pg_basebackup -R
+#                   (primary_conninfo with application_name=NAME), then pg_start DIR
+#                   on port ALLOT_PG_PORT (which must differ from the primary's)
+#   pg_sync_standby PRIMARY NAME
+#                   make the standby NAME synchronous: synchronous_standby_names on
+#                   the primary, reloaded; waits until pg_stat_replication says sync
+#   pg_promote DIR  promote the standby in DIR (`pg_ctl promote -w`)
 #
 # The cluster trades durability for speed (fsync, synchronous_commit and
 # full_page_writes off) unless ALLOT_PG_DURABLE=1 is set when pg_start runs:
@@ -63,13 +74,70 @@ pg_start() {
     export PGHOST=$dir/sock PGPORT=$port PGUSER=postgres PGDATABASE=postgres ALLOT_PG_DIR=$dir
 }
 
-pg_stop() {
-    local dir=$1 bin
+# pg_ctl stop in MODE (fast, immediate); quiet when the cluster is not running.
+pg_stop_mode() {
+    local dir=$1 mode=$2 bin
     [ -f "$dir/data/PG_VERSION" ] || return 0
     bin=$(pg_bindir) || return 1
-    pg_as_owner "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    pg_as_owner "$bin/pg_ctl" -D "$dir/data" -m "$mode" -w stop >/dev/null 2>&1 || true
+}
+
+pg_stop() {
+    pg_stop_mode "$1" fast
 }
 
 pg_restart() {
     pg_stop "$1" && pg_start "$1"
+}
+
+pg_crash() {
+    pg_stop_mode "$1" immediate
+}
+
+# psql on the cluster in DIR as postgres, unaligned, stopping at the first error.
+pg_psql() {
+    local dir=$1
+    shift
+    psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$dir/sock" -p "$(cat "$dir/port")" -U postgres \
+        -d postgres "$@"
+}
+
+pg_standby_make() {
+    local primary=$1 dir=$2 name=$3 bin
+    [ -n "$name" ] || { echo "usage: pg_standby_make PRIMARY DIR NAME" >&2; return 2; }
+    bin=$(pg_bindir) || return 1
+    primary=$(cd "$primary" && pwd)
+    [ "$(cat "$primary/port")" != "${ALLOT_PG_PORT:-5432}" ] ||
+        { echo "pg.sh: the standby needs its own ALLOT_PG_PORT" >&2; return 1; }
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    [ "$(id -u)" -eq 0 ] && chown postgres "$dir"
+    pg_psql "$primary" -c "SELECT pg_create_physical_replication_slot('$name')" \
+        >/dev/null || return 1
+    # -R writes standby.signal and primary_conninfo (with the -d string's
+    # application_name, which synchronous_standby_names names).
+    pg_as_owner "$bin/pg_basebackup" -D "$dir/data" -R -X stream -S "$name" -c fast \
+        -d "host=$primary/sock port=$(cat "$primary/port") user=postgres application_name=$name" \
+        >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; return 1; }
+    pg_start "$dir"
+}
+
+pg_sync_standby() {
+    local primary=$1 name=$2 i
+    pg_psql "$primary" -c "ALTER SYSTEM SET synchronous_standby_names = '$name'" \
+        -c "SELECT pg_reload_conf()" >/dev/null || return 1
+    for i in $(seq 1 300); do
+        [ "$(pg_psql "$primary" -c "SELECT sync_state FROM pg_stat_replication
+            WHERE application_name = '$name'")" = sync ] && return 0
+        sleep 0.1
+    done
+    echo "pg.sh: standby $name is not synchronous after 30 s" >&2
+    return 1
+}
+
+pg_promote() {
+    local dir=$1 bin
+    bin=$(pg_bindir) || return 1
+    pg_as_owner "$bin/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null ||
+        { tail -20 "$dir/postgres.log" >&2; return 1; }
 }

@@ -4,7 +4,7 @@
 BEGIN;
 \set QUIET on
 \ir setup.psql
-SELECT plan(65);
+SELECT plan(67);
 
 -- A third organization of the program, for a move that must be refused.
 SELECT allot.rpc_create_organization('{"name":"other","program":"ai-factories"}', 'test');
@@ -245,6 +245,30 @@ SELECT is((SELECT jsonb_agg(e ->> 'kind' ORDER BY n) FROM jsonb_array_elements(
               -> 'changes') WITH ORDINALITY x(e, n)),
     '["deposit", "move", "refund", "adjust", "adjust", "credit_limit", "expire", "refund", "expire"]'::jsonb,
     'ListChanges lists A''s life in order');
+
+-- A's movements (0018): granted 36,000,000; added 7,200,000 - 3,600,000 - 7,200,000 +
+-- 1,800,000 = -1,800,000; used 10,800,000; refunded 3,600,000 twice; expired
+-- 27,000,000 + 3,600,000. 36,000,000 - 1,800,000 + 7,200,000 - 10,800,000 -
+-- 30,600,000 = 0, what A has.
+SELECT is((SELECT format('%s %s %s %s %s %s', m ->> 'grantedUnits', m ->> 'addedUnits',
+                         m ->> 'usedUnits', m ->> 'refundedUnits', m ->> 'creditedUnits',
+                         m ->> 'expiredUnits')
+           FROM jsonb_array_elements(allot.rpc_get_balance('{"project":"acme-llm"}', 'CN=admin')
+                -> 'allocations') e, LATERAL (SELECT e -> 'movements') x(m)
+           WHERE (e ->> 'allocationId')::bigint = pg_temp.id('a')),
+    '36000000 -1800000 10800000 7200000 0 30600000',
+    'GetBalance tells A''s movements apart');
+-- For every project's allocations and totals: the movements sum to granted - charged.
+SELECT is((SELECT count(*) FROM allot.projects p,
+              LATERAL allot.rpc_get_balance(jsonb_build_object('project', p.name), 'CN=admin') b,
+              LATERAL (SELECT e -> 'movements' AS m, e -> 'balance' AS bal
+                       FROM jsonb_array_elements(b -> 'allocations') e
+                       UNION ALL SELECT b -> 'movements', b -> 'total') x
+           WHERE (m ->> 'grantedUnits')::bigint + (m ->> 'addedUnits')::bigint
+                 + (m ->> 'refundedUnits')::bigint + (m ->> 'creditedUnits')::bigint
+                 - (m ->> 'usedUnits')::bigint - (m ->> 'expiredUnits')::bigint
+                 <> (bal ->> 'grantedUnits')::bigint - (bal ->> 'chargedUnits')::bigint),
+    0::bigint, 'every allocation''s and total''s movements sum to granted - charged');
 
 SELECT ok(allot.check_ledger(), 'columns, liens and job usage agree with the journal');
 SELECT ok(allot.check_allocation_life(), 'refundable units agree with the journal');

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "allot_client.h"
+#include "allot_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -23,7 +23,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	status = 100 + (data[0] << 8 | data[1]) % 500;
 	memset(&e, 0xa5, sizeof(e));
 	allot_error_from_http(&e, status, (const char *)data + 2, size - 2);
-	if ((unsigned)e.code >= TWIRP_NCODES || memchr(e.msg, '\0', sizeof(e.msg)) == NULL ||
+	if ((unsigned)e.code > ALLOT_DATALOSS || e.code == ALLOT_OK ||
+	    memchr(e.msg, '\0', sizeof(e.msg)) == NULL ||
 	    memchr(e.code_name, '\0', sizeof(e.code_name)) == NULL || e.http_status != status)
 		abort();
 	return 0;

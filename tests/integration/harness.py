@@ -178,11 +178,16 @@ def row_counts(db, pg=None):
 
 
 class PgCluster:
-    """A second private cluster through scripts/lib/pg.sh, for tests that stop it."""
+    """A second private cluster through scripts/lib/pg.sh, for tests that stop it.
+    port: its own port (default ALLOT_PG_PORT's, as pg.sh has it); durable: fsync
+    and synchronous commit on (ALLOT_PG_DURABLE=1), for tests whose point is what a
+    crash keeps."""
 
-    def __init__(self, folder):
+    def __init__(self, folder, port=None, durable=False):
         self.folder = folder
         self.vars = None
+        self.port = port
+        self.durable = durable
 
     def _bash(self, body):
         lib = os.path.join(REPO, "scripts", "lib", "pg.sh")
@@ -191,6 +196,10 @@ class PgCluster:
         e = dict(os.environ)
         for k in ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "ALLOT_PG_DIR"):
             e.pop(k, None)
+        if self.port is not None:
+            e["ALLOT_PG_PORT"] = str(self.port)
+        if self.durable:
+            e["ALLOT_PG_DURABLE"] = "1"
         r = subprocess.run(["bash", "-c", f'set -e; . "$1"; {body}', "bash", lib],
                            capture_output=True, text=True, env=e, timeout=120)
         if r.returncode != 0:
@@ -199,14 +208,43 @@ class PgCluster:
         return r.stdout
 
     def start(self):
-        out = self._bash(f'pg_start "{self.folder}" >&2; '
-                         'printf "%s\\n%s\\n%s\\n" "$PGHOST" "$PGPORT" "$PGUSER"')
+        return self._started(f'pg_start "{self.folder}" >&2')
+
+    def _started(self, body):
+        """Runs body, which starts the cluster (pg_start exports its variables);
+        keeps and returns them."""
+        out = self._bash(f'{body}; printf "%s\\n%s\\n%s\\n" "$PGHOST" "$PGPORT" "$PGUSER"')
         host, port, user = out.strip().splitlines()[-3:]
         self.vars = {"PGHOST": host, "PGPORT": port, "PGUSER": user}
         return self.vars
 
     def stop(self):
         self._bash(f'pg_stop "{self.folder}" >&2')
+
+    def crash(self):
+        """pg_ctl stop -m immediate: what a power cut leaves (start() recovers)."""
+        self._bash(f'pg_crash "{self.folder}" >&2')
+
+    def make_standby(self, folder, name, port):
+        """A streaming hot standby of this (running) cluster in folder, on port, with
+        replication slot and application_name name; returns it, started."""
+        sb = PgCluster(folder, port=port, durable=self.durable)
+        sb._started(f'pg_standby_make "{self.folder}" "{folder}" {name} >&2')
+        return sb
+
+    def sync_standby(self, name):
+        """Makes standby name synchronous (commits wait for it); returns once it is."""
+        self._bash(f'pg_sync_standby "{self.folder}" {name} >&2')
+
+    def promote(self):
+        self._bash(f'pg_promote "{self.folder}" >&2')
+
+    def log(self):
+        try:
+            with open(os.path.join(self.folder, "postgres.log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
 
 
 # ---- allotd ---------------------------------------------------------------------
@@ -318,6 +356,15 @@ class Daemon:
         rc = self.proc.returncode
         self.proc = None
         return rc
+
+    def kill(self):
+        """SIGKILL and reap: a crash, no clean-up of any kind (start() again after)."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        self.log.close()
+        self.proc = None
 
     def lines(self):
         try:

@@ -5,6 +5,7 @@ On LEONARDO's boost_usr_prod (GPU share, 8 cores a GPU, weight 1000) one occupie
 GPU for one second is 1,000 units; a GPU-hour is 3,600,000 units.
 """
 
+import json
 import re
 import unittest
 
@@ -235,6 +236,71 @@ class ThresholdEvents(AllotTestCase):
         self.assertTwirpError(self.twirp("Events/List", {"project": "trial", "limit": 5000}),
                               "invalid_argument", "limit")
         self.assertEqual(self.psql("SELECT allot.check_project_usage()"), "t")
+
+
+class Thresholds(AllotTestCase):
+    """The thresholds set through the API and the CLI (0018), and the balance's
+    movements.
+
+    set1 is granted 10 GPU-hours (36,000,000 units). With the thresholds set to 30
+    and 90 %, t1 (1 GPU, 14,400 s: 14,400,000 units, 40 %) crosses 30 % only.
+    """
+
+    def ok(self, *args, **kw):
+        r = self.cli(*args, **kw)
+        self.assertEqual(r.returncode, 0, f"allot {' '.join(args)}: {r.stderr}")
+        return r.stdout
+
+    def table(self):
+        return self.psql("SELECT string_agg(percent::text, ' ' ORDER BY percent) "
+                         "FROM allot.event_thresholds")
+
+    def test_set_list_and_fire(self):
+        make_cert("project-set1")
+        self.create_project("set1", allocations=((SITE, (), 10),))
+        self.call("Admin/CreatePrincipal", {"subject": subject("project-set1"),
+                                            "role": "ROLE_PROJECT", "scope": "set1"})
+        self.assertEqual(self.call("Events/ListThresholds", {}, cert="project-set1"),
+                         {"percents": [50, 80, 100]})
+        out = self.ok("--format", "json", "events", "set-thresholds", "--percents", "90",
+                      "--percents", "30")
+        self.assertEqual(json.loads(out), {"percents": [30, 90]})
+        self.assertEqual(self.table(), "30 90")
+        self.assertIn("30", self.ok("events", "list-thresholds", cert="project-set1"))
+
+        # Refused: a project principal, a percent out of range, a repeat; nothing changes.
+        r = self.cli("events", "set-thresholds", "--percents", "10", cert="project-set1")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("permission_denied", r.stderr)
+        self.assertTwirpError(self.twirp("Events/SetThresholds", {"percents": [0]}),
+                              "invalid_argument", 'threshold "0" is not a percent')
+        self.assertTwirpError(self.twirp("Events/SetThresholds", {"percents": [40, 40]}),
+                              "invalid_argument", "threshold 40 is given twice")
+        self.assertEqual(self.table(), "30 90")
+
+        self.ingest(SITE, [lrd("t1", "08:00:00", 1, 14400, account="set1")], "set1-1")
+        self.assertEqual(self.psql(
+            "SELECT string_agg(threshold_pct::text, ' ' ORDER BY e.id) FROM allot.events e "
+            "JOIN allot.projects p ON p.id = e.project_id WHERE p.name = 'set1'"), "30")
+
+        # The balance's movements: granted 10, used 4; a refund of 1.5 GPU-hours gives
+        # back 5,400,000 units: used 4.00, refunded 1.50, available 7.50.
+        alloc = self.psql("SELECT a.id FROM allot.allocations a JOIN allot.projects p "
+                          "ON p.id = a.project_id WHERE p.name = 'set1'")
+        self.ok("allocation", "refund", alloc, "--gpu-hours", "1.5", "--reason", "node failed",
+                "--id", "ref-set1")
+        out = self.ok("balance", "--project", "set1", cert="project-set1")
+        moved = out.split("movements (GPU-h):\n", 1)[1].splitlines()
+        self.assertEqual(moved[0].split(), ["allocation", "granted", "added", "used", "refunded",
+                                            "credited", "expired"])
+        self.assertEqual(moved[1].split(), [alloc, "10.00", "0.00", "4.00", "1.50", "0.00",
+                                            "0.00"])
+        self.assertEqual(moved[2].split(), ["total", "10.00", "0.00", "4.00", "1.50", "0.00",
+                                            "0.00"])
+        b = self.balance("set1")
+        self.assertEqual(b["movements"]["usedUnits"], "14400000")
+        self.assertEqual(b["movements"]["refundedUnits"], "5400000")
+        self.assertEqual(b["total"]["availableUnits"], str(36_000_000 - 14_400_000 + 5_400_000))
 
 
 class EventsAcrossDaemons(TwoDaemonCase):

@@ -1,5 +1,5 @@
 /*
- * Unit tests for clients/lib/allot_client.c: Twirp error bodies and the codes
+ * Unit tests for clients/lib/allot_client.c and allot_error.c: Twirp error bodies and the codes
  * derived from an intermediary's HTTP status; a refused connection.
  */
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 #include <cmocka.h>
 
 #include "allot/v1/admin.pb-c.h"
-#include "allot_client.h"
+#include "allot_internal.h"
 
 static void
 test_twirp_body(void **state)
@@ -22,7 +22,7 @@ test_twirp_body(void **state)
 
 	(void)state;
 	allot_error_from_http(&e, 404, body, strlen(body));
-	assert_int_equal(e.code, TWIRP_NOT_FOUND);
+	assert_int_equal(e.code, ALLOT_NOT_FOUND);
 	assert_string_equal(e.code_name, "not_found");
 	assert_string_equal(e.msg, "project \"x\" does not exist");
 	assert_int_equal(e.http_status, 404);
@@ -36,29 +36,29 @@ test_unknown_code_kept(void **state)
 
 	(void)state;
 	allot_error_from_http(&e, 418, body, strlen(body));
-	assert_int_equal(e.code, TWIRP_UNKNOWN);
+	assert_int_equal(e.code, ALLOT_UNKNOWN);
 	assert_string_equal(e.code_name, "teapot");
 }
 
 static const struct {
 	int status;
 	const char *body;
-	enum twirp_code code;
+	enum allot_code code;
 	const char *msg;
 } intermediary[] = {
-    {400, "bad request", TWIRP_INTERNAL, "http status 400 from an intermediary: bad request"},
-    {401, "", TWIRP_UNAUTHENTICATED, "http status 401 from an intermediary"},
-    {403, "no", TWIRP_PERMISSION_DENIED, "http status 403 from an intermediary: no"},
-    {404, "<html>\r\nnot here\n</html>\n", TWIRP_BAD_ROUTE,
+    {400, "bad request", ALLOT_INTERNAL, "http status 400 from an intermediary: bad request"},
+    {401, "", ALLOT_UNAUTHENTICATED, "http status 401 from an intermediary"},
+    {403, "no", ALLOT_PERMISSION_DENIED, "http status 403 from an intermediary: no"},
+    {404, "<html>\r\nnot here\n</html>\n", ALLOT_BAD_ROUTE,
         "http status 404 from an intermediary: <html>  not here </html>"},
-    {429, "slow down", TWIRP_UNAVAILABLE, "http status 429 from an intermediary: slow down"},
-    {502, "{}", TWIRP_UNAVAILABLE, "http status 502 from an intermediary: {}"},
-    {503, "{\"code\": 5}", TWIRP_UNAVAILABLE,
+    {429, "slow down", ALLOT_UNAVAILABLE, "http status 429 from an intermediary: slow down"},
+    {502, "{}", ALLOT_UNAVAILABLE, "http status 502 from an intermediary: {}"},
+    {503, "{\"code\": 5}", ALLOT_UNAVAILABLE,
         "http status 503 from an intermediary: {\"code\": 5}"},
-    {504, NULL, TWIRP_UNAVAILABLE, "http status 504 from an intermediary"},
-    {302, "", TWIRP_INTERNAL, "http status 302 from an intermediary"},
-    {500, "oops", TWIRP_UNKNOWN, "http status 500 from an intermediary: oops"},
-    {413, "too big", TWIRP_UNKNOWN, "http status 413 from an intermediary: too big"},
+    {504, NULL, ALLOT_UNAVAILABLE, "http status 504 from an intermediary"},
+    {302, "", ALLOT_INTERNAL, "http status 302 from an intermediary"},
+    {500, "oops", ALLOT_UNKNOWN, "http status 500 from an intermediary: oops"},
+    {413, "too big", ALLOT_UNKNOWN, "http status 413 from an intermediary: too big"},
 };
 
 static void
@@ -73,7 +73,7 @@ test_intermediary(void **state)
 		allot_error_from_http(
 		    &e, intermediary[i].status, body, body != NULL ? strlen(body) : 0);
 		assert_int_equal(e.code, intermediary[i].code);
-		assert_string_equal(e.code_name, twirp_code_name(intermediary[i].code));
+		assert_string_equal(e.code_name, allot_code_name(intermediary[i].code));
 		assert_string_equal(e.msg, intermediary[i].msg);
 		assert_int_equal(e.http_status, intermediary[i].status);
 	}
@@ -94,45 +94,52 @@ test_long_body_truncated(void **state)
 static void
 test_new_errors(void **state)
 {
-	struct allot_client_options opts = {0};
-	char err[256];
+	struct allot_options opts;
+	struct allot_error err;
 
 	(void)state;
-	assert_null(allot_client_new(&opts, err, sizeof(err)));
-	assert_string_equal(err, "no server URL given");
+	allot_options_init(&opts);
+	assert_null(allot_connect(&opts, &err));
+	assert_int_equal(err.code, ALLOT_INVALID_ARGUMENT);
+	assert_string_equal(err.msg, "no server URL given");
 	opts.server_url = "ftp://127.0.0.1:1";
-	assert_null(allot_client_new(&opts, err, sizeof(err)));
-	assert_string_equal(err, "server URL \"ftp://127.0.0.1:1\" is not http:// or https://");
-	allot_client_free(NULL);
+	assert_null(allot_connect(&opts, &err));
+	assert_string_equal(err.msg, "server URL \"ftp://127.0.0.1:1\" is not http:// or https://");
+	opts.server_url = "https://127.0.0.1:1";
+	opts.timeout_ms = -1;
+	assert_null(allot_connect(&opts, &err));
+	assert_int_equal(err.code, ALLOT_INVALID_ARGUMENT);
+	allot_close(NULL);
 }
 
 static void
 test_refused(void **state)
 {
-	struct allot_client_options opts = {0};
+	struct allot_options opts;
 	struct allot_client *client;
 	Allot__V1__ListRequest req = ALLOT__V1__LIST_REQUEST__INIT;
 	ProtobufCMessage *resp = (ProtobufCMessage *)&req;
 	struct allot_error e;
-	char err[256];
 
 	(void)state;
+	allot_options_init(&opts);
 	opts.server_url = "https://127.0.0.1:1/";
 	opts.timeout_ms = 5000;
-	client = allot_client_new(&opts, err, sizeof(err));
+	client = allot_connect(&opts, &e);
 	if (client == NULL)
-		fail_msg("%s", err);
+		fail_msg("%s", e.msg);
 	for (int i = 0; i < 2; i++) {
-		assert_int_equal(allot_client_call(client, "allot.v1.Admin/ListSites", &req.base,
+		assert_int_equal(allot_call(client, "allot.v1.Admin/ListSites", &req.base,
 		                     &allot__v1__list_sites_response__descriptor, &resp, &e),
 		    -1);
 		assert_null(resp);
-		assert_int_equal(e.code, TWIRP_UNAVAILABLE);
+		assert_int_equal(e.code, ALLOT_UNAVAILABLE);
 		assert_string_equal(e.code_name, "unavailable");
 		assert_int_equal(e.http_status, 0);
 		assert_true(strlen(e.msg) > 0);
+		assert_int_equal(e.attempts, 1);
 	}
-	allot_client_free(client);
+	allot_close(client);
 }
 
 int

@@ -133,10 +133,17 @@ test_balance(void **state)
 	Allot__V1__AllocationBalance a = ALLOT__V1__ALLOCATION_BALANCE__INIT;
 	Allot__V1__AllocationBalance *as[] = {&a};
 	Allot__V1__GetBalanceResponse resp = ALLOT__V1__GET_BALANCE_RESPONSE__INIT;
+	Allot__V1__Movements m = ALLOT__V1__MOVEMENTS__INIT;
 	struct capture cap;
 	char *text;
 
 	(void)state;
+	m.granted_gpu_hours = 100;
+	m.added_gpu_hours = -2.5;
+	m.used_gpu_hours = 1.0 / 3;
+	m.refunded_gpu_hours = 1.5;
+	m.credited_gpu_hours = 0.25;
+	m.expired_gpu_hours = 0;
 	b.granted_gpu_hours = 100;
 	b.charged_gpu_hours = 1.0 / 3;
 	b.available_gpu_hours = 100 - 1.0 / 3;
@@ -151,7 +158,9 @@ test_balance(void **state)
 	a.starts_at = S("2026-01-01");
 	a.ends_at = S("2027-01-01");
 	a.balance = &b;
+	a.movements = &m;
 	resp.project = S("acme");
+	resp.movements = &m;
 	resp.allocations = as;
 	resp.n_allocations = 1;
 	resp.total = &total;
@@ -166,7 +175,12 @@ test_balance(void **state)
 	    "                                                     core-h   800.00     2.67     "
 	    "0.00     797.33\n"
 	    "     total                                           GPU-h    100.00     0.33     "
-	    "0.00      99.67\n");
+	    "0.00      99.67\n"
+	    "\n"
+	    "movements (GPU-h):\n"
+	    "allocation  granted  added  used  refunded  credited  expired\n"
+	    "         7   100.00  -2.50  0.33      1.50      0.25     0.00\n"
+	    "     total   100.00  -2.50  0.33      1.50      0.25     0.00\n");
 	free(text);
 }
 
