@@ -50,12 +50,12 @@ struct config {
 };
 
 enum config_type {
-	CONFIG_STRING,    /* char *, not empty */
-	CONFIG_PATH,      /* char *, not empty, used as written */
-	CONFIG_INT,       /* int, decimal, within min..max */
-	CONFIG_SIZE,      /* long long bytes, suffix k, M or G allowed, within min..max */
-	CONFIG_LISTEN,    /* char *listen plus listen_host and listen_port */
-	CONFIG_LOG_LEVEL, /* enum log_level, by name */
+	CONFIG_STRING,       /* char *, not empty */
+	CONFIG_PATH,         /* char *, not empty, used as written */
+	CONFIG_INT,          /* int, decimal, within min..max */
+	CONFIG_SIZE,         /* long long bytes, suffix k, M or G allowed, within min..max */
+	CONFIG_LISTEN,       /* char *listen plus listen_host and listen_port */
+	CONFIG_LOG_LEVEL,    /* enum log_level, by name */
 	CONFIG_FS_ALGORITHM, /* int: 0 "fair_tree", 1 "classic" (enum fs_algorithm) */
 };
 

@@ -95,7 +95,8 @@ smap_get(const struct smap *m, const char *key)
 {
 	if (m->cap == 0)
 		return -1;
-	for (size_t j = smap_hash(key) & (m->cap - 1); m->keys[j] != NULL; j = (j + 1) & (m->cap - 1))
+	for (size_t j = smap_hash(key) & (m->cap - 1); m->keys[j] != NULL;
+	     j = (j + 1) & (m->cap - 1))
 		if (strcmp(m->keys[j], key) == 0)
 			return m->vals[j];
 	return -1;
@@ -252,8 +253,8 @@ add_project_row(struct sh_state *st, const struct db_result *r, int row)
 
 /* A usage row (kind 2): the tree's usage, decayed, and the project's pacing figures. */
 static int
-add_usage_row(struct sh_state *st, struct sh_project *p, int user, const struct db_result *r,
-    int row)
+add_usage_row(
+    struct sh_state *st, struct sh_project *p, int user, const struct db_result *r, int row)
 {
 	int64_t day = (int64_t)row_num(r, row, 5);
 	int64_t mid = day + GPU_H_DAY_S / 2;
@@ -274,8 +275,8 @@ add_usage_row(struct sh_state *st, struct sh_project *p, int user, const struct 
 }
 
 static int
-project_pacing(const struct sh_state *st, const struct sh_project *p, double extra,
-    struct fs_pacing *out)
+project_pacing(
+    const struct sh_state *st, const struct sh_project *p, double extra, struct fs_pacing *out)
 {
 	struct fs_pacing_input in;
 	double *months;
@@ -344,7 +345,8 @@ state_build(const struct db_result *r, int64_t at_s, const struct share_settings
 				goto fail;
 			continue;
 		}
-		user = fs_tree_add(st->tree, st->projects[pi].node, FS_USER, db_result_value(r, row, 2));
+		user = fs_tree_add(
+		    st->tree, st->projects[pi].node, FS_USER, db_result_value(r, row, 2));
 		if (user < 0)
 			goto fail;
 		if (kind[0] == '1' && explicit_shares(st->tree, user, r, row, 5) != 0)
@@ -377,8 +379,8 @@ answer_parked(struct share *sh, const char *why)
 		if (sh->state != NULL)
 			p->serve(p->call, sh->state);
 		else
-			twirp_reply_error(p->call, TWIRP_UNAVAILABLE,
-			    "fair share is not computed yet: %s", why);
+			twirp_reply_error(
+			    p->call, TWIRP_UNAVAILABLE, "fair share is not computed yet: %s", why);
 		free(p);
 	}
 	sh->nparked = 0;
@@ -846,8 +848,8 @@ valid_user(const char *u)
 	if (n > 64)
 		return false;
 	for (; *u; u++)
-		if (!((*u >= 'A' && *u <= 'Z') || (*u >= 'a' && *u <= 'z') || (*u >= '0' && *u <= '9') ||
-		        strchr("_.@-", *u) != NULL))
+		if (!((*u >= 'A' && *u <= 'Z') || (*u >= 'a' && *u <= 'z') ||
+		        (*u >= '0' && *u <= '9') || strchr("_.@-", *u) != NULL))
 			return false;
 	return true;
 }
@@ -907,7 +909,8 @@ share_what_if(struct twirp_call *call)
 		return;
 	}
 	if (!valid_user(req->user)) {
-		twirp_reply_error(call, TWIRP_INVALID_ARGUMENT, "user \"%.64s\" is not valid", req->user);
+		twirp_reply_error(
+		    call, TWIRP_INVALID_ARGUMENT, "user \"%.64s\" is not valid", req->user);
 		return;
 	}
 	with_state(call, serve_what_if);

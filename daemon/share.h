@@ -24,10 +24,10 @@ struct db;
 struct share;
 
 struct share_settings {
-	int period_s;          /* >= 1 */
-	int64_t half_life_s;   /* 0: no decay */
+	int period_s;        /* >= 1 */
+	int64_t half_life_s; /* 0: no decay */
 	enum fs_algorithm alg;
-	double pacing_weight;  /* [0, 1] */
+	double pacing_weight; /* [0, 1] */
 };
 
 /* The most (account, user) pairs one GetPriorities may ask for. */

@@ -43,6 +43,9 @@ static const char usage_text[] =
     "  incident declare|list|show [--FIELD VALUE ...]\n"
     "                                     credit the jobs of an outage (allot incident --help)\n"
     "  events --project P                 a project's events: thresholds of its grant crossed\n"
+    "  share --project P [--what-if HOURS]\n"
+    "                                     a project's fair share, like sshare -l (allot share "
+    "--help)\n"
     "\n"
     "options (before the command):\n"
     "  --server URL            allotd's URL (ALLOT_SERVER, default " CLI_DEFAULT_SERVER ")\n"
@@ -335,6 +338,8 @@ main(int argc, char **argv)
 		status = incident_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "events") == 0)
 		status = events_main(&cli, argc - i, argv + i);
+	else if (strcmp(cmd, "share") == 0)
+		status = share_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
 		status = CLI_EXIT_OK;

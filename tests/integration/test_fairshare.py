@@ -270,16 +270,19 @@ class FairTree(AllotTestCase):
         lines = r.stdout.splitlines()
         self.assertIn("Account", lines[0])
         self.assertIn("LevelFS", lines[0])
-        rows = {ln.split()[0] if not ln.startswith(" ") else ln.split()[0] + "/" +
-                ln.split()[1]: ln for ln in lines[2:] if ln.strip() and not
-                ln.startswith("pacing") and not ln.startswith("evaluated")}
-        self.assertTrue(any("ann" in ln and "0.400000" in ln for ln in lines), r.stdout)
-        self.assertTrue(rows)
+        users = {ln.split()[1]: ln.split() for ln in lines[2:8] if len(ln.split()) == 9}
+        self.assertEqual(set(users), {"ann", "bob"}, r.stdout)
+        # RawShares, NormShares, RawUsage, NormUsage, EffectvUsage, FairShare, LevelFS
+        self.assertEqual(users["ann"][2:], ["1.00", "0.500000", "10.000000", "0.250000",
+                                            users["ann"][6], "0.400000", "2.000000"])
+        self.assertTrue(lines[8].startswith("evaluated at "), r.stdout)
+        self.assertTrue(any(ln.startswith("pacing: 40.00 of 1000.00 GPU-hours used")
+                            for ln in lines), r.stdout)
         r = self.cli("share", "--project", "acme-vision", "--what-if", "40", "--user", "ann")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("what if acme-vision uses 40 GPU-hours more", r.stdout)
-        self.assertTrue(any("ann" in ln and "0.200000" in ln for ln in r.stdout.splitlines()),
-                        r.stdout)
+        self.assertIn("  ann        0.400000 -> 0.200000", r.stdout.splitlines())
+        self.assertIn("  bob        0.200000 -> 0.400000", r.stdout.splitlines())
         r = self.cli("share", "--project", "acme-vision", "--what-if", "-3")
         self.assertEqual(r.returncode, 2)
         self.assertIn("--what-if", r.stderr)
