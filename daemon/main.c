@@ -252,7 +252,7 @@ serve(struct allotd *d)
 		struct share_settings s;
 
 		share_settings_of(d->cfg, &s);
-		if ((d->share = share_new(d->base, d->db, &s)) == NULL)
+		if ((d->share = share_new(d->base, d->cfg->database, &s)) == NULL)
 			log_fatal("could not create the fair-share engine");
 	}
 	twirp_set_idle_cb(d->tw, idle_cb, d);

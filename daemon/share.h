@@ -6,7 +6,8 @@
  * the tree, the shares, the usage per user and day, the allocation windows, the site
  * accounts) and builds a new tree with fairshare.c, decayed to that boundary: two
  * allotd on one database, or one after a restart, evaluate the same instant of the
- * same data and answer the same. The new state replaces the old one whole once built;
+ * same data and answer the same. A thread reads and builds it off the event loop; the
+ * new state replaces the old one whole once built;
  * until the first is built, calls wait for it (a bounded number; then unavailable).
  *
  * One share per process: the route table's handlers find it through share_attach.
@@ -20,7 +21,6 @@
 #include "twirp.h"
 
 struct event_base;
-struct db;
 struct share;
 
 struct share_settings {
@@ -34,11 +34,13 @@ struct share_settings {
 #define SHARE_MAX_PAIRS 20000
 
 /*
- * Returns a new engine on base and db (kept), or NULL when out of memory. It becomes
+ * Returns a new engine on base, loading over connections of its own to conninfo (a
+ * libpq connection string, copied), or NULL when out of memory. It becomes
  * the one the FairShare handlers use. The caller frees it with share_free after the
  * loop stops.
  */
-struct share *share_new(struct event_base *base, struct db *db, const struct share_settings *s);
+struct share *share_new(
+    struct event_base *base, const char *conninfo, const struct share_settings *s);
 void share_free(struct share *sh);
 
 /* Starts the first load now, then one at each period boundary. */

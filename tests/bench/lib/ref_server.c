@@ -1,7 +1,7 @@
 /*
  * ref_server: the reference of tests/bench/priorities, a minimal libevent + OpenSSL
  * HTTPS server that does no work. Like allotd it speaks HTTP/1.1 with keep-alive over
- * TLS 1.3 with the same certificates, asks for and verifies a client certificate, and
+ * TLS 1.3 with the same certificates and TCP_NODELAY, asks for and verifies a client certificate, and
  * reads each request's body whole; then it answers 200 with a fixed body of the size
  * allotd's answer has (zero bytes, application/protobuf). What allotd does beyond
  * that (routing, the principal, decoding, the fair-share lookups, encoding) is what
@@ -10,6 +10,8 @@
  * Usage: ref_server -p PORT -c CERT -k KEY -a CA -s ANSWER_BYTES
  * Prints "listening" on stdout once it accepts; runs until killed.
  */
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +62,9 @@ main(int argc, char **argv)
 	int port = 0, c;
 	struct event_base *base;
 	struct evhttp *http;
+	struct evhttp_bound_socket *bound;
 	SSL_CTX *ctx;
+	int one = 1;
 
 	while ((c = getopt(argc, argv, "p:c:k:a:s:")) != -1) {
 		switch (c) {
@@ -80,7 +84,8 @@ main(int argc, char **argv)
 			answer_len = (size_t)strtoul(optarg, NULL, 10);
 			break;
 		default:
-			fprintf(stderr, "usage: ref_server -p PORT -c CERT -k KEY -a CA -s BYTES\n");
+			fprintf(
+			    stderr, "usage: ref_server -p PORT -c CERT -k KEY -a CA -s BYTES\n");
 			return 2;
 		}
 	}
@@ -104,8 +109,15 @@ main(int argc, char **argv)
 		return 1;
 	evhttp_set_bevcb(http, bev_cb, ctx);
 	evhttp_set_gencb(http, request_cb, NULL);
-	if (evhttp_bind_socket(http, "127.0.0.1", (ev_uint16_t)port) != 0) {
+	if ((bound = evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port)) ==
+	    NULL) {
 		fprintf(stderr, "ref_server: cannot listen on 127.0.0.1:%d\n", port);
+		return 1;
+	}
+	/* Linux copies TCP_NODELAY from the listener to each accepted socket, as for allotd. */
+	if (setsockopt(evhttp_bound_socket_get_fd(bound), IPPROTO_TCP, TCP_NODELAY, &one,
+	        sizeof(one)) != 0) {
+		perror("ref_server: TCP_NODELAY");
 		return 1;
 	}
 	printf("listening\n");
