@@ -654,12 +654,18 @@ format_time(int64_t t, char *buf, size_t len)
 static int
 resolve(const struct sh_state *st, const char *site, const char *account)
 {
+	size_t ls = strlen(site), la = strlen(account);
 	char key[512];
 	int pi;
 
-	if (snprintf(key, sizeof(key), "%s\n%s", site, account) < (int)sizeof(key) &&
-	    (pi = smap_get(&st->by_account, key)) >= 0)
-		return pi;
+	/* No snprintf on this path: it was 4 % of GetPriorities' CPU (perf). */
+	if (st->by_account.n > 0 && ls + la + 2 <= sizeof(key)) {
+		memcpy(key, site, ls);
+		key[ls] = '\n';
+		memcpy(key + ls + 1, account, la + 1);
+		if ((pi = smap_get(&st->by_account, key)) >= 0)
+			return pi;
+	}
 	return smap_get(&st->by_name, account);
 }
 
