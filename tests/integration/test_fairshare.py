@@ -34,10 +34,9 @@ UE = U + (UE_parent - U) * shares / siblings' shares, root UE 1; F = 2^(-UE/S)):
 
 import calendar
 import math
-import os
 import time
 
-from harness import AllotTestCase, Daemon, job, statuses, twirp
+from harness import AllotTestCase, TwoDaemonCase, job, statuses, twirp
 
 WINDOW = ("2024-01-01T00:00:00Z", "2028-01-01T00:00:00Z")
 START = "2026-11-20T08:00:00Z"
@@ -85,34 +84,39 @@ def clamp01(x):
     return min(1.0, max(0.0, x))
 
 
-class FairTree(AllotTestCase):
-    """Fair Tree, no decay; a second allotd on the same database."""
-
-    config = {"fairshare_half_life_s": 0, "fairshare_period_s": 86400,
-              "fairshare_pacing_permille": PACING_PERMILLE, "fairshare_algorithm": "fair_tree"}
+class WorldCase(AllotTestCase):
+    """Builds the world, then restarts every allotd of the class so that it reads it."""
 
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
         try:
-            build_world(_ClassCaller(cls))
-            # The usage is in; a started allotd reads it (the period is a day).
-            restart(cls.daemon)
-            second = os.path.join(cls.workdir, "second")
-            os.makedirs(second)
-            cls.other = Daemon(second, cls.dbname, **cls.config)
-            cls.other.start()
+            cls.prepare(_ClassCaller(cls))
+            for d in cls.daemons():
+                restart(d)
         except BaseException:
             cls._cleanup_class()
             raise
 
     @classmethod
-    def tearDownClass(cls):
-        rc = cls.other.stop()
-        errors = cls.other.unexpected_errors()
-        super().tearDownClass()
-        assert rc == 0, f"second allotd exited with {rc}"
-        assert not errors, "second allotd logged errors:\n" + "\n".join(errors)
+    def prepare(cls, caller):
+        build_world(caller)
+
+    @classmethod
+    def daemons(cls):
+        return [cls.daemon]
+
+
+class FairTree(WorldCase, TwoDaemonCase):
+    """Fair Tree, no decay; a second allotd on the same database."""
+
+    config = {"fairshare_half_life_s": 0, "fairshare_period_s": 86400,
+              "fairshare_pacing_permille": PACING_PERMILLE, "fairshare_algorithm": "fair_tree"}
+    other_config = config
+
+    @classmethod
+    def daemons(cls):
+        return [cls.daemon, cls.other]
 
     def priorities(self, port=None, cert="admin", site="leonardo", pairs=PAIRS):
         st, _, body = twirp(port or self.port, "FairShare/GetPriorities",
@@ -291,21 +295,11 @@ class FairTree(AllotTestCase):
         self.assertEqual(r.stderr.strip(), 'allot: not_found: project "nobody" does not exist')
 
 
-class Classic(AllotTestCase):
+class Classic(WorldCase):
     """Classic fair share on the same world."""
 
     config = {"fairshare_half_life_s": 0, "fairshare_period_s": 86400,
               "fairshare_algorithm": "classic"}
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        try:
-            build_world(_ClassCaller(cls))
-            restart(cls.daemon)
-        except BaseException:
-            cls._cleanup_class()
-            raise
 
     def test_factors_as_worked_by_hand(self):
         got = self.call("FairShare/GetPriorities", {"site": "leonardo", "pairs": [
@@ -320,7 +314,7 @@ class Classic(AllotTestCase):
         self.assertAlmostEqual(lv["cat"]["sharesGlobal"], 0.625)
 
 
-class Decay(AllotTestCase):
+class Decay(WorldCase):
     """A half-life of one day, evaluated at the period boundary (midnight UTC); explicit
     shares set through SetShares."""
 
@@ -328,19 +322,11 @@ class Decay(AllotTestCase):
     config = {"fairshare_half_life_s": HALF_LIFE, "fairshare_period_s": 86400}
 
     @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        try:
-            today = int(time.time()) // 86400 * 86400
-            cls.start = today - 3 * 86400 + 8 * 3600  # three days ago, 08:00
-            start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cls.start))
-            build_world(_ClassCaller(cls), start=start)
-            _ClassCaller(cls).call("FairShare/SetShares", {"project": "acme-vision",
-                                                           "shares": 3000})
-            restart(cls.daemon)
-        except BaseException:
-            cls._cleanup_class()
-            raise
+    def prepare(cls, caller):
+        today = int(time.time()) // 86400 * 86400
+        cls.start = today - 3 * 86400 + 8 * 3600  # three days ago, 08:00
+        build_world(caller, start=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(cls.start)))
+        caller.call("FairShare/SetShares", {"project": "acme-vision", "shares": 3000})
 
     def test_usage_decays_from_midday_of_its_day(self):
         e = self.call("FairShare/Explain", {"project": "acme-vision"})
