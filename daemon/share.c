@@ -379,8 +379,10 @@ add_project_row(struct sh_state *st, const PGresult *r, int row)
 		if ((p->month_used = calloc((size_t)p->months, sizeof(double))) == NULL)
 			return -1;
 	}
-	if (smap_put(&st->by_name, row_text(r, row, 4), (int)st->nprojects) != 0)
+	if (smap_put(&st->by_name, row_text(r, row, 4), (int)st->nprojects) != 0) {
+		free(p->month_used);
 		return -1;
+	}
 	imap_put(&st->by_id, row_int8(r, row, 1), (int)st->nprojects);
 	st->nprojects++;
 	return 0;
@@ -441,7 +443,10 @@ project_pacing(
 	return rc;
 }
 
-/* Builds a state from the rows of allot.fairshare_state; NULL when out of memory. */
+/*
+ * Builds a state from the rows of allot.fairshare_state; NULL when out of memory or
+ * when the columns are not the function's.
+ */
 static struct sh_state *
 state_build(const PGresult *r, int64_t at_s, const struct share_settings *set)
 {
@@ -520,13 +525,6 @@ answer_parked(struct share *sh, const char *why)
 	sh->nparked = 0;
 }
 
-/*
- * The worker: one thread per load, on a connection of its own (kept from one load to
- * the next, remade after a failure), runs the query and builds the state, then wakes
- * the loop through a pipe. While it runs the loop touches none of the worker's fields
- * but worker_running; the pipe and pthread_join order what the thread wrote before
- * what the loop reads.
- */
 /* The CPU time of the calling thread, in milliseconds. */
 static double
 thread_cpu_ms(void)
@@ -538,6 +536,13 @@ thread_cpu_ms(void)
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
+/*
+ * The worker: one thread per load, on a connection of its own (kept from one load to
+ * the next, remade after a failure), runs the query and builds the state, then wakes
+ * the loop through a pipe. While it runs the loop touches none of the worker's fields
+ * but worker_running; the pipe and pthread_join order what the thread wrote before
+ * what the loop reads.
+ */
 static void *
 worker_main(void *arg)
 {
