@@ -5,7 +5,7 @@
 BEGIN;
 \set QUIET on
 \ir setup.psql
-SELECT plan(22);
+SELECT plan(25);
 
 CREATE FUNCTION pg_temp.rec(job text, elapsed int, usr text DEFAULT 'bo',
     start text DEFAULT '2026-11-21T08:00:00Z', step text DEFAULT '')
@@ -75,6 +75,14 @@ SELECT throws_ok($$SELECT allot.rpc_set_shares('{"project":"acme-llm","shares":-
     '22023', 'shares must be a finite number, 0 or more, not -1', 'negative shares are refused');
 SELECT throws_ok($$SELECT allot.rpc_set_shares('{"program":"ai-factories","project":"acme-llm",
     "shares":1}', 'CN=admin')$$, '22023', NULL, 'two nodes named at once are refused');
+
+SELECT is(allot.rpc_set_shares('{"organization":"acme","shares":7}', 'CN=admin')
+    ->> 'explicit', 'true', 'an organization''s shares are set');
+SELECT is(allot.rpc_set_shares('{"organization":"acme","clear":true}', 'CN=admin'),
+    '{"program":"","organization":"acme","project":"","user":"","shares":0,"explicit":false}'::jsonb,
+    'clear takes them back to the default');
+SELECT is((SELECT count(*) FROM allot.fairshare_shares WHERE kind = 'organization'), 0::bigint,
+    'and removes the row');
 
 -- The state: acme-llm's 100 GPU-hours at LEONARDO, its explicit 250, bo's 3; the usage
 -- per user and day in GPU-hours.
