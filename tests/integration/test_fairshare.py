@@ -223,6 +223,18 @@ class FairTree(WorldCase, TwoDaemonCase):
         self.assertEqual(self.counts(), before)
         self.assertEqual(self.priorities(), p0)
 
+    def test_what_if_tie(self):
+        # 20 h more for ann: ann and bob 30 h each, the same LF (0.5 / 0.5): Slurm's tied
+        # users share the rank of the first, 2 of 5 (0.4), and nobody takes rank 1.
+        w = self.call("FairShare/WhatIf", {"project": "acme-vision", "gpuHours": 20,
+                                           "user": "ann"})
+        after = {lv["name"]: lv for lv in w["after"]["levels"]}
+        self.assertAlmostEqual(after["ann"]["levelFs"], 1.0)
+        self.assertAlmostEqual(after["bob"]["levelFs"], 1.0)
+        self.assertEqual((after["ann"]["rank"], after["bob"]["rank"]), (2, 2))
+        self.assertAlmostEqual(after["ann"]["fairshare"], 0.4)
+        self.assertAlmostEqual(after["bob"]["fairshare"], 0.4)
+
     def test_unknown_pairs(self):
         got = self.priorities(pairs=[("nobody", "x"), ("acme-llm", "zed")])["priorities"]
         self.assertEqual(got[0]["project"], "")
