@@ -46,6 +46,14 @@ static const struct config_key keys[] = {
         OFF(audit_key)},
     {"audit_seal_s", CONFIG_INT, "5", 1, 3600, true, "seal the journal's new entries this often",
         OFF(audit_seal_s)},
+    {"fairshare_period_s", CONFIG_INT, "60", 1, 86400, true,
+        "recompute the fair-share tree from the database this often", OFF(fairshare_period_s)},
+    {"fairshare_half_life_s", CONFIG_INT, "604800", 0, 315360000, true,
+        "half-life of usage in fair share; 0: no decay", OFF(fairshare_half_life_s)},
+    {"fairshare_algorithm", CONFIG_FS_ALGORITHM, "fair_tree", 0, 0, true,
+        "fair-share algorithm: fair_tree or classic", OFF(fairshare_algorithm)},
+    {"fairshare_pacing_permille", CONFIG_INT, "200", 0, 1000, true,
+        "weight of pacing in the combined factor, in thousandths", OFF(fairshare_pacing_permille)},
     {"log_level", CONFIG_LOG_LEVEL, "info", 0, 0, true, "least severe level logged",
         OFF(log_level)},
 };
@@ -73,6 +81,7 @@ config_type_name(enum config_type type)
 	case CONFIG_LISTEN:
 		return "host:port";
 	case CONFIG_LOG_LEVEL:
+	case CONFIG_FS_ALGORITHM:
 		return "enum";
 	}
 	return "unknown";
@@ -241,6 +250,14 @@ set_value(
 			return -1;
 		}
 		return 0;
+	case CONFIG_FS_ALGORITHM:
+		if (strcmp(text, "fair_tree") == 0 || strcmp(text, "classic") == 0) {
+			*SLOT(cfg, k, int) = strcmp(text, "classic") == 0;
+			return 0;
+		}
+		errf(err, errlen, "value \"%s\" of \"%s\" is not one of fair_tree, classic", text,
+		    k->name);
+		return -1;
 	}
 	errf(err, errlen, "key \"%s\" has an unknown type", k->name);
 	return -1;
@@ -409,6 +426,7 @@ same_value(const struct config *a, const struct config *b, const struct config_k
 		return same_string(a->listen_host, b->listen_host) &&
 		    a->listen_port == b->listen_port;
 	case CONFIG_INT:
+	case CONFIG_FS_ALGORITHM:
 		return *CSLOT(a, k, int) == *CSLOT(b, k, int);
 	case CONFIG_SIZE:
 		return *CSLOT(a, k, long long) == *CSLOT(b, k, long long);
@@ -459,6 +477,7 @@ config_reload_merge(struct config *running, const struct config *fresh, char *er
 			*SLOT(running, k, char *) = copies[i];
 			break;
 		case CONFIG_INT:
+		case CONFIG_FS_ALGORITHM:
 			*SLOT(running, k, int) = *CSLOT(fresh, k, int);
 			break;
 		case CONFIG_SIZE:
@@ -508,6 +527,8 @@ config_print_help(FILE *f)
 				fprintf(f, "%s %s", l == LOG_FATAL ? "" : ",",
 				    log_level_name((enum log_level)l));
 		}
+		if (k->type == CONFIG_FS_ALGORITHM)
+			fprintf(f, ", one of fair_tree, classic");
 		fprintf(f, ", %s)\n    %s\n",
 		    k->reloadable ? "reloads on SIGHUP" : "needs a restart", k->help);
 	}

@@ -42,16 +42,21 @@ struct config {
 	int reserve_group_max;
 	char *audit_key; /* optional: NULL when unset */
 	int audit_seal_s;
+	int fairshare_period_s;
+	int fairshare_half_life_s; /* 0: no decay */
+	int fairshare_algorithm;   /* enum fs_algorithm (fairshare.h): 0 fair_tree, 1 classic */
+	int fairshare_pacing_permille;
 	enum log_level log_level;
 };
 
 enum config_type {
-	CONFIG_STRING,    /* char *, not empty */
-	CONFIG_PATH,      /* char *, not empty, used as written */
-	CONFIG_INT,       /* int, decimal, within min..max */
-	CONFIG_SIZE,      /* long long bytes, suffix k, M or G allowed, within min..max */
-	CONFIG_LISTEN,    /* char *listen plus listen_host and listen_port */
-	CONFIG_LOG_LEVEL, /* enum log_level, by name */
+	CONFIG_STRING,       /* char *, not empty */
+	CONFIG_PATH,         /* char *, not empty, used as written */
+	CONFIG_INT,          /* int, decimal, within min..max */
+	CONFIG_SIZE,         /* long long bytes, suffix k, M or G allowed, within min..max */
+	CONFIG_LISTEN,       /* char *listen plus listen_host and listen_port */
+	CONFIG_LOG_LEVEL,    /* enum log_level, by name */
+	CONFIG_FS_ALGORITHM, /* int: 0 "fair_tree", 1 "classic" (enum fs_algorithm) */
 };
 
 struct config_key {

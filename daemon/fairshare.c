@@ -1,7 +1,7 @@
 /*
  * fairshare: the fair-share tree (Fair Tree and classic) and allocation pacing, as
  * fairshare.h states them. Pure computation: reading the tree from PostgreSQL, the
- * clock and the RPC are fsdb.c's and fsrpc.c's.
+ * clock and the RPC are share.c's.
  *
  * Nodes live in one array, a parent always before its children (fs_tree_add appends),
  * so one pass in reverse index order sums children into parents and one pass in index

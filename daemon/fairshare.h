@@ -1,6 +1,6 @@
 /*
  * fairshare: the fair-share tree and the pacing of a project's allocation, in memory,
- * with no I/O. allotd fills a tree from PostgreSQL (fsdb.c) and asks it for factors;
+ * with no I/O. allotd fills a tree from PostgreSQL (share.c) and asks it for factors;
  * the unit tests fill it by hand.
  *
  * The tree is root > program > organization > project > user. Each node has shares

@@ -21,6 +21,7 @@
 
 #include "db.h"
 #include "digest.h"
+#include "hostlist.h"
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
@@ -32,6 +33,9 @@
 #define INGEST_MAX_RECORDS 100000
 #define INGEST_MAX_JOB_ID 128
 #define INGEST_MAX_STEP 64
+/* Nodes of one record's node_list, and of all a batch's records together. */
+#define INGEST_MAX_RECORD_NODES 16384
+#define INGEST_MAX_BATCH_NODES 2000000
 
 /* The columns of allot.ingest_batch's arrays, in its order. */
 enum col {
@@ -55,6 +59,7 @@ enum col {
 	COL_NATIVE,
 	COL_WEIGHT,
 	COL_REJECT,
+	COL_NODE_LIST,
 	NCOLS
 };
 
@@ -62,7 +67,7 @@ static const char ingest_batch_sql[] =
     "SELECT * FROM allot.ingest_batch($1, $2, $3, $4, $5::int[], $6::text[], $7::text[], "
     "$8::bigint[], $9::text[], $10::text[], $11::text[], $12::int[], $13::int[], "
     "$14::bigint[], $15::int[], $16::bigint[], $17::text[], $18::bigint[], $19::bigint[], "
-    "$20::bigint[], $21::bigint[], $22::bigint[], $23::int[], $24::text[])";
+    "$20::bigint[], $21::bigint[], $22::bigint[], $23::int[], $24::text[], $25::text[])";
 
 struct ingest {
 	struct twirp_call *call;
@@ -109,18 +114,39 @@ hash_batch(const Allot__V1__IngestRequest *req, char *hex)
 		digest_int(&d, r->elapsed_s);
 		digest_str(&d, r->state);
 	}
+	/*
+	 * Node lists after the records, only where one is given: a batch without any
+	 * hashes as it did before node lists existed (a batch sent before an upgrade
+	 * replays after it). Read as the next record, the marker would be a job id
+	 * of some 10^18 bytes: no sequence of records hashes the same bytes.
+	 */
+	for (size_t i = 0, marked = 0; i < req->n_records; i++) {
+		const Allot__V1__JobRecord *r = req->records[i];
+
+		if (r->node_list[0] == '\0')
+			continue;
+		if (!marked++)
+			digest_opt(&d, true, "\0node_list", 10);
+		digest_int(&d, (int64_t)i);
+		digest_str(&d, r->node_list);
+	}
 	return digest_finish(&d, hex);
 }
 
 /*
  * Checks and bills one record. Returns NULL with its bill in *bill, or the reason
- * it is refused (in reason). Steps are checked, never billed.
+ * it is refused (in reason). Steps are checked, never billed. An allocation
+ * record's node list is expanded into nodes (comma-separated, emptied first) and
+ * counted into *batch_nodes; a step's is not read.
  */
 static const char *
 check_record(const char *site, const Allot__V1__JobRecord *rec, const struct tariff *t,
-    int64_t *start_s, struct tariff_bill *bill, char *reason, size_t len)
+    int64_t *start_s, struct tariff_bill *bill, struct strbuf *nodes, size_t *batch_nodes,
+    char *reason, size_t len)
 {
 	struct billing_usage usage;
+	char why[256];
+	long n;
 
 	if (rec->job_id[0] == '\0')
 		return "job_id is required";
@@ -139,6 +165,17 @@ check_record(const char *site, const Allot__V1__JobRecord *rec, const struct tar
 	}
 	if (rec->step[0] != '\0')
 		return NULL;
+	strbuf_reset(nodes);
+	if (rec->node_list[0] != '\0') {
+		n = hostlist_expand(rec->node_list, strlen(rec->node_list), INGEST_MAX_RECORD_NODES,
+		    ',', nodes, why, sizeof(why));
+		if (n < 0) {
+			strbuf_reset(nodes);
+			snprintf(reason, len, "node_list \"%.64s\": %s", rec->node_list, why);
+			return reason;
+		}
+		*batch_nodes += (size_t)n;
+	}
 	usage.gpus = rec->gpus;
 	usage.cpus = rec->cpus;
 	usage.nodes = rec->nodes;
@@ -149,19 +186,32 @@ check_record(const char *site, const Allot__V1__JobRecord *rec, const struct tar
 	return NULL;
 }
 
-/* Writes the batch's records, with their bills or refusals, as one array per column. */
+/*
+ * Writes the batch's records, with their bills or refusals, as one array per column.
+ * Returns 0, -1 when out of memory, or -2 when the batch's node lists name more
+ * than INGEST_MAX_BATCH_NODES nodes together.
+ */
 static int
 build_columns(const Allot__V1__IngestRequest *req, const struct tariff *t, struct strbuf *cols)
 {
 	char reason[512];
+	struct strbuf nodes;
+	size_t batch_nodes = 0;
+	int rc = -1;
 
+	strbuf_init(&nodes);
 	for (size_t i = 0; i < req->n_records; i++) {
 		const Allot__V1__JobRecord *r = req->records[i];
 		struct tariff_bill bill;
 		int64_t start_s = INT64_MIN;
-		const char *why =
-		    check_record(req->site, r, t, &start_s, &bill, reason, sizeof(reason));
+		const char *why = check_record(
+		    req->site, r, t, &start_s, &bill, &nodes, &batch_nodes, reason, sizeof(reason));
 		bool billed = why == NULL && r->step[0] == '\0';
+
+		if (batch_nodes > INGEST_MAX_BATCH_NODES) {
+			rc = -2;
+			goto out;
+		}
 
 		pgarray_put_int(&cols[COL_IDX], (int64_t)i);
 		pgarray_put_str(&cols[COL_JOB], r->job_id);
@@ -194,11 +244,20 @@ build_columns(const Allot__V1__IngestRequest *req, const struct tariff *t, struc
 			pgarray_put_str(&cols[COL_REJECT], why);
 		else
 			pgarray_put_null(&cols[COL_REJECT]);
+		if (billed && nodes.len > 0)
+			pgarray_put_str(&cols[COL_NODE_LIST], nodes.data);
+		else
+			pgarray_put_null(&cols[COL_NODE_LIST]);
+		if (strbuf_failed(&nodes))
+			goto out;
 	}
 	for (int c = 0; c < NCOLS; c++)
 		if (pgarray_finish(&cols[c]) != 0)
-			return -1;
-	return 0;
+			goto out;
+	rc = 0;
+out:
+	strbuf_cleanup(&nodes);
+	return rc;
 }
 
 static Allot__V1__IngestStatus
@@ -396,8 +455,18 @@ ingest_begin_cb(const struct db_result *r, void *arg)
 	}
 	for (int c = 0; c < NCOLS; c++)
 		strbuf_init(&cols[c]);
-	if (build_columns(req, t, cols) != 0) {
-		ingest_fail(in, TWIRP_INTERNAL, "out of memory");
+	if ((rc = build_columns(req, t, cols)) != 0) {
+		if (rc == -2) {
+			char msg[160];
+
+			snprintf(msg, sizeof(msg),
+			    "the batch's node lists name more than %d nodes together: send fewer "
+			    "records a batch",
+			    INGEST_MAX_BATCH_NODES);
+			ingest_fail(in, TWIRP_INVALID_ARGUMENT, msg);
+		} else {
+			ingest_fail(in, TWIRP_INTERNAL, "out of memory");
+		}
 		goto out;
 	}
 	params[0] = req->site;

@@ -24,6 +24,7 @@
 #include "migrate.h"
 #include "rpc.h"
 #include "server.h"
+#include "share.h"
 #include "tls.h"
 #include "twirp.h"
 
@@ -39,6 +40,7 @@ struct allotd {
 	struct expiry *expiry;
 	struct auth *auth;
 	struct events *events;
+	struct share *share;
 	struct twirp *tw;
 	struct server *server;
 	struct event *sigterm, *sigint, *sighup;
@@ -63,6 +65,15 @@ usage(FILE *f)
 	    "  -h, --help          this text\n");
 }
 
+static void
+share_settings_of(const struct config *cfg, struct share_settings *s)
+{
+	s->period_s = cfg->fairshare_period_s;
+	s->half_life_s = cfg->fairshare_half_life_s;
+	s->alg = cfg->fairshare_algorithm == 1 ? FS_CLASSIC : FS_FAIR_TREE;
+	s->pacing_weight = cfg->fairshare_pacing_permille / 1000.0;
+}
+
 /* Applies the reloadable settings of cfg to the running modules. */
 static void
 apply_settings(struct allotd *d)
@@ -74,6 +85,12 @@ apply_settings(struct allotd *d)
 	if (d->audit != NULL)
 		audit_set_period(d->audit, d->cfg->audit_seal_s);
 	expiry_set_period(d->expiry, d->cfg->allocation_expiry_s);
+	if (d->share != NULL) {
+		struct share_settings s;
+
+		share_settings_of(d->cfg, &s);
+		share_set_settings(d->share, &s);
+	}
 }
 
 static void
@@ -231,6 +248,13 @@ serve(struct allotd *d)
 		log_fatal("could not create the expiry of allocations");
 	if ((d->events = events_new(d->base, d->db, twirp_metrics(d->tw))) == NULL)
 		log_fatal("could not create the events' announcer");
+	{
+		struct share_settings s;
+
+		share_settings_of(d->cfg, &s);
+		if ((d->share = share_new(d->base, d->cfg->database, &s)) == NULL)
+			log_fatal("could not create the fair-share engine");
+	}
 	twirp_set_idle_cb(d->tw, idle_cb, d);
 	twirp_set_context(d->tw, d->ledger);
 	if ((d->server = server_new(d->base, d->tw)) == NULL)
@@ -261,6 +285,8 @@ serve(struct allotd *d)
 		log_fatal("could not start reading the principals");
 	if (events_start(d->events) != 0)
 		log_fatal("could not start listening for events");
+	if (share_start(d->share) != 0)
+		log_fatal("could not start computing fair share");
 	log_info("listening on %s:%d", d->cfg->listen_host, d->cfg->listen_port);
 	if (event_base_dispatch(d->base) < 0)
 		log_fatal("the event loop failed");
@@ -274,6 +300,7 @@ serve(struct allotd *d)
 	ledger_free(d->ledger);
 	audit_free(d->audit);
 	expiry_free(d->expiry);
+	share_free(d->share);
 	/* Before the pool, whose loop and settings its listening connection shares. */
 	auth_free(d->auth);
 	events_free(d->events);

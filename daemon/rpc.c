@@ -9,6 +9,7 @@
 #include "allot/v1/audit.pb-c.h"
 #include "allot/v1/allocations.pb-c.h"
 #include "allot/v1/events.pb-c.h"
+#include "allot/v1/fairshare.pb-c.h"
 #include "allot/v1/incidents.pb-c.h"
 #include "allot/v1/ledger.pb-c.h"
 #include "allot/v1/usage.pb-c.h"
@@ -16,6 +17,7 @@
 #include "ingest.h"
 #include "ledger.h"
 #include "rpc.h"
+#include "share.h"
 #include "telemetry.h"
 
 #define ADMIN ROLE_BIT(ROLE_ADMIN)
@@ -30,6 +32,10 @@
 /* Who holds budget for jobs: schedulers for their site, projects for their own jobs. */
 #define LIEN_HOLDERS (ROLE_BIT(ROLE_ADMIN) | ROLE_BIT(ROLE_SCHEDULER) | ROLE_BIT(ROLE_PROJECT))
 #define QUOTERS (LIEN_HOLDERS | ROLE_BIT(ROLE_AUDITOR))
+
+/* Fair share: a site's scheduler asks for its jobs' factors; a project reads its own standing. */
+#define PRIORITY_READERS (READERS | ROLE_BIT(ROLE_SCHEDULER))
+#define SHARE_READERS (PRIORITY_READERS | ROLE_BIT(ROLE_PROJECT))
 
 #define ADMIN_SQL(method, roles, fn) \
 	{ \
@@ -106,6 +112,13 @@ static const struct twirp_route routes[] = {
         NULL, "rpc_list_thresholds", NULL},
     {&allot__v1__events__descriptor, "SetThresholds", ADMIN, NULL, NULL, "rpc_set_thresholds",
         NULL},
+    {&allot__v1__fair_share__descriptor, "GetPriorities", PRIORITY_READERS, "site", NULL, NULL,
+        share_get_priorities},
+    {&allot__v1__fair_share__descriptor, "Explain", SHARE_READERS, NULL, "project", NULL,
+        share_explain},
+    {&allot__v1__fair_share__descriptor, "WhatIf", SHARE_READERS, NULL, "project", NULL,
+        share_what_if},
+    {&allot__v1__fair_share__descriptor, "SetShares", ADMIN, NULL, NULL, "rpc_set_shares", NULL},
 };
 
 const struct twirp_route *

@@ -45,6 +45,9 @@ static const char usage_text[] =
     "  events --project P                 a project's events: thresholds of its grant crossed\n"
     "  events list-thresholds             the shares of a grant whose crossing is an event\n"
     "  events set-thresholds --percents N [--percents N ...]   replace them (admin)\n"
+    "  share --project P [--what-if HOURS]\n"
+    "                                     a project's fair share, like sshare -l (allot share "
+    "--help)\n"
     "\n"
     "options (before the command):\n"
     "  --server URL            allotd's URL (ALLOT_SERVER, default " CLI_DEFAULT_SERVER ")\n"
@@ -343,6 +346,8 @@ main(int argc, char **argv)
 		status = incident_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "events") == 0)
 		status = events_main(&cli, argc - i, argv + i);
+	else if (strcmp(cmd, "share") == 0)
+		status = share_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "help") == 0) {
 		fputs(usage_text, stdout);
 		status = CLI_EXIT_OK;

@@ -90,6 +90,9 @@ int incident_main(struct cli *cli, int argc, char **argv);
 /* `allot events [list] --project P ...`: the Events service's List. */
 int events_main(struct cli *cli, int argc, char **argv);
 
+/* `allot share --project P [--what-if HOURS]`: FairShare.Explain and WhatIf. */
+int share_main(struct cli *cli, int argc, char **argv);
+
 /* `allot jobs ...`; argv[0] is "jobs". Returns an exit status. */
 int jobs_main(struct cli *cli, int argc, char **argv);
 

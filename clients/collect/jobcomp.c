@@ -6,7 +6,8 @@
  * Keys read: jobid (with array_job_id/array_task_id as "A_T" and het_job_id/
  * het_job_offset as "H+O", as sacct names such jobs), account, username, partition,
  * state, @start/@end (or start/end: a local time without offset, an RFC 3339 time, or
- * seconds since the epoch), elapsed, total_cpus, total_nodes, and the allocated TRES:
+ * seconds since the epoch), elapsed, total_cpus, total_nodes, nodes (the job's node list, a
+ * Slurm hostlist), and the allocated TRES:
  * by name in tres_alloc (upstream) or tres_fmt_alloc_str (some forks), by id in
  * tres_alloc_raw or tres_alloc_str ("1=4, 2=1000, 4=1, 1001=4": 1 cpu, 2 mem in MB,
  * 4 node, gres/gpu the id in the options, 1001 by default). A record carries no step.
@@ -120,6 +121,7 @@ record_read(
 	j.user = str_of(rec, "username");
 	j.partition = str_of(rec, "partition");
 	j.state = collect_state(str_of(rec, "state"));
+	j.node_list = str_of(rec, "nodes");
 
 	if ((r = int_of(rec, "elapsed", &j.elapsed_s)) < 0 || j.elapsed_s < 0) {
 		snprintf(err, errlen, "elapsed: not a number of seconds");

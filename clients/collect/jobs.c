@@ -6,8 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "hostlist.h"
 #include "parse_int.h"
 
+/* allotd's bound on a record's node list (INGEST_MAX_RECORD_NODES). */
+#define JOB_MAX_NODE_LIST 16384
 /* allotd's bound on counts (BILLING_MAX_COUNT); beyond it a record is absurd. */
 #define JOB_MAX_COUNT 1000000
 #define JOB_MAX_MEM_MB INT64_C(1000000000)
@@ -19,6 +22,13 @@ fail(char *err, size_t errlen, const char *what, int64_t v)
 {
 	snprintf(err, errlen, "%s %lld is out of range", what, (long long)v);
 	return -1;
+}
+
+/* What sacct and jobcomp print for a job that has no nodes (yet). */
+static bool
+node_list_absent(struct span s)
+{
+	return s.n == 0 || span_eq(s, "None assigned") || span_eq(s, "(null)");
 }
 
 int
@@ -52,6 +62,19 @@ collect_job_emit(const struct job_fields *j, struct collect_out *out, char *err,
 		    (long long)j->elapsed_s);
 		return -1;
 	}
+	if (j->step.n == 0 && !node_list_absent(j->node_list)) {
+		char why[200];
+
+		if (!span_utf8(j->node_list) ||
+		    hostlist_count(
+		        j->node_list.p, j->node_list.n, JOB_MAX_NODE_LIST, why, sizeof(why)) < 0) {
+			snprintf(err, errlen, "node list \"%.*s\": %s",
+			    (int)(j->node_list.n < SPAN_QUOTE_MAX ? j->node_list.n
+			                                          : SPAN_QUOTE_MAX),
+			    j->node_list.p, span_utf8(j->node_list) ? why : "not UTF-8 text");
+			return -1;
+		}
+	}
 	if (j->step.n == 0 && memchr(j->partition.p, ',', j->partition.n) != NULL) {
 		snprintf(err, errlen,
 		    "partition \"%.*s\" names several partitions: only a pending job may",
@@ -84,6 +107,8 @@ collect_job_emit(const struct job_fields *j, struct collect_out *out, char *err,
 	    !collect_set_str(&r->account, j->account) || !collect_set_str(&r->user, j->user) ||
 	    !collect_set_str(&r->partition, j->partition) ||
 	    !collect_set_str(&r->state, j->state) ||
+	    (j->step.n == 0 && !node_list_absent(j->node_list) &&
+	        !collect_set_str(&r->node_list, j->node_list)) ||
 	    (r->start_time = collect_time_format(start_s, 0)) == NULL ||
 	    !collect_out_push_job(out, r)) {
 		if (r->start_time == NULL)

@@ -90,6 +90,7 @@ struct span collect_state(struct span s);
  */
 struct job_fields {
 	struct span job_id, step, account, user, partition, state; /* state: first word */
+	struct span node_list; /* a Slurm hostlist; empty, "None assigned" or "(null)": none */
 	bool has_start, has_end, has_cpus, has_nodes;
 	int64_t start_s, end_s, elapsed_s, cpus, nodes;
 	struct tres tres;
@@ -100,7 +101,9 @@ struct job_fields {
  * used nothing and is not sent. A job with elapsed time but no start time takes
  * End - Elapsed; with no End either it is refused, as is an allocation naming several
  * partitions (only a pending job may). CPUs and nodes come from their own fields when
- * given, else from the TRES. Returns 0 (appended or skipped) or -1 with err.
+ * given, else from the TRES. A node list is checked (lib/hostlist.c, at most
+ * JOB_MAX_NODE_LIST nodes) and sent with the allocation record only. Returns 0
+ * (appended or skipped) or -1 with err.
  */
 int collect_job_emit(const struct job_fields *j, struct collect_out *out, char *err, size_t errlen)
     __attribute__((warn_unused_result));

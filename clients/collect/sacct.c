@@ -5,7 +5,7 @@
  * --format list given in the options; names are matched without regard to case and
  * a width suffix ("JobID%20") is dropped. Needed: JobID, Account, Partition, State,
  * Elapsed or ElapsedRaw, Start or End, AllocTRES; used when present: User, NNodes,
- * NCPUS or AllocCPUS. Other fields are skipped. "48411710.batch" is job 48411710,
+ * NCPUS or AllocCPUS, NodeList (the job's nodes, for incidents on nodes). Other fields are skipped. "48411710.batch" is job 48411710,
  * step "batch". Times are the site's local time (sacct prints no offset).
  */
 #include <stdio.h>
@@ -29,6 +29,7 @@ enum sacct_col {
 	COL_NCPUS,
 	COL_ALLOCCPUS,
 	COL_ALLOCTRES,
+	COL_NODELIST,
 	NCOLS,
 };
 
@@ -47,6 +48,7 @@ static const char *const col_names[NCOLS] = {
     [COL_NCPUS] = "NCPUS",
     [COL_ALLOCCPUS] = "AllocCPUS",
     [COL_ALLOCTRES] = "AllocTRES",
+    [COL_NODELIST] = "NodeList",
 };
 
 /* More fields than any sacct prints: a bound on a line's split. */
@@ -194,6 +196,7 @@ row_read(
 	j->user = span_trim(field(f, h, COL_USER));
 	j->partition = span_trim(field(f, h, COL_PARTITION));
 	j->state = collect_state(field(f, h, COL_STATE));
+	j->node_list = span_trim(field(f, h, COL_NODELIST));
 
 	if (h->pos[COL_ELAPSEDRAW] >= 0) {
 		v = span_trim(field(f, h, COL_ELAPSEDRAW));

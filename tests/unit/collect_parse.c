@@ -137,19 +137,24 @@ test_sacct_mn5(void **state)
 	static const char *const want[] = {
 	    "{\"jobId\":\"46783172\",\"step\":\"\",\"startTime\":\"2026-09-29T06:48:23Z\","
 	    "\"account\":\"ehpc103\",\"user\":\"\",\"partition\":\"acc\",\"gpus\":4,\"cpus\":160,"
-	    "\"memMb\":\"500000\",\"nodes\":1,\"elapsedS\":\"11632\",\"state\":\"RUNNING\"}",
+	    "\"memMb\":\"500000\",\"nodes\":1,\"elapsedS\":\"11632\",\"state\":\"RUNNING\","
+	    "\"nodeList\":\"\"}",
 	    "{\"jobId\":\"21687187\",\"step\":\"\",\"startTime\":\"2025-05-29T12:43:43Z\","
 	    "\"account\":\"bsc32\",\"user\":\"\",\"partition\":\"acc\",\"gpus\":1,\"cpus\":40,"
-	    "\"memMb\":\"125000\",\"nodes\":1,\"elapsedS\":\"22\",\"state\":\"COMPLETED\"}",
+	    "\"memMb\":\"125000\",\"nodes\":1,\"elapsedS\":\"22\",\"state\":\"COMPLETED\","
+	    "\"nodeList\":\"\"}",
 	    "{\"jobId\":\"4534836\",\"step\":\"\",\"startTime\":\"2024-08-03T19:00:33Z\","
 	    "\"account\":\"bsc32\",\"user\":\"\",\"partition\":\"acc\",\"gpus\":32,\"cpus\":1280,"
-	    "\"memMb\":\"4000000\",\"nodes\":8,\"elapsedS\":\"7208\",\"state\":\"TIMEOUT\"}",
+	    "\"memMb\":\"4000000\",\"nodes\":8,\"elapsedS\":\"7208\",\"state\":\"TIMEOUT\","
+	    "\"nodeList\":\"\"}",
 	    "{\"jobId\":\"1120989\",\"step\":\"\",\"startTime\":\"2024-04-26T14:48:07Z\","
 	    "\"account\":\"bsc32\",\"user\":\"\",\"partition\":\"gpp\",\"gpus\":0,\"cpus\":2,"
-	    "\"memMb\":\"2000\",\"nodes\":1,\"elapsedS\":\"2\",\"state\":\"COMPLETED\"}",
+	    "\"memMb\":\"2000\",\"nodes\":1,\"elapsedS\":\"2\",\"state\":\"COMPLETED\","
+	    "\"nodeList\":\"\"}",
 	    "{\"jobId\":\"1748055\",\"step\":\"\",\"startTime\":\"2024-05-14T13:49:41Z\","
 	    "\"account\":\"bsc32\",\"user\":\"\",\"partition\":\"gpp\",\"gpus\":0,\"cpus\":2,"
-	    "\"memMb\":\"2000\",\"nodes\":1,\"elapsedS\":\"301\",\"state\":\"CANCELLED\"}",
+	    "\"memMb\":\"2000\",\"nodes\":1,\"elapsedS\":\"301\",\"state\":\"CANCELLED\","
+	    "\"nodeList\":\"\"}",
 	};
 
 	(void)state;
@@ -181,14 +186,16 @@ test_sacct_leonardo(void **state)
 	static const char *const want[] = {
 	    "{\"jobId\":\"48411710\",\"step\":\"\",\"startTime\":\"2026-11-21T08:12:40Z\","
 	    "\"account\":\"iscrc_simp\",\"user\":\"\",\"partition\":\"boost_usr_prod\",\"gpus\":1,"
-	    "\"cpus\":8,\"memMb\":\"65536\",\"nodes\":1,\"elapsedS\":\"271\",\"state\":\"FAILED\"}",
+	    "\"cpus\":8,\"memMb\":\"65536\",\"nodes\":1,\"elapsedS\":\"271\",\"state\":\"FAILED\","
+	    "\"nodeList\":\"lrdn0263\"}",
 	    "{\"jobId\":\"48411710\",\"step\":\"batch\",\"startTime\":\"2026-11-21T08:12:40Z\","
 	    "\"account\":\"iscrc_simp\",\"user\":\"\",\"partition\":\"\",\"gpus\":1,"
-	    "\"cpus\":8,\"memMb\":\"65536\",\"nodes\":1,\"elapsedS\":\"271\",\"state\":\"FAILED\"}",
+	    "\"cpus\":8,\"memMb\":\"65536\",\"nodes\":1,\"elapsedS\":\"271\",\"state\":\"FAILED\","
+	    "\"nodeList\":\"\"}",
 	    "{\"jobId\":\"48411710\",\"step\":\"extern\",\"startTime\":\"2026-11-21T08:12:40Z\","
 	    "\"account\":\"iscrc_simp\",\"user\":\"\",\"partition\":\"\",\"gpus\":1,"
 	    "\"cpus\":8,\"memMb\":\"65536\",\"nodes\":1,\"elapsedS\":\"271\","
-	    "\"state\":\"COMPLETED\"}",
+	    "\"state\":\"COMPLETED\",\"nodeList\":\"\"}",
 	};
 
 	(void)state;
@@ -207,10 +214,12 @@ test_sacct_jupiter(void **state)
 	static const char *const want[] = {
 	    "{\"jobId\":\"1618998\",\"step\":\"\",\"startTime\":\"2026-03-29T00:59:50Z\","
 	    "\"account\":\"e-dev-2026d09-128\",\"user\":\"\",\"partition\":\"booster\",\"gpus\":4,"
-	    "\"cpus\":288,\"memMb\":\"0\",\"nodes\":1,\"elapsedS\":\"19\",\"state\":\"COMPLETED\"}",
+	    "\"cpus\":288,\"memMb\":\"0\",\"nodes\":1,\"elapsedS\":\"19\",\"state\":\"COMPLETED\","
+	    "\"nodeList\":\"jpbo-024-02\"}",
 	    "{\"jobId\":\"1618999\",\"step\":\"\",\"startTime\":\"2026-03-29T01:00:10Z\","
 	    "\"account\":\"e-dev-2026d09-128\",\"user\":\"\",\"partition\":\"booster\",\"gpus\":4,"
-	    "\"cpus\":288,\"memMb\":\"0\",\"nodes\":1,\"elapsedS\":\"16\",\"state\":\"COMPLETED\"}",
+	    "\"cpus\":288,\"memMb\":\"0\",\"nodes\":1,\"elapsedS\":\"16\",\"state\":\"COMPLETED\","
+	    "\"nodeList\":\"jpbo-026-13\"}",
 	};
 
 	(void)state;
@@ -234,7 +243,7 @@ check_row(const char *header, const char *row, const char *want)
 	"{\"jobId\":\"" id "\",\"step\":\"" step "\",\"startTime\":\"" start \
 	"\",\"account\":\"acct\",\"user\":\"u\",\"partition\":\"" part "\",\"gpus\":" #gpus \
 	",\"cpus\":" #cpus ",\"memMb\":\"" #mem "\",\"nodes\":" #nodes ",\"elapsedS\":\"" #el \
-	"\",\"state\":\"" st "\"}"
+	"\",\"state\":\"" st "\",\"nodeList\":\"\"}"
 
 /* The traps of sacct output, one line each. */
 static void
@@ -287,7 +296,8 @@ test_sacct_fields_with_header(void **state)
 	static const char *const want[] = {
 	    "{\"jobId\":\"9\",\"step\":\"\",\"startTime\":\"2026-01-01T00:00:00Z\","
 	    "\"account\":\"a\",\"user\":\"\",\"partition\":\"p\",\"gpus\":1,\"cpus\":0,"
-	    "\"memMb\":\"0\",\"nodes\":0,\"elapsedS\":\"5\",\"state\":\"RUNNING\"}",
+	    "\"memMb\":\"0\",\"nodes\":0,\"elapsedS\":\"5\",\"state\":\"RUNNING\",\"nodeList\":"
+	    "\"\"}",
 	};
 
 	(void)state;
@@ -324,7 +334,7 @@ check_local(const char *tz, const char *local, const char *want)
 	snprintf(rec, sizeof(rec),
 	    "{\"jobId\":\"1\",\"step\":\"\",\"startTime\":\"%s\",\"account\":\"a\",\"user\":\"\","
 	    "\"partition\":\"p\",\"gpus\":0,\"cpus\":0,\"memMb\":\"0\",\"nodes\":0,"
-	    "\"elapsedS\":\"5\",\"state\":\"RUNNING\"}",
+	    "\"elapsedS\":\"5\",\"state\":\"RUNNING\",\"nodeList\":\"\"}",
 	    want);
 	check(COLLECT_SACCT, &o, NULL, text, w, 1);
 }
@@ -364,7 +374,8 @@ test_timezone_end_minus_elapsed(void **state)
 	static const char *const want[] = {
 	    "{\"jobId\":\"5\",\"step\":\"\",\"startTime\":\"2026-10-25T00:30:00Z\","
 	    "\"account\":\"a\",\"user\":\"\",\"partition\":\"p\",\"gpus\":4,\"cpus\":0,"
-	    "\"memMb\":\"0\",\"nodes\":0,\"elapsedS\":\"7200\",\"state\":\"COMPLETED\"}",
+	    "\"memMb\":\"0\",\"nodes\":0,\"elapsedS\":\"7200\",\"state\":\"COMPLETED\","
+	    "\"nodeList\":\"\"}",
 	};
 
 	(void)state;
@@ -379,7 +390,8 @@ test_jobcomp_cscs(void **state)
 	static const char *const want[] = {
 	    "{\"jobId\":\"87\",\"step\":\"\",\"startTime\":\"2023-11-20T10:53:40Z\","
 	    "\"account\":\"\",\"user\":\"jg\",\"partition\":\"normal\",\"gpus\":0,\"cpus\":4,"
-	    "\"memMb\":\"1000\",\"nodes\":1,\"elapsedS\":\"7\",\"state\":\"COMPLETED\"}",
+	    "\"memMb\":\"1000\",\"nodes\":1,\"elapsedS\":\"7\",\"state\":\"COMPLETED\","
+	    "\"nodeList\":\"jg\"}",
 	};
 
 	(void)state;
@@ -599,6 +611,60 @@ test_rocm_smi_keys(void **state)
 	    want, N(want));
 }
 
+/*
+ * NodeList (sacct) and nodes (jobcomp): the job's hostlist, sent as it is with the
+ * allocation record only (a step's is not sent); "None assigned" is none; a list
+ * that is not a hostlist, or names more nodes than allotd takes, is refused.
+ */
+static void
+test_node_lists(void **state)
+{
+	static const struct collect_opts utc = {.timezone = "UTC"};
+	static const char *const want[] = {
+	    "{\"jobId\":\"7\",\"step\":\"\",\"startTime\":\"2026-01-01T00:00:00Z\",\"account\":"
+	    "\"a\",\"user\":\"\",\"partition\":\"p\",\"gpus\":8,\"cpus\":0,\"memMb\":\"0\","
+	    "\"nodes\":2,\"elapsedS\":\"5\",\"state\":\"RUNNING\","
+	    "\"nodeList\":\"gpu[001-002]\"}",
+	    "{\"jobId\":\"7\",\"step\":\"0\",\"startTime\":\"2026-01-01T00:00:00Z\",\"account\":"
+	    "\"a\",\"user\":\"\",\"partition\":\"p\",\"gpus\":8,\"cpus\":0,\"memMb\":\"0\","
+	    "\"nodes\":2,\"elapsedS\":\"5\",\"state\":\"RUNNING\",\"nodeList\":\"\"}",
+	    "{\"jobId\":\"8\",\"step\":\"\",\"startTime\":\"2026-01-01T00:00:00Z\",\"account\":"
+	    "\"a\",\"user\":\"\",\"partition\":\"p\",\"gpus\":1,\"cpus\":0,\"memMb\":\"0\","
+	    "\"nodes\":1,\"elapsedS\":\"5\",\"state\":\"RUNNING\",\"nodeList\":\"\"}",
+	};
+	static const char *const want_jobcomp[] = {
+	    "{\"jobId\":\"9\",\"step\":\"\",\"startTime\":\"2026-05-01T10:00:00Z\",\"account\":"
+	    "\"a\",\"user\":\"\",\"partition\":\"p\",\"gpus\":0,\"cpus\":0,\"memMb\":\"0\","
+	    "\"nodes\":0,\"elapsedS\":\"60\",\"state\":\"COMPLETED\","
+	    "\"nodeList\":\"nid[001-004],login1\"}",
+	};
+
+	(void)state;
+	check(COLLECT_SACCT, &utc, NULL,
+	    "JobID|Account|Partition|State|Start|ElapsedRaw|AllocTRES|NodeList\n"
+	    "7|a|p|RUNNING|2026-01-01T00:00:00|5|gres/gpu=8,node=2|gpu[001-002]\n"
+	    "7.0|a|p|RUNNING|2026-01-01T00:00:00|5|gres/gpu=8,node=2|gpu[001-002]\n"
+	    "8|a|p|RUNNING|2026-01-01T00:00:00|5|gres/gpu=1,node=1|None assigned\n",
+	    want, N(want));
+	check(COLLECT_JOBCOMP, &utc, NULL,
+	    "{\"jobid\":9,\"account\":\"a\",\"partition\":\"p\",\"state\":\"COMPLETED\","
+	    "\"@start\":\"2026-05-01T10:00:00\",\"elapsed\":60,\"nodes\":\"nid[001-004],login1\"}"
+	    "\n",
+	    want_jobcomp, N(want_jobcomp));
+	check_error(COLLECT_SACCT, &utc, NULL,
+	    "JobID|Account|Partition|State|Start|ElapsedRaw|AllocTRES|NodeList\n"
+	    "7|a|p|RUNNING|2026-01-01T00:00:00|5||gpu[001-\n",
+	    "line 2: node list \"gpu[001-\": character 9: a number of 1 to 9 digits was expected");
+	check_error(COLLECT_SACCT, &utc, NULL,
+	    "JobID|Account|Partition|State|Start|ElapsedRaw|AllocTRES|NodeList\n"
+	    "7|a|p|RUNNING|2026-01-01T00:00:00|5||n[1-16385]\n",
+	    "line 2: node list \"n[1-16385]\": more than 16384 nodes");
+	check_error(COLLECT_JOBCOMP, &utc, NULL,
+	    "{\"jobid\":9,\"account\":\"a\",\"partition\":\"p\",\"state\":\"COMPLETED\","
+	    "\"@start\":\"2026-05-01T10:00:00\",\"elapsed\":60,\"nodes\":\"a b\"}\n",
+	    "line 1: node list \"a b\": character 2: byte ? is not allowed in a node name");
+}
+
 /* Bad input: each refused, naming the line and the reason, out left as it was. */
 static void
 test_bad_input(void **state)
@@ -759,6 +825,7 @@ main(void)
 	    cmocka_unit_test(test_sacct_leonardo),
 	    cmocka_unit_test(test_sacct_jupiter),
 	    cmocka_unit_test(test_sacct_traps),
+	    cmocka_unit_test(test_node_lists),
 	    cmocka_unit_test(test_sacct_fields_with_header),
 	    cmocka_unit_test(test_timezone_dst),
 	    cmocka_unit_test(test_timezone_end_minus_elapsed),

@@ -119,6 +119,14 @@ test_key_table(void **state)
 	        "Ed25519 private key (PEM) that signs the journal's blocks; unset: no sealing"},
 	    {"audit_seal_s", "int", "5", 1, 3600, true,
 	        "seal the journal's new entries this often"},
+	    {"fairshare_period_s", "int", "60", 1, 86400, true,
+	        "recompute the fair-share tree from the database this often"},
+	    {"fairshare_half_life_s", "int", "604800", 0, 315360000, true,
+	        "half-life of usage in fair share; 0: no decay"},
+	    {"fairshare_algorithm", "enum", "fair_tree", 0, 0, true,
+	        "fair-share algorithm: fair_tree or classic"},
+	    {"fairshare_pacing_permille", "int", "200", 0, 1000, true,
+	        "weight of pacing in the combined factor, in thousandths"},
 	    {"log_level", "enum", "info", 0, 0, true, "least severe level logged"},
 	};
 	size_t n;
@@ -809,6 +817,7 @@ test_sample_loads(void **state)
 				    *(char *const *)(const void *)b);
 			break;
 		case CONFIG_INT:
+		case CONFIG_FS_ALGORITHM:
 			assert_int_equal(
 			    *(const int *)(const void *)a, *(const int *)(const void *)b);
 			break;

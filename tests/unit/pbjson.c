@@ -353,7 +353,8 @@ test_exact_text(void **state)
 	assert_string_equal(text,
 	    "{\"jobId\":\"48411710\",\"step\":\"\",\"startTime\":\"2026-11-21T08:12:40Z\","
 	    "\"account\":\"\",\"user\":\"\",\"partition\":\"\",\"gpus\":4,\"cpus\":0,"
-	    "\"memMb\":\"262144\",\"nodes\":0,\"elapsedS\":\"9000000000\",\"state\":\"\"}");
+	    "\"memMb\":\"262144\",\"nodes\":0,\"elapsedS\":\"9000000000\",\"state\":\"\","
+	    "\"nodeList\":\"\"}");
 	free(text);
 }
 

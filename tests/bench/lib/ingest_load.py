@@ -93,7 +93,24 @@ def shape(rnd, site):
     return "booster", rnd.choice([1, 4]) if nodes == 1 else 4 * nodes, 288 * nodes, 878535, nodes
 
 
+NODE_PREFIX = {"leonardo": ("lrdn", 4), "lumi": ("nid", 6), "marenostrum5": ("as", 4),
+               "jupiter": ("jpbo", 4)}
+
+
+def node_list(site, job, nodes):
+    """The job's NodeList as Slurm prints it (lrdn[0123-0126]), from its own random
+    stream: the records are the same with and without node lists."""
+    prefix, width = NODE_PREFIX[site]
+    first = random.Random(f"{site}:{job}").randrange(10 ** width - nodes)
+    if nodes == 1:
+        return f"{prefix}{first:0{width}d}"
+    return f"{prefix}[{first:0{width}d}-{first + nodes - 1:0{width}d}]"
+
+
 def gen(n, out):
+    # ALLOT_BENCH_NO_NODES=1: the allocation records carry no node list (the records
+    # as they were before node lists, for measuring what the lists cost).
+    with_nodes = os.environ.get("ALLOT_BENCH_NO_NODES") != "1"
     rnd = random.Random(20261121)
     next_id = {"leonardo": 48600000, "lumi": 9200000, "marenostrum5": 46800000, "jupiter": 1620000}
     events = {s: [] for s in SITES}
@@ -109,10 +126,11 @@ def gen(n, out):
         base = {"jobId": job, "startTime": rfc3339(start),
                 "account": f"proj{rnd.randrange(PROJECTS):02d}", "user": f"u{rnd.randrange(40):02d}",
                 "gpus": gpus, "cpus": cpus, "memMb": mem, "nodes": nodes}
+        alloc = {"nodeList": node_list(site, job, nodes)} if with_nodes else {}
         polls = range((start // POLL_S + 1) * POLL_S, min(end, T0 + HORIZON_S), POLL_S)
         with_batch_step = rnd.random() < 0.6
         for tp in polls:
-            rec = dict(base, partition=part, elapsedS=tp - start, state="RUNNING")
+            rec = dict(base, partition=part, elapsedS=tp - start, state="RUNNING", **alloc)
             events[site].append((tp, rec))
             total += 1
             if with_batch_step:
@@ -123,7 +141,8 @@ def gen(n, out):
         if end < T0 + HORIZON_S:
             state = rnd.choices(["COMPLETED", "FAILED", "TIMEOUT", "CANCELLED"],
                                 [0.75, 0.1, 0.07, 0.08])[0]
-            events[site].append((end, dict(base, partition=part, elapsedS=dur, state=state)))
+            events[site].append((end, dict(base, partition=part, elapsedS=dur, state=state,
+                                           **alloc)))
             for st in ("batch", "0"):
                 events[site].append((end, dict(base, step=st, partition="", elapsedS=dur,
                                                state="COMPLETED" if state == "COMPLETED" else
