@@ -118,6 +118,8 @@ class SlurmCluster:
             "SchedulerType=sched/backfill",
             "SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,bf_interval=1",
             "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core", "GresTypes=gpu",
+            # Multifactor, so that a job's SiteFactor (allot-slurm-sync's) counts.
+            "PriorityType=priority/multifactor",
             "NodeName=node1 NodeAddr=127.0.0.1 CPUs=2 RealMemory=1000 Gres=gpu:4 State=UNKNOWN",
             f"PartitionName={partition} Nodes=node1 Default=YES MaxTime=INFINITE State=UP",
         ]

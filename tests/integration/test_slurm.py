@@ -21,7 +21,7 @@ import unittest
 
 import slurmlib
 from collectlib import Collector
-from harness import AllotTestCase, binary, cert_files, certs_dir, free_port
+from harness import AllotTestCase, binary, cert_files, certs_dir, free_port, job
 
 SITE, PART = "leonardo", "boost_usr_prod"
 MISSING = slurmlib.missing()
@@ -35,6 +35,8 @@ class SlurmCase(AllotTestCase):
     """allotd and a Slurm cluster wired to it, in a network namespace of their own."""
 
     accounting = False
+    # Fair share recomputed every second, for allot-slurm-sync's test.
+    config = {"fairshare_period_s": 1}
 
     @classmethod
     def setUpClass(cls):
@@ -266,6 +268,54 @@ class SlurmObeysAllot(SlurmCase):
         self.assertEqual(self.counts(), after)
         self.assertNotEqual(before, after)
         self.assertEqual(self.psql("SELECT allot.check_ledger()"), "t")
+
+    def test_5_sync_puts_fair_share_into_site_factors(self):
+        """hot and cold hold 100 GPU-hours each; hot has used 40 of them. After
+        allot-slurm-sync, hot's pending job has a lower site factor than cold's, each
+        its pair's combined factor x site_factor_max (100,000)."""
+        self.create_project("hot", allocations=((SITE, (), 100),))
+        self.create_project("cold", allocations=((SITE, (), 100),))
+        self.ingest(SITE, [job("h1", "2026-11-20T08:00:00Z", "hot", PART, 4, 32, 4000, 1,
+                               36000)], "hot-usage")
+
+        def factors():
+            got = self.call("FairShare/GetPriorities", {"site": SITE, "pairs": [
+                {"account": "hot", "user": "root"}, {"account": "cold", "user": "root"}]})
+            hot, cold = got["priorities"]
+            return (hot["combined"], cold["combined"]) if hot["combined"] < cold["combined"] \
+                else None
+        hot_f, cold_f = self.wait_for("the recompute that sees hot's use", factors)
+
+        go = os.path.join(self.cluster.dir, "go-sync")
+        r = self.sbatch("-A", "cold", "-n", "2", "--gres=gpu:1", "-t", "5", "--wrap",
+                        f"while [ ! -e {go} ]; do sleep 0.1; done")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        blocker = r.stdout.strip().split(";")[0]
+        try:
+            self.wait_for("the blocker's start",
+                          lambda: self.cluster.job(blocker)["JobState"] == "RUNNING")
+            ids = {}
+            for acct in ("hot", "cold"):
+                r = self.sbatch("-A", acct, "-n", "1", "--gres=gpu:1", "-t", "5", "--wrap", "true")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                ids[acct] = r.stdout.strip().split(";")[0]
+            sync = subprocess.run([binary("clients/slurm/allot-slurm-sync"), "-c",
+                                   self.slurm_conf, "--once"], capture_output=True, text=True,
+                                  timeout=60, env=self.cluster.env)
+            self.assertEqual(sync.returncode, 0, sync.stderr)
+            self.assertIn("2 pending jobs, 2 site factors set", sync.stderr)
+            site = {}
+            for line in self.cluster.run("sprio", "-h", "-o", "%i %S").stdout.splitlines():
+                job_id, factor = line.split()
+                site[job_id] = int(factor)
+            self.assertEqual(site[ids["hot"]], round(hot_f * 100000))
+            self.assertEqual(site[ids["cold"]], round(cold_f * 100000))
+            self.assertLess(site[ids["hot"]], site[ids["cold"]])
+        finally:
+            with open(go, "w"):
+                pass
+        self.wait_for("the queue to drain",
+                      lambda: self.cluster.run("squeue", "-h").stdout.strip() == "")
 
 
 @unittest.skipIf(slurmlib.missing(accounting=True),
