@@ -4,13 +4,13 @@
  *
  * A state is immutable once built: the tree of all sites' usage (fairshare.c,
  * computed), one tree per site with the same nodes and that site's usage alone, the
- * projects with their pacing, and maps (project name, site account) to a project. A load runs off the
- * event loop: a thread of its own queries PostgreSQL on a connection of its own (one
- * beyond db_pool_size) and builds the new state from the rows (at 10,000 projects and
- * 100,000 users the rows take 0.6 to 1.1 s to arrive and 0.1 s to build: measured by
- * tests/bench/priorities, too long to stall every call); the loop then swaps it in and
- * frees the old one, so no handler ever sees a half-built tree. WhatIf works on a clone
- * of the tree.
+ * projects with their pacing, and maps (project name, site account) to a project. A
+ * load runs off the event loop: a thread of its own queries PostgreSQL on a connection
+ * of its own (one beyond db_pool_size) and builds the new state from the rows (at 10,000
+ * projects and 100,000 users the rows take 0.6 to 1.1 s to arrive and 0.1 s to build:
+ * measured by tests/bench/priorities, too long to stall every call); the loop then swaps
+ * it in and frees the old one, so no handler ever sees a half-built tree. WhatIf works
+ * on a clone of the tree it is asked about.
  */
 #include <errno.h>
 #include <fcntl.h>
