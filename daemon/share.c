@@ -2,14 +2,15 @@
  * share: the fair-share state of this allotd, rebuilt from PostgreSQL at each period
  * boundary, and the FairShare handlers that read it (share.h says what it promises).
  *
- * A state is immutable once built: the tree (fairshare.c, computed), the projects with
- * their pacing, and maps (project name, site account) to a project. A load runs off the
- * event loop: a thread of its own queries PostgreSQL on a connection of its own (one
- * beyond db_pool_size) and builds the new state from the rows (at 10,000 projects and
- * 100,000 users the rows take about 0.6 s to arrive and 0.1 s to build: measured by
- * tests/bench/priorities, too long to stall every call); the loop then swaps it in and
- * frees the old one, so no handler ever sees a half-built tree. WhatIf works on a clone
- * of the tree.
+ * A state is immutable once built: the tree of all sites' usage (fairshare.c,
+ * computed), one tree per site with the same nodes and that site's usage alone, the
+ * projects with their pacing, and maps (project name, site account) to a project. A
+ * load runs off the event loop: a thread of its own queries PostgreSQL on a connection
+ * of its own (one beyond db_pool_size) and builds the new state from the rows (at 10,000
+ * projects and 100,000 users the rows take 0.6 to 1.1 s to arrive and 0.1 s to build:
+ * measured by tests/bench/priorities, too long to stall every call); the loop then swaps
+ * it in and frees the old one, so no handler ever sees a half-built tree. WhatIf works
+ * on a clone of the tree it is asked about.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -198,8 +199,16 @@ struct sh_project {
 	struct fs_pacing pacing; /* when active */
 };
 
-struct sh_state {
+/* One site's usage alone: the tree of all sites with only that site's usage. */
+struct sh_site {
+	char *name;
 	struct fs_tree *tree;
+};
+
+struct sh_state {
+	struct fs_tree *tree;  /* the usage of all sites */
+	struct sh_site *sites; /* every site, in name order */
+	size_t nsites;
 	int64_t at_s;
 	struct share_settings set;
 	struct sh_project *projects;
@@ -215,6 +224,11 @@ state_free(struct sh_state *st)
 	if (st == NULL)
 		return;
 	fs_tree_free(st->tree);
+	for (size_t i = 0; i < st->nsites; i++) {
+		free(st->sites[i].name);
+		fs_tree_free(st->sites[i].tree);
+	}
+	free(st->sites);
 	for (size_t i = 0; i < st->nprojects; i++)
 		free(st->projects[i].month_used);
 	free(st->projects);
@@ -248,7 +262,7 @@ struct share {
 	struct share_settings wset; /* with these settings */
 	struct sh_state *built;     /* or NULL and werr */
 	char werr[256];
-	double query_ms, build_ms, build_cpu_ms;
+	double query_ms, build_ms, build_cpu_ms, sites_ms;
 };
 
 static struct share *the_share;
@@ -388,17 +402,23 @@ add_project_row(struct sh_state *st, const PGresult *r, int row)
 	return 0;
 }
 
+/* The instant a day's usage counts at: its midday, or at_s when that is later. */
+static int64_t
+day_instant(int64_t day, int64_t at_s)
+{
+	int64_t mid = day + GPU_H_DAY_S / 2;
+
+	return mid > at_s ? at_s : mid;
+}
+
 /* A usage row (kind 2): the tree's usage, decayed, and the project's pacing figures. */
 static int
 add_usage_row(struct sh_state *st, struct sh_project *p, int user, const PGresult *r, int row)
 {
 	int64_t day = (int64_t)row_num(r, row, 5);
-	int64_t mid = day + GPU_H_DAY_S / 2;
+	int64_t mid = day_instant(day, st->at_s);
 	double h = row_num(r, row, 6);
 
-	/* A day's usage counts at its midday, or now when that is later than now. */
-	if (mid > st->at_s)
-		mid = st->at_s;
 	if (fs_tree_add_usage(st->tree, user, h, mid) != 0)
 		return -1;
 	if (p->active && day + GPU_H_DAY_S > p->start_s && day < p->end_s && day <= st->at_s) {
@@ -504,6 +524,65 @@ fail:
 	return NULL;
 }
 
+/* Whether the columns are allot.fairshare_site_usage's, in binary: text, int8, text, 2 float8. */
+static bool
+site_columns_ok(const PGresult *r)
+{
+	enum { INT8OID = 20, TEXTOID = 25, FLOAT8OID = 701 };
+	static const unsigned types[] = {TEXTOID, INT8OID, TEXTOID, FLOAT8OID, FLOAT8OID};
+
+	if (PQnfields(r) != 5)
+		return false;
+	for (int c = 0; c < 5; c++)
+		if (PQfformat(r, c) != 1 || PQftype(r, c) != types[c])
+			return false;
+	return true;
+}
+
+/*
+ * Adds to st (built, computed) one tree per site from the rows of
+ * allot.fairshare_site_usage: a clone of the tree of all sites, its usage cleared, then
+ * that site's added and computed. The nodes are the same, so a project's node is the
+ * same in every tree. Returns 0, or -1 when out of memory or the columns are not the
+ * function's.
+ */
+static int
+state_add_sites(struct sh_state *st, const PGresult *r)
+{
+	int rows = PQntuples(r);
+	size_t n = 0;
+	struct sh_site *cur = NULL;
+
+	if (!site_columns_ok(r))
+		return -1;
+	for (int row = 0; row < rows; row++)
+		if (row == 0 || strcmp(row_text(r, row, 0), row_text(r, row - 1, 0)) != 0)
+			n++;
+	if (n > 0 && (st->sites = calloc(n, sizeof(*st->sites))) == NULL)
+		return -1;
+	for (int row = 0; row < rows; row++) {
+		int pi, user;
+
+		if (cur == NULL || strcmp(row_text(r, row, 0), cur->name) != 0) {
+			if (cur != NULL && fs_tree_compute(cur->tree) != 0)
+				return -1;
+			cur = &st->sites[st->nsites++];
+			if ((cur->name = strdup(row_text(r, row, 0))) == NULL ||
+			    (cur->tree = fs_tree_clone(st->tree)) == NULL)
+				return -1;
+			fs_tree_clear_usage(cur->tree);
+		}
+		if (row_null(r, row, 1) || (pi = imap_get(&st->by_id, row_int8(r, row, 1))) < 0)
+			continue; /* a site with no usage, or a project made after the projects */
+		user = fs_tree_add(cur->tree, st->projects[pi].node, FS_USER, row_text(r, row, 2));
+		if (user < 0 ||
+		    fs_tree_add_usage(cur->tree, user, row_num(r, row, 4),
+		        day_instant((int64_t)row_num(r, row, 3), st->at_s)) != 0)
+			return -1;
+	}
+	return cur != NULL && fs_tree_compute(cur->tree) != 0 ? -1 : 0;
+}
+
 /* ---------------------------------------------------------------- loading */
 
 static void schedule(struct share *sh, int delay_s);
@@ -536,6 +615,19 @@ thread_cpu_ms(void)
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Runs a command on the worker's connection; false with werr filled when it fails. */
+static bool
+worker_command(struct share *sh, const char *sql)
+{
+	PGresult *r = PQexec(sh->pg, sql);
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+
+	if (!ok && sh->werr[0] == '\0')
+		snprintf(sh->werr, sizeof(sh->werr), "%s", PQerrorMessage(sh->pg));
+	PQclear(r);
+	return ok;
+}
+
 /*
  * The worker: one thread per load, on a connection of its own (kept from one load to
  * the next, remade after a failure), runs the query and builds the state, then wakes
@@ -553,9 +645,9 @@ worker_main(void *arg)
 	const char *params[1] = {at};
 	const char *values[] = {"5", sh->conninfo,
 	    "-c TimeZone=UTC -c jit=off -c statement_timeout=60000", "allotd-fairshare", NULL};
-	uint64_t t0 = twirp_now_usec(), t1;
+	uint64_t t0 = twirp_now_usec(), t1, t2;
 	double cpu0;
-	PGresult *res;
+	PGresult *res = NULL, *sites = NULL;
 
 	sh->built = NULL;
 	sh->werr[0] = '\0';
@@ -571,23 +663,41 @@ worker_main(void *arg)
 		goto out;
 	}
 	snprintf(at, sizeof(at), "%" PRId64, sh->wat);
+	/* The state and the usage per site in one snapshot: the trees agree. */
+	if (!worker_command(sh, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+		goto out;
 	res = PQexecParams(sh->pg, "SELECT * FROM allot.fairshare_state(to_timestamp($1))", 1, NULL,
 	    params, NULL, NULL, 1);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK)
+		sites = PQexecParams(sh->pg, "SELECT * FROM allot.fairshare_site_usage()", 0, NULL,
+		    NULL, NULL, NULL, 1);
 	t1 = twirp_now_usec();
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQresultStatus(sites) != PGRES_TUPLES_OK) {
 		snprintf(sh->werr, sizeof(sh->werr), "%s", PQerrorMessage(sh->pg));
 		PQclear(res);
+		PQclear(sites);
+		(void)worker_command(sh, "ROLLBACK");
 		goto out;
 	}
+	if (!worker_command(sh, "COMMIT"))
+		goto done;
 	cpu0 = thread_cpu_ms();
 	sh->built = state_build(res, sh->wat, &sh->wset);
 	sh->build_cpu_ms = thread_cpu_ms() - cpu0;
-	sh->build_ms = (double)(twirp_now_usec() - t1) / 1000.0;
+	t2 = twirp_now_usec();
+	sh->build_ms = (double)(t2 - t1) / 1000.0;
 	sh->query_ms = (double)(t1 - t0) / 1000.0;
-	PQclear(res);
+	if (sh->built != NULL && state_add_sites(sh->built, sites) != 0) {
+		state_free(sh->built);
+		sh->built = NULL;
+	}
+	sh->sites_ms = (double)(twirp_now_usec() - t2) / 1000.0;
 	if (sh->built == NULL)
 		snprintf(sh->werr, sizeof(sh->werr),
-		    "out of memory building the tree, or the state's columns are not as expected");
+		    "out of memory building the trees, or the state's columns are not as expected");
+done:
+	PQclear(res);
+	PQclear(sites);
 out:
 	/* The loop reads the byte; a full pipe cannot happen with one load at a time. */
 	while (write(sh->wake[1], "x", 1) < 0 && errno == EINTR)
@@ -628,9 +738,9 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	sh->built = NULL;
 	log_info("fair share: %d nodes, %d users at %" PRId64
-	         " (query %.1f ms, build %.1f ms, %.1f ms of CPU)",
+	         " (query %.1f ms, build %.1f ms, %.1f ms of CPU); %zu site trees in %.1f ms",
 	    fs_tree_count(st->tree), fs_tree_users(st->tree), st->at_s, sh->query_ms, sh->build_ms,
-	    sh->build_cpu_ms);
+	    sh->build_cpu_ms, st->nsites, sh->sites_ms);
 	state_free(sh->state);
 	sh->state = st;
 	answer_parked(sh, "");
@@ -806,6 +916,26 @@ resolve(const struct sh_state *st, const char *site, const char *account)
 	return smap_get(&st->by_name, account);
 }
 
+/*
+ * The tree of the usage asked for: "" all sites, else that site's; NULL after
+ * answering not_found for a name that is no site.
+ */
+static const struct fs_tree *
+usage_tree(struct twirp_call *call, const struct sh_state *st, const char *site)
+{
+	char at[32];
+
+	if (site == NULL || site[0] == '\0')
+		return st->tree;
+	for (size_t i = 0; i < st->nsites; i++)
+		if (strcmp(st->sites[i].name, site) == 0)
+			return st->sites[i].tree;
+	format_time(st->at_s, at, sizeof(at));
+	twirp_reply_error(call, TWIRP_NOT_FOUND,
+	    "usage_site: \"%.64s\" is not a site (the sites of the recompute at %s)", site, at);
+	return NULL;
+}
+
 static double
 user_factor(const struct fs_tree *t, int project_node, const char *user, bool *known)
 {
@@ -823,8 +953,14 @@ serve_priorities(struct twirp_call *call, const struct sh_state *st)
 	Allot__V1__GetPrioritiesResponse resp = ALLOT__V1__GET_PRIORITIES_RESPONSE__INIT;
 	Allot__V1__Priority *items = calloc(req->n_pairs, sizeof(*items));
 	Allot__V1__Priority **ptrs = calloc(req->n_pairs, sizeof(*ptrs));
+	const struct fs_tree *t = usage_tree(call, st, req->usage_site);
 	char at[32];
 
+	if (t == NULL) {
+		free(items);
+		free(ptrs);
+		return;
+	}
 	if (items == NULL || ptrs == NULL) {
 		free(items);
 		free(ptrs);
@@ -842,12 +978,12 @@ serve_priorities(struct twirp_call *call, const struct sh_state *st)
 		ptrs[i] = it;
 		it->account = pair->account;
 		it->user = pair->user;
-		if (pi < 0 || fs_tree_node_info(st->tree, st->projects[pi].node, &pinfo) != 0) {
+		if (pi < 0 || fs_tree_node_info(t, st->projects[pi].node, &pinfo) != 0) {
 			it->project = (char *)"";
 			continue;
 		}
 		it->project = (char *)pinfo.name;
-		it->fairshare = user_factor(st->tree, st->projects[pi].node, pair->user, &known);
+		it->fairshare = user_factor(t, st->projects[pi].node, pair->user, &known);
 		it->known_user = known;
 		it->pacing = st->projects[pi].pacing.factor;
 		if (!st->projects[pi].active)
@@ -859,6 +995,7 @@ serve_priorities(struct twirp_call *call, const struct sh_state *st)
 	resp.priorities = ptrs;
 	resp.evaluated_at = at;
 	resp.algorithm = (char *)alg_name(st->set.alg);
+	resp.usage_site = req->usage_site;
 	twirp_reply(call, &resp.base);
 	free(items);
 	free(ptrs);
@@ -961,7 +1098,7 @@ fill_pacing(struct explain *e, const struct sh_project *p, const struct fs_pacin
  */
 static int
 explain_build(struct explain *e, const struct sh_state *st, const struct fs_tree *t,
-    const struct sh_project *p, const struct fs_pacing *pc)
+    const char *usage_site, const struct sh_project *p, const struct fs_pacing *pc)
 {
 	struct fs_node_info n;
 	int path[4], depth = 0, count = fs_tree_count(t), nusers = 0, k = 0;
@@ -1005,6 +1142,7 @@ explain_build(struct explain *e, const struct sh_state *st, const struct fs_tree
 	e->resp.users_total = fs_tree_users(t);
 	e->resp.n_levels = (size_t)k;
 	e->resp.levels = e->ptrs;
+	e->resp.usage_site = (char *)usage_site;
 	fill_pacing(e, p, pc);
 	e->resp.pacing = &e->pacing;
 	return 0;
@@ -1035,12 +1173,14 @@ serve_explain(struct twirp_call *call, const struct sh_state *st)
 {
 	const Allot__V1__ExplainRequest *req = (const void *)call->request;
 	struct explain e;
+	const struct fs_tree *t;
 	int pi = find_project(call, st, req->project);
 
-	if (pi < 0)
+	if (pi < 0 || (t = usage_tree(call, st, req->usage_site)) == NULL)
 		return;
 	memset(&e, 0, sizeof(e));
-	if (explain_build(&e, st, st->tree, &st->projects[pi], &st->projects[pi].pacing) != 0) {
+	if (explain_build(
+	        &e, st, t, req->usage_site, &st->projects[pi], &st->projects[pi].pacing) != 0) {
 		twirp_reply_error(call, TWIRP_INTERNAL, "out of memory");
 		return;
 	}
@@ -1101,26 +1241,27 @@ serve_what_if(struct twirp_call *call, const struct sh_state *st)
 	struct explain now, after;
 	struct fs_pacing pc;
 	struct fs_tree *t;
+	const struct fs_tree *base;
 	const struct sh_project *p;
 	int pi = find_project(call, st, req->project);
 
-	if (pi < 0)
+	if (pi < 0 || (base = usage_tree(call, st, req->usage_site)) == NULL)
 		return;
 	p = &st->projects[pi];
 	memset(&now, 0, sizeof(now));
 	memset(&after, 0, sizeof(after));
-	if ((t = fs_tree_clone(st->tree)) == NULL)
+	if ((t = fs_tree_clone(base)) == NULL)
 		goto oom;
 	if (what_if_usage(t, p->node, req->user, req->gpu_hours, st->at_s) != 0 ||
 	    fs_tree_compute(t) != 0 || project_pacing(st, p, req->gpu_hours, &pc) != 0) {
 		fs_tree_free(t);
 		goto oom;
 	}
-	if (explain_build(&now, st, st->tree, p, &p->pacing) != 0) {
+	if (explain_build(&now, st, base, req->usage_site, p, &p->pacing) != 0) {
 		fs_tree_free(t);
 		goto oom;
 	}
-	if (explain_build(&after, st, t, p, &pc) != 0) {
+	if (explain_build(&after, st, t, req->usage_site, p, &pc) != 0) {
 		explain_cleanup(&now);
 		fs_tree_free(t);
 		goto oom;

@@ -2,11 +2,13 @@
  * share: allotd's fair-share engine and the FairShare service (README "Fair share").
  *
  * Every fairshare_period_s seconds, at the boundaries of that period (multiples of it
- * since the epoch), it reads the whole state in one statement (allot.fairshare_state:
+ * since the epoch), it reads the whole state in one snapshot (allot.fairshare_state:
  * the tree, the shares, the usage per user and day, the allocation windows, the site
- * accounts) and builds a new tree with fairshare.c, decayed to that boundary: two
- * allotd on one database, or one after a restart, evaluate the same instant of the
- * same data and answer the same. A thread reads and builds it off the event loop; the
+ * accounts; allot.fairshare_site_usage: the usage of each site) and builds with
+ * fairshare.c a new tree of all sites' usage and one per site of that site's alone
+ * (usage_site), decayed to that boundary: two allotd on one database, or one after a
+ * restart, evaluate the same instant of the same data and answer the same. The period,
+ * not each charge: README "Fair share" says why. A thread reads and builds it off the event loop; the
  * new state replaces the old one whole once built;
  * until the first is built, calls wait for it (a bounded number; then unavailable).
  *

@@ -1,7 +1,8 @@
 /*
- * share: `allot share --project P [--what-if HOURS [--user U]]`, a project's fair
- * share as Slurm's `sshare -l` shows it (FairShare.Explain), or where it would stand
- * after HOURS more GPU-hours (FairShare.WhatIf, which changes nothing).
+ * share: `allot share --project P [--usage-site S] [--what-if HOURS [--user U]]`, a
+ * project's fair share as Slurm's `sshare -l` shows it (FairShare.Explain), or where it
+ * would stand after HOURS more GPU-hours (FairShare.WhatIf, which changes nothing);
+ * with --usage-site, counting the usage of site S alone.
  */
 #include <errno.h>
 #include <math.h>
@@ -13,7 +14,8 @@
 #include "cli.h"
 
 static const char share_usage_text[] =
-    "usage: allot share --project P [--what-if HOURS [--user U]] [--format table|json]\n"
+    "usage: allot share --project P [--usage-site S] [--what-if HOURS [--user U]]\n"
+    "                   [--format table|json]\n"
     "\n"
     "Shows project P's fair share like Slurm's `sshare -l`: for the path root >\n"
     "program > organization > project and each user of the project, the raw and\n"
@@ -24,6 +26,7 @@ static const char share_usage_text[] =
     "\n"
     "options:\n"
     "  --project P         the project (required)\n"
+    "  --usage-site S      count the usage of site S alone (default: all sites)\n"
     "  --what-if HOURS     hypothetical extra GPU-hours, more than 0\n"
     "  --user U            who would use them (default: shared by the project's users)\n"
     "  --format table|json output format (default table, or the global option)\n"
@@ -65,8 +68,9 @@ print_explain(const Allot__V1__ExplainResponse *e)
 		print_num(l->level_fs);
 		printf("\n");
 	}
-	printf("evaluated at %s (%s, half-life %lld s, %d users in all)\n", e->evaluated_at,
-	    e->algorithm, (long long)e->half_life_s, e->users_total);
+	printf("evaluated at %s (%s, half-life %lld s, %d users in all; usage of %s%s)\n",
+	    e->evaluated_at, e->algorithm, (long long)e->half_life_s, e->users_total,
+	    e->usage_site[0] != '\0' ? "site " : "all sites", e->usage_site);
 	if (e->pacing == NULL || !e->pacing->active) {
 		printf("pacing: no allocation active now (factor 0.5)\n");
 		return;
@@ -90,7 +94,7 @@ print_explain(const Allot__V1__ExplainResponse *e)
 int
 share_main(struct cli *cli, int argc, char **argv)
 {
-	const char *project = NULL, *user = "", *what_if = NULL, *value;
+	const char *project = NULL, *user = "", *what_if = NULL, *site = "", *value;
 	ProtobufCMessage *resp = NULL;
 	double hours = 0;
 	char name[64], *end;
@@ -107,7 +111,8 @@ share_main(struct cli *cli, int argc, char **argv)
 			return CLI_EXIT_OK;
 		}
 		if (strcmp(name, "project") != 0 && strcmp(name, "what-if") != 0 &&
-		    strcmp(name, "user") != 0 && strcmp(name, "format") != 0)
+		    strcmp(name, "user") != 0 && strcmp(name, "format") != 0 &&
+		    strcmp(name, "usage-site") != 0)
 			return cli_usage_error("share", "unknown flag --%s", name);
 		if (!cli_has_value("share", name, value))
 			return CLI_EXIT_USAGE;
@@ -115,6 +120,8 @@ share_main(struct cli *cli, int argc, char **argv)
 			project = value;
 		else if (strcmp(name, "user") == 0)
 			user = value;
+		else if (strcmp(name, "usage-site") == 0)
+			site = value;
 		else if (strcmp(name, "what-if") == 0)
 			what_if = value;
 		else if (!cli_set_format(cli, value))
@@ -137,6 +144,7 @@ share_main(struct cli *cli, int argc, char **argv)
 		Allot__V1__ExplainRequest req = ALLOT__V1__EXPLAIN_REQUEST__INIT;
 
 		req.project = (char *)project;
+		req.usage_site = (char *)site;
 		if (cli_call(cli, "allot.v1.FairShare/Explain", &req.base,
 		        &allot__v1__explain_response__descriptor, &resp) < 0)
 			return CLI_EXIT_FAIL;
@@ -153,6 +161,7 @@ share_main(struct cli *cli, int argc, char **argv)
 		req.project = (char *)project;
 		req.gpu_hours = hours;
 		req.user = (char *)user;
+		req.usage_site = (char *)site;
 		if (cli_call(cli, "allot.v1.FairShare/WhatIf", &req.base,
 		        &allot__v1__what_if_response__descriptor, &resp) < 0)
 			return CLI_EXIT_FAIL;

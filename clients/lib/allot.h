@@ -3,8 +3,8 @@
  *
  * A client talks Twirp to allotd over HTTPS with a client certificate. It
  * calls any RPC with protobuf-c messages (allot_call), and the Ledger's
- * Quote, Reserve, Settle, Release and Heartbeat with plain C structs (no
- * protobuf-c needed). A call that fails with unavailable, or in transport
+ * Quote, Reserve, Settle, Release and Heartbeat, and FairShare's
+ * GetPriorities (since 1.1), with plain C structs (no protobuf-c needed). A call that fails with unavailable, or in transport
  * before the server could have answered, is sent again with exponential
  * backoff and jitter, the same bytes each time (so the same lien ids and batch
  * ids: allotd's calls are idempotent on them), bounded by max_attempts and
@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define ALLOT_VERSION_MAJOR 1
-#define ALLOT_VERSION_MINOR 0
+#define ALLOT_VERSION_MINOR 1
 
 /* Twirp's error codes, and ALLOT_OK. allot_code_name gives Twirp's names. */
 enum allot_code {
@@ -139,7 +139,7 @@ int allot_call_packed(struct allot_client *client, const char *method, const uin
 /* "invalid_argument" and so on; "ok" for ALLOT_OK, "unknown" for a value out of range. */
 const char *allot_code_name(enum allot_code code);
 
-/* The library's version, "1.0.0". */
+/* The library's version, "1.1.0". */
 const char *allot_version(void);
 
 /* ---- The Ledger in plain structs. Strings in are NUL-terminated; NULL is "". */
@@ -244,6 +244,33 @@ int allot_release(struct allot_client *client, const char *site, const char *job
 int allot_heartbeat(struct allot_client *client, const char *site, const char *job_id,
     int64_t elapsed_s, struct allot_heartbeat *out, struct allot_error *error)
     __attribute__((warn_unused_result));
+
+/* ---- FairShare.GetPriorities in plain structs (since 1.1). */
+
+/* One job owner as the site's scheduler names it. */
+struct allot_priority_pair {
+	const char *account; /* the site's account: the project's name or a mapped one */
+	const char *user;
+};
+
+/* The answer for one pair. */
+struct allot_priority {
+	char project[128]; /* what the account resolved to; "" when it names no project */
+	double fairshare;  /* [0, 1]: Fair Tree's rank / users, or classic's 2^(-UE/S) */
+	double pacing;     /* [0, 1]: 0.5 on the straight line of the allocation window */
+	double combined;   /* [0, 1]: the two weighted by allotd's fairshare_pacing_permille */
+	bool known_user;   /* false: the user has no usage and is not in the project */
+};
+
+/*
+ * The fair share of n pairs (1 to 20,000) whose accounts are named at site,
+ * from the usage of all sites: fills out[0 .. n-1] in the order of pairs and
+ * returns 0, or returns -1 with error filled as the typed calls above do
+ * (invalid_argument from the server for 0 or too many pairs).
+ */
+int allot_priorities(struct allot_client *client, const char *site,
+    const struct allot_priority_pair *pairs, size_t n, struct allot_priority *out,
+    struct allot_error *error) __attribute__((warn_unused_result));
 
 #ifdef __cplusplus
 }

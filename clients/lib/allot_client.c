@@ -56,7 +56,7 @@ client_init_curl(void)
 const char *
 allot_version(void)
 {
-	return "1.0.0";
+	return "1.1.0";
 }
 
 /* Milliseconds on the monotonic clock since *since. */
@@ -145,7 +145,7 @@ client_setup_handle(
 		SETOPT(CURLOPT_SSLKEY, opts->key_file);
 		SETOPT(CURLOPT_SSLKEYTYPE, "PEM");
 	}
-	SETOPT(CURLOPT_USERAGENT, "liballot/1.0");
+	SETOPT(CURLOPT_USERAGENT, "liballot/1.1");
 	SETOPT(CURLOPT_POST, 1L);
 	SETOPT(CURLOPT_WRITEFUNCTION, client_write_cb);
 	SETOPT(CURLOPT_WRITEDATA, client);

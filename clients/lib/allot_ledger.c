@@ -1,10 +1,14 @@
 /*
- * allot_ledger: the Ledger's Quote, Reserve, Settle, Release and Heartbeat in
- * plain C structs, over allot_call. The protobuf-c messages stay in here.
+ * allot_ledger: the Ledger's Quote, Reserve, Settle, Release and Heartbeat,
+ * and FairShare's GetPriorities, in plain C structs, over allot_call. The
+ * protobuf-c messages stay in here.
  */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "allot/v1/fairshare.pb-c.h"
 #include "allot/v1/ledger.pb-c.h"
 
 #include "allot_internal.h"
@@ -198,5 +202,76 @@ allot_heartbeat(struct allot_client *client, const char *site, const char *job_i
 	out->available_units = h->available_units;
 	ret = ledger_lien(&out->lien, h->lien, error) ? 0 : -1;
 	protobuf_c_message_free_unpacked(resp, NULL);
+	return ret;
+}
+
+/* Copies GetPriorities' answer into out[n]: false with internal when it is not n of them. */
+static bool
+ledger_priorities(struct allot_priority *out, size_t n, const Allot__V1__GetPrioritiesResponse *r,
+    struct allot_error *error)
+{
+	if (r->n_priorities != n) {
+		allot_error_set(error, ALLOT_INTERNAL,
+		    "the answer holds %zu priorities for %zu pairs", r->n_priorities, n);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const Allot__V1__Priority *p = r->priorities[i];
+
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].fairshare = p->fairshare;
+		out[i].pacing = p->pacing;
+		out[i].combined = p->combined;
+		out[i].known_user = p->known_user;
+		if (!ledger_copy(
+		        out[i].project, sizeof(out[i].project), p->project, "project", error))
+			return false;
+	}
+	return true;
+}
+
+int
+allot_priorities(struct allot_client *client, const char *site,
+    const struct allot_priority_pair *pairs, size_t n, struct allot_priority *out,
+    struct allot_error *error)
+{
+	Allot__V1__GetPrioritiesRequest req = ALLOT__V1__GET_PRIORITIES_REQUEST__INIT;
+	Allot__V1__PriorityPair *items = NULL, **ptrs = NULL;
+	ProtobufCMessage *resp = NULL;
+	int ret = -1;
+
+	if (n > 0 && (pairs == NULL || out == NULL)) {
+		allot_error_set(error, ALLOT_INVALID_ARGUMENT, "pairs and out are required");
+		return -1;
+	}
+	if (n > SIZE_MAX / sizeof(*items)) {
+		allot_error_set(error, ALLOT_INVALID_ARGUMENT, "%zu pairs are too many", n);
+		return -1;
+	}
+	/* n 0 goes to the server, which refuses it with its own code and message. */
+	items = calloc(n ? n : 1, sizeof(*items));
+	ptrs = calloc(n ? n : 1, sizeof(*ptrs));
+	if (items == NULL || ptrs == NULL) {
+		allot_error_set(error, ALLOT_INTERNAL, "out of memory for %zu pairs", n);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		allot__v1__priority_pair__init(&items[i]);
+		items[i].account = ledger_str(pairs[i].account);
+		items[i].user = ledger_str(pairs[i].user);
+		ptrs[i] = &items[i];
+	}
+	req.site = ledger_str(site);
+	req.n_pairs = n;
+	req.pairs = ptrs;
+	if (allot_call(client, "allot.v1.FairShare/GetPriorities", &req.base,
+	        &allot__v1__get_priorities_response__descriptor, &resp, error) != 0)
+		goto out;
+	ret = ledger_priorities(out, n, (const Allot__V1__GetPrioritiesResponse *)resp, error) ? 0
+	                                                                                       : -1;
+	protobuf_c_message_free_unpacked(resp, NULL);
+out:
+	free(items);
+	free(ptrs);
 	return ret;
 }

@@ -8,9 +8,11 @@
  *         reserve SITE PARTITION ACCOUNT GPUS LIMIT_S LIEN_ID JOB_ID
  *         settle SITE JOB_ID | release SITE JOB_ID
  *         heartbeat SITE JOB_ID ELAPSED_S
+ *         priorities SITE [ACCOUNT:USER...]   (at most PROBE_PAIRS; none: an empty call)
  *
  * The certificate, key and CA come from ALLOT_CERT, ALLOT_KEY, ALLOT_CA. Prints
- * "ok attempts=N ms=T FIELDS" and exits 0, or "error code=C attempts=N ms=T
+ * "ok attempts=N ms=T FIELDS" and exits 0 (priorities: pI=PROJECT,FAIRSHARE,PACING,
+ * COMBINED,KNOWN for each pair I, the figures as %.17g, exactly as the doubles are), or "error code=C attempts=N ms=T
  * http=S msg=M" and exits 1; 2 for a bad command line.
  */
 #include <inttypes.h>
@@ -39,6 +41,8 @@ probe_usage(void)
 	    "SERVER CALL ARGS...\n");
 	return 2;
 }
+
+#define PROBE_PAIRS 64
 
 static const char *const lien_status[] = {
     "unspecified", "active", "settled", "released", "expired", "replaced"};
@@ -109,6 +113,30 @@ probe_call(
 		}
 		return r == 0 ? 1 : 0;
 	}
+	if (argc >= 2 && argc - 2 <= PROBE_PAIRS && strcmp(argv[0], "priorities") == 0) {
+		struct allot_priority_pair pairs[PROBE_PAIRS];
+		struct allot_priority pr[PROBE_PAIRS];
+		size_t n = (size_t)argc - 2;
+
+		for (size_t k = 0; k < n; k++) {
+			char *colon = strchr(argv[2 + k], ':');
+
+			if (colon == NULL)
+				return -1;
+			*colon = '\0';
+			pairs[k] = (struct allot_priority_pair){argv[2 + k], colon + 1};
+		}
+		if ((r = allot_priorities(c, argv[1], pairs, n, pr, err)) != 0)
+			return 0;
+		for (size_t k = 0; k < n; k++) {
+			size_t len = strlen(out);
+
+			snprintf(out + len, size - len, "%sp%zu=%s,%.17g,%.17g,%.17g,%d",
+			    k ? " " : "", k, pr[k].project, pr[k].fairshare, pr[k].pacing,
+			    pr[k].combined, pr[k].known_user);
+		}
+		return 1;
+	}
 	return -1;
 }
 
@@ -118,7 +146,7 @@ main(int argc, char **argv)
 	struct allot_options opts;
 	struct allot_error err;
 	struct allot_client *c;
-	char out[2048] = "";
+	char out[16384] = "";
 	long long t0;
 	int i = 1, r;
 

@@ -1,11 +1,12 @@
 -- Fair share (0017): usage_days kept by job_usage's triggers, set-based, new minus
 -- old, per (project, user, site, start day); explicit shares (FairShare.SetShares);
--- the state allotd reads (allot.fairshare_state). LEONARDO boost_usr_prod at weight
+-- the state allotd reads (allot.fairshare_state), and the usage per site (0019,
+-- allot.fairshare_site_usage). LEONARDO boost_usr_prod at weight
 -- 1000: a GPU-second is 1000 units, a GPU-hour 3,600,000.
 BEGIN;
 \set QUIET on
 \ir setup.psql
-SELECT plan(25);
+SELECT plan(29);
 
 CREATE FUNCTION pg_temp.rec(job text, elapsed int, usr text DEFAULT 'bo',
     start text DEFAULT '2026-11-21T08:00:00Z', step text DEFAULT '')
@@ -92,6 +93,25 @@ SELECT is((SELECT format('%s %s %s %s', s3, n1, n6, n4 IS NULL) FROM
 SELECT is((SELECT string_agg(format('%s:%s', s1, round(n2::numeric, 6)), ',' ORDER BY s1, n1)
     FROM allot.fairshare_state('2026-12-01T00:00:00Z') WHERE kind = 2),
     'al:0.500278,bo:3.000000', 'the usage of each user and day, in GPU-hours');
+
+-- The usage of each site (0019): LEONARDO's is all of it; JUPITER has none but is a
+-- site; a day's units at JUPITER (straight into usage_days) are its own.
+SELECT is((SELECT string_agg(format('%s:%s:%s', user_name, n1, round(n2::numeric, 6)), ','
+        ORDER BY user_name, n1) FROM allot.fairshare_site_usage() WHERE site = 'leonardo'),
+    (SELECT string_agg(format('%s:%s:%s', s1, n1, round(n2::numeric, 6)), ',' ORDER BY s1, n1)
+        FROM allot.fairshare_state('2026-12-01T00:00:00Z') WHERE kind = 2),
+    'a site''s usage per user and day, when it is the only site used, is all usage');
+SELECT is((SELECT format('%s %s %s', site, project_id IS NULL, user_name IS NULL)
+        FROM allot.fairshare_site_usage() WHERE site <> 'leonardo'),
+    'jupiter t t', 'a site with no usage has one row naming it');
+INSERT INTO allot.usage_days (project_id, user_name, site, day, units)
+VALUES (allot.project_id('acme-llm'), '', 'jupiter', '2026-11-25', 7200000);
+SELECT is((SELECT string_agg(format('%s:%s:%s', user_name, to_timestamp(n1)::date, n2), ',')
+        FROM allot.fairshare_site_usage() WHERE site = 'jupiter'),
+    '-:2026-11-25:2', 'its own usage then, a job without a user counting for "-"');
+SELECT is((SELECT sum(n2) FROM allot.fairshare_state('2026-12-01T00:00:00Z') WHERE kind = 2),
+    (SELECT sum(n2) FROM allot.fairshare_site_usage()),
+    'the sites'' usage sums to the usage of all sites');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -30,6 +30,17 @@ UE = U + (UE_parent - U) * shares / siblings' shares, root UE 1; F = 2^(-UE/S)):
   cat: S 0.625,  UE 0.8583333,                 F 2^-1.3733333 = 0.3862011
   dan: S 0.125,  UE 0.2 + 0.2/2 = 0.3,         F 2^-2.4       = 0.1894646
   eve: S 0.125,  UE 0 + 0.4/2 = 0.2,           F 2^-1.6       = 0.3298770
+
+Fair Tree of one site's usage (usage_site), the same tree and shares, by hand:
+  LEONARDO (ann 10, bob 30, dan 20; 60 h): acme S 0.75 U 40/60 LF 1.125, beta S 0.25
+    U 1/3 LF 0.75 -> acme first; acme-llm U 0 LF inf before acme-vision (LF 1/6):
+    cat 5 (1.0); ann LF 2 -> 4 (0.8), bob LF 2/3 -> 3 (0.6); beta-one: eve LF inf ->
+    2 (0.4), dan LF 0.5 -> 1 (0.2)
+  LUMI (cat 40 h): beta U 0 LF inf first: eve and dan both LF inf, tied: rank 5 (1.0
+    each); acme: acme-vision U 0 LF inf before acme-llm (LF 5/6): ann and bob tied at
+    rank 3 (0.6 each); cat 1 (0.2)
+  JUPITER (no usage): every LF infinite, every account tied and merged, every user
+    tied: all rank 5 (1.0)
 """
 
 import calendar
@@ -42,6 +53,9 @@ WINDOW = ("2024-01-01T00:00:00Z", "2028-01-01T00:00:00Z")
 START = "2026-11-20T08:00:00Z"
 
 FAIR_TREE = {"eve": 1.0, "dan": 0.8, "cat": 0.6, "ann": 0.4, "bob": 0.2}
+FAIR_TREE_AT = {"leonardo": {"cat": 1.0, "ann": 0.8, "bob": 0.6, "eve": 0.4, "dan": 0.2},
+                "lumi": {"eve": 1.0, "dan": 1.0, "ann": 0.6, "bob": 0.6, "cat": 0.2},
+                "jupiter": {"eve": 1.0, "dan": 1.0, "ann": 1.0, "bob": 1.0, "cat": 1.0}}
 CLASSIC = {"ann": 2 ** (-0.2958333333 / 0.0625), "bob": 2 ** (-0.3958333333 / 0.0625),
            "cat": 2 ** (-0.8583333333 / 0.625), "dan": 2 ** -2.4, "eve": 2 ** -1.6}
 PAIRS = [("acme-vision", "ann"), ("acme-vision", "bob"), ("acme-llm", "cat"),
@@ -118,15 +132,19 @@ class FairTree(WorldCase, TwoDaemonCase):
     def daemons(cls):
         return [cls.daemon, cls.other]
 
-    def priorities(self, port=None, cert="admin", site="leonardo", pairs=PAIRS):
-        st, _, body = twirp(port or self.port, "FairShare/GetPriorities",
-                            {"site": site, "pairs": [{"account": a, "user": u}
-                                                     for a, u in pairs]}, cert)
+    def priorities(self, port=None, cert="admin", site="leonardo", pairs=PAIRS, usage_site=None):
+        req = {"site": site, "pairs": [{"account": a, "user": u} for a, u in pairs]}
+        if usage_site is not None:
+            req["usageSite"] = usage_site
+        st, _, body = twirp(port or self.port, "FairShare/GetPriorities", req, cert)
         self.assertEqual(st, 200, body)
         return body
 
-    def explain(self, project, port=None, cert="admin"):
-        st, _, body = twirp(port or self.port, "FairShare/Explain", {"project": project}, cert)
+    def explain(self, project, port=None, cert="admin", usage_site=None):
+        req = {"project": project}
+        if usage_site is not None:
+            req["usageSite"] = usage_site
+        st, _, body = twirp(port or self.port, "FairShare/Explain", req, cert)
         self.assertEqual(st, 200, body)
         return body
 
@@ -140,6 +158,80 @@ class FairTree(WorldCase, TwoDaemonCase):
         # The site account BETA_01 resolved at LEONARDO, as ingestion resolved dan's jobs.
         self.assertEqual(by_user["dan"]["project"], "beta-one")
         self.assertTrue(all(p.get("knownUser") for p in got["priorities"]))
+
+    def test_usage_of_one_site_as_worked_by_hand(self):
+        every = self.priorities()
+        for site, want in FAIR_TREE_AT.items():
+            got = self.priorities(usage_site=site)
+            self.assertEqual(got["usageSite"], site)
+            by_user = {p["user"]: p for p in got["priorities"]}
+            for user, f in want.items():
+                self.assertAlmostEqual(by_user[user]["fairshare"], f, places=12,
+                                       msg=f"{site} {user}")
+            # Pacing is the allocations', whatever usage counts; combined follows.
+            for a, b in zip(every["priorities"], got["priorities"]):
+                self.assertEqual(a["pacing"], b["pacing"])
+                self.assertEqual(b["project"], a["project"])
+                self.assertAlmostEqual(b["combined"], clamp01(
+                    (1 - PACING_PERMILLE / 1000) * b["fairshare"] +
+                    PACING_PERMILLE / 1000 * b["pacing"]), places=12)
+        # "" is all sites, as without the field.
+        self.assertEqual(self.priorities(usage_site="")["priorities"], every["priorities"])
+        self.assertEqual(every.get("usageSite", ""), "")
+
+    def test_explain_and_what_if_of_one_site(self):
+        e = self.explain("acme-llm", usage_site="lumi")
+        self.assertEqual(e["usageSite"], "lumi")
+        self.assertEqual(e["usersTotal"], 5)
+        lv = {x["name"]: x for x in e["levels"]}
+        self.assertAlmostEqual(lv["root"]["usageRaw"], 40.0)
+        self.assertAlmostEqual(lv["acme"]["usageNorm"], 1.0)
+        self.assertAlmostEqual(lv["acme"]["levelFs"], 0.75)
+        self.assertAlmostEqual(lv["acme-llm"]["levelFs"], 5 / 6)
+        self.assertAlmostEqual(lv["cat"]["usageRaw"], 40.0)
+        self.assertEqual(lv["cat"]["rank"], 1)
+        self.assertAlmostEqual(lv["cat"]["fairshare"], 0.2)
+        self.assertEqual(e["pacing"], self.explain("acme-llm")["pacing"])
+        leo = {x["name"]: x for x in self.explain("acme-vision", usage_site="leonardo")["levels"]}
+        self.assertAlmostEqual(leo["acme"]["usageRaw"], 40.0)
+        self.assertAlmostEqual(leo["root"]["usageRaw"], 60.0)
+        self.assertAlmostEqual(leo["acme"]["levelFs"], 1.125)
+        self.assertEqual((leo["ann"]["rank"], leo["bob"]["rank"]), (4, 3))
+        # By hand, 10 h more for ann counted at LUMI (ann 10, cat 40 of 50): acme-llm
+        # S 5/6 U 0.8 LF 25/24 before acme-vision S 1/6 U 0.2 LF 5/6, after beta (eve,
+        # dan tied at 5): cat 3 (0.6), bob LF inf 2 (0.4), ann LF 0.5 1 (0.2).
+        before = self.counts()
+        w = self.call("FairShare/WhatIf", {"project": "acme-vision", "gpuHours": 10,
+                                           "user": "ann", "usageSite": "lumi"})
+        self.assertEqual(w["now"]["usageSite"], "lumi")
+        now = {x["name"]: x for x in w["now"]["levels"]}
+        after = {x["name"]: x for x in w["after"]["levels"]}
+        self.assertAlmostEqual(now["ann"]["fairshare"], 0.6)
+        self.assertAlmostEqual(after["root"]["usageRaw"], 50.0)
+        self.assertAlmostEqual(after["acme-vision"]["levelFs"], 5 / 6)
+        self.assertAlmostEqual(after["ann"]["fairshare"], 0.2)
+        self.assertAlmostEqual(after["bob"]["fairshare"], 0.4)
+        self.assertEqual(self.counts(), before)
+
+    def test_usage_site_same_from_two_allotd(self):
+        for site in ("leonardo", "lumi"):
+            self.assertEqual(self.priorities(usage_site=site),
+                             self.priorities(port=self.other.port, usage_site=site))
+            self.assertEqual(self.explain("beta-one", usage_site=site),
+                             self.explain("beta-one", port=self.other.port, usage_site=site))
+
+    def test_unknown_usage_site_refused(self):
+        for method, body in (
+                ("GetPriorities", {"site": "leonardo", "pairs": [{"account": "acme-llm"}]}),
+                ("Explain", {"project": "acme-llm"}),
+                ("WhatIf", {"project": "acme-llm", "gpuHours": 5})):
+            body = dict(body, usageSite="atlantis")
+            self.assertTwirpError(self.twirp("FairShare/" + method, body), "not_found",
+                                  'usage_site: "atlantis" is not a site')
+        # Names are exact, as site names are stored.
+        self.assertTwirpError(self.twirp("FairShare/Explain", {"project": "acme-llm",
+                                                               "usageSite": "LUMI"}),
+                              "not_found", 'usage_site: "LUMI" is not a site')
 
     def test_combined_is_weighted_pacing(self):
         got = self.priorities()
@@ -299,6 +391,19 @@ class FairTree(WorldCase, TwoDaemonCase):
         self.assertIn("what if acme-vision uses 40 GPU-hours more", r.stdout)
         self.assertIn("  ann        0.400000 -> 0.200000", r.stdout.splitlines())
         self.assertIn("  bob        0.200000 -> 0.400000", r.stdout.splitlines())
+        r = self.cli("share", "--project", "acme-llm", "--usage-site", "lumi")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        cat = [ln.split() for ln in r.stdout.splitlines() if ln.split()[1:2] == ["cat"]]
+        self.assertEqual(cat[0][2:5], ["1.00", "1.000000", "40.000000"], r.stdout)
+        self.assertEqual(cat[0][7], "0.200000", r.stdout)
+        self.assertIn("usage of site lumi)", r.stdout)
+        r = self.cli("share", "--project", "acme-vision", "--usage-site", "lumi",
+                     "--what-if", "10", "--user", "ann")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("  ann        0.600000 -> 0.200000", r.stdout.splitlines())
+        r = self.cli("share", "--project", "acme-llm", "--usage-site", "atlantis")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('not_found: usage_site: "atlantis" is not a site', r.stderr)
         r = self.cli("share", "--project", "acme-vision", "--what-if", "-3")
         self.assertEqual(r.returncode, 2)
         self.assertIn("--what-if", r.stderr)

@@ -3,7 +3,9 @@ that re-send the same bytes (so the ledger holds one lien and one reserve transf
 however often the call was sent), timeouts reported as deadline_exceeded within
 their bound, Twirp errors carried with allotd's code and message, and the installed
 library (meson install --destdir): its header alone, pkg-config, the example built
-and linked against the installed tree, and the symbols it exports.
+and linked against the installed tree, and the symbols it exports (1.1 adds
+allot_priorities under its own version node). allot_priorities against the world of
+test_fairshare: the same figures as GetPriorities' JSON answer, Twirp errors.
 
 The C side is clients/lib/allot-probe (one call, its outcome on one line, the
 milliseconds measured inside the program around the call) and allot-example.
@@ -28,6 +30,7 @@ import threading
 
 from harness import (REPO, AllotTestCase, binary, build_dir, certs_dir, cert_files,
                      free_port, https_request)
+from test_fairshare import FAIR_TREE, PAIRS, WorldCase
 
 H = 3_600_000  # units per GPU-hour
 SITE, PART = "leonardo", "boost_usr_prod"
@@ -401,7 +404,7 @@ class LibAllot(AllotTestCase):
                             "--destdir", dest], capture_output=True, text=True, timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         (pc,) = glob.glob(os.path.join(dest, "**", "pkgconfig", "allot.pc"), recursive=True)
-        (so,) = glob.glob(os.path.join(dest, "**", "liballot.so.1.0.0"), recursive=True)
+        (so,) = glob.glob(os.path.join(dest, "**", "liballot.so.1.1.0"), recursive=True)
         libdir = os.path.dirname(so)
         self.assertTrue(os.path.islink(os.path.join(libdir, "liballot.so.1")))
         self.assertTrue(glob.glob(os.path.join(dest, "**", "include", "allot.h"),
@@ -414,11 +417,14 @@ class LibAllot(AllotTestCase):
         syms = subprocess.run(["nm", "-D", "--defined-only", so], capture_output=True,
                               text=True, check=True).stdout.split("\n")
         names = sorted({ln.split()[-1].split("@")[0] for ln in syms if ln.strip()} -
-                       {"LIBALLOT_1"})
+                       {"LIBALLOT_1", "LIBALLOT_1.1"})
         self.assertEqual(names, sorted([
             "allot_call", "allot_call_packed", "allot_close", "allot_code_name",
-            "allot_connect", "allot_heartbeat", "allot_options_init", "allot_quote",
-            "allot_release", "allot_reserve", "allot_settle", "allot_version"]))
+            "allot_connect", "allot_heartbeat", "allot_options_init", "allot_priorities",
+            "allot_quote", "allot_release", "allot_reserve", "allot_settle", "allot_version"]))
+        versioned = {ln.split()[-1] for ln in syms if ln.strip()}
+        self.assertIn("allot_priorities@@LIBALLOT_1.1", versioned)
+        self.assertIn("allot_quote@@LIBALLOT_1", versioned)
 
         env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(pc),
                    PKG_CONFIG_SYSROOT_DIR=dest)
@@ -465,3 +471,47 @@ class LibAllot(AllotTestCase):
             if o["name"] == "b_sanitize" and o["value"] != "none":
                 return [f"-fsanitize={o['value']}"]
         return []
+
+
+class Priorities(WorldCase):
+    """allot_priorities (1.1) on test_fairshare's world (Fair Tree, no decay, one
+    recompute a day): the figures GetPriorities answers in JSON for the same pairs,
+    exactly (the probe prints the doubles with 17 digits), on both wires."""
+
+    config = {"fairshare_half_life_s": 0, "fairshare_period_s": 86400}
+    probe = LibAllot.probe
+    PAIRS = PAIRS + [("nobody", "x"), ("acme-llm", "zed")]
+
+    def test_same_figures_as_get_priorities(self):
+        want = self.call("FairShare/GetPriorities", {"site": SITE, "pairs": [
+            {"account": a, "user": u} for a, u in self.PAIRS]})["priorities"]
+        args = [f"{a}:{u}" for a, u in self.PAIRS]
+        for wire in ([], ["--json"]):
+            with self.subTest(wire=wire or "protobuf"):
+                got = self.probe(*wire, "priorities", SITE, *args)
+                self.assertEqual(got["result"], "ok", got)
+                for i, w in enumerate(want):
+                    project, fs, pacing, combined, known = got[f"p{i}"].split(",")
+                    self.assertEqual(project, w["project"])
+                    self.assertEqual(float(fs), w.get("fairshare", 0))
+                    self.assertEqual(float(pacing), w.get("pacing", 0))
+                    self.assertEqual(float(combined), w.get("combined", 0))
+                    self.assertEqual(known == "1", w.get("knownUser", False))
+                self.assertNotIn(f"p{len(want)}", got)
+        # And the figures worked by hand in test_fairshare.
+        for i, (_, user) in enumerate(PAIRS):
+            self.assertEqual(float(got[f"p{i}"].split(",")[1]), FAIR_TREE[user], user)
+        self.assertEqual(got[f"p{len(PAIRS)}"].split(",")[0], "")  # nobody: no project
+        self.assertTrue(got[f"p{len(PAIRS) + 1}"].endswith(",0"))  # zed: not known
+
+    def test_errors_carry_twirp_codes(self):
+        got = self.probe("priorities", SITE)
+        self.assertEqual((got["result"], got["code"], got["http"]),
+                         ("error", "invalid_argument", "400"), got)
+        self.assertEqual(got["msg"], "pairs: at least one is required")
+        # LEONARDO's scheduler may not ask for LUMI's accounts.
+        got = self.probe("priorities", "lumi", "acme-llm:cat")
+        self.assertEqual((got["result"], got["code"], got["http"]),
+                         ("error", "permission_denied", "403"), got)
+        got = self.probe("priorities", SITE, "acme-llm:cat", cert="project-acme-vision")
+        self.assertEqual(got["code"], "permission_denied", got)

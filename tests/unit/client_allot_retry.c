@@ -154,7 +154,7 @@ test_code_names(void **state)
 		assert_string_equal(allot_code_name(allot_code_from_twirp((enum twirp_code)t)),
 		    twirp_code_name((enum twirp_code)t));
 	assert_int_equal(allot_code_from_twirp(TWIRP_NOT_FOUND), ALLOT_NOT_FOUND);
-	assert_string_equal(allot_version(), "1.0.0");
+	assert_string_equal(allot_version(), "1.1.0");
 }
 
 int
