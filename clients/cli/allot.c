@@ -45,7 +45,7 @@ static const char usage_text[] =
     "  events --project P                 a project's events: thresholds of its grant crossed\n"
     "  events list-thresholds             the shares of a grant whose crossing is an event\n"
     "  events set-thresholds --percents N [--percents N ...]   replace them (admin)\n"
-    "  share --project P [--what-if HOURS]\n"
+    "  share --project P [--usage-site S] [--what-if HOURS]\n"
     "                                     a project's fair share, like sshare -l (allot share "
     "--help)\n"
     "\n"
