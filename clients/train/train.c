@@ -76,15 +76,23 @@ static int corpus_load(struct corpus *c, const char *path, char *why, size_t why
 	return 0;
 }
 
-/* The next batch from pos: B*T inputs and the bytes after them, wrapping around. */
-static uint64_t next_batch(const struct corpus *c, uint64_t pos, size_t n, uint8_t *in,
-    uint8_t *tg)
+/*
+ * The next batch at position pos: row b of the batch reads the ctx bytes at
+ * b * stride + pos (stride = len / batch), and the bytes after them as its
+ * targets, wrapping around the end; so a batch samples batch regions of the
+ * corpus, each read in order. Returns the next position.
+ */
+static uint64_t next_batch(const struct corpus *c, uint64_t pos, size_t batch, size_t ctx,
+    uint8_t *in, uint8_t *tg)
 {
-	for (size_t i = 0; i < n; i++) {
-		in[i] = c->data[(pos + i) % c->len];
-		tg[i] = c->data[(pos + i + 1) % c->len];
-	}
-	return (pos + n) % c->len;
+	size_t stride = c->len / batch;
+	for (size_t b = 0; b < batch; b++)
+		for (size_t t = 0; t < ctx; t++) {
+			size_t at = b * stride + pos + t;
+			in[b * ctx + t] = c->data[at % c->len];
+			tg[b * ctx + t] = c->data[(at + 1) % c->len];
+		}
+	return (pos + ctx) % (stride ? stride : 1);
 }
 
 static double now_s(void)
@@ -101,11 +109,21 @@ static uint32_t float_bits(float f)
 	return u;
 }
 
+/* The mean of the last (up to) 10 losses of this run. */
+static double mean_recent(const float *recent, uint64_t n)
+{
+	double sum = 0.0;
+	uint64_t k = n < 10 ? n : 10;
+	for (int i = 0; i < 10; i++) /* the slots not yet written are 0 */
+		sum += recent[i];
+	return k ? sum / (double)k : 0.0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: allot-train [options] CORPUS\n"
-	    "model:   --steps N (200) --seed N (1) --lr F (0.003) --wd F (0) --layers N (2)\n"
+	    "model:   --steps N (200) --seed N (1) --lr F (0.01) --wd F (0) --layers N (2)\n"
 	    "         --heads N (4) --channels N (64) --ctx N (64) --batch N (8) --threads N (2)\n"
 	    "         --log-every N (10)\n"
 	    "state:   --checkpoint PATH [--checkpoint-every N] [--resume]\n"
@@ -133,7 +151,7 @@ int main(int argc, char **argv)
 	model_config_default(&cfg);
 	unsigned long long steps = 200, seed = 1, threads = 2, log_every = 10, ckpt_every = 0,
 			   heartbeat_s = 60, gpus = 1, time_s = 0, expires_s = 0;
-	float lr = 3e-3f, wd = 0.0f;
+	float lr = 1e-2f, wd = 0.0f;
 	const char *ckpt_path = NULL;
 	bool resume = false;
 	struct budget_opts bo = {.gpus = 1};
@@ -323,18 +341,21 @@ int main(int argc, char **argv)
 	double t0 = now_s(), last_hb = t0, tok_t0 = t0;
 	uint64_t start_step = st.step, hb_tokens = 0;
 	const char *stop_why = NULL;
+	float recent[10] = {0};
 	char stop_buf[1100];
 	while (st.step < steps) {
-		st.data_pos = next_batch(&corpus, st.data_pos, ntok, in, tg);
+		st.data_pos = next_batch(&corpus, st.data_pos, cfg.batch, cfg.ctx, in, tg);
 		float loss = model_forward(&m, in, tg);
 		model_backward(&m, in, tg);
 		model_adamw(&m, lr, wd);
 		st.step++;
 		st.loss = loss;
+		recent[st.step % 10] = loss;
 		hb_tokens += ntok;
 		if (log_every && (st.step % log_every == 0 || st.step == steps))
-			printf("step %llu loss %.6f bits %08x\n", (unsigned long long)st.step,
-			    (double)loss, float_bits(loss));
+			printf("step %llu loss %.6f bits %08x mean10 %.4f\n",
+			    (unsigned long long)st.step, (double)loss, float_bits(loss),
+			    mean_recent(recent, st.step - start_step));
 		if (ckpt_path && ckpt_every && st.step % ckpt_every == 0 &&
 		    ckpt_write(ckpt_path, &m, &st, why, sizeof(why)) != 0) {
 			fprintf(stderr, "allot-train: checkpoint: %s\n", why);
