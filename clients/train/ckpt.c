@@ -99,15 +99,12 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-int ckpt_write(const char *path, const struct model *m, const struct ckpt_state *st, char *why,
-    size_t whylen)
+uint8_t *ckpt_encode(const struct model *m, const struct ckpt_state *st, size_t *lenp)
 {
 	size_t n = m->nparams, len = CKPT_HEADER + 12 * n + 8;
 	uint8_t *buf = malloc(len);
-	if (!buf) {
-		snprintf(why, whylen, "out of memory for a checkpoint of %zu bytes", len);
-		return -1;
-	}
+	if (!buf)
+		return NULL;
 	memcpy(buf, CKPT_MAGIC, 8);
 	put32(buf + 8, CKPT_VERSION);
 	config_put(buf + 12, &m->cfg);
@@ -124,7 +121,19 @@ int ckpt_write(const char *path, const struct model *m, const struct ckpt_state 
 	floats_put(buf + CKPT_HEADER + 4 * n, m->m, n);
 	floats_put(buf + CKPT_HEADER + 8 * n, m->v, n);
 	put64(buf + len - 8, ckpt_fnv1a(buf, len - 8, CKPT_FNV_INIT));
+	*lenp = len;
+	return buf;
+}
 
+int ckpt_write(const char *path, const struct model *m, const struct ckpt_state *st, char *why,
+    size_t whylen)
+{
+	size_t len;
+	uint8_t *buf = ckpt_encode(m, st, &len);
+	if (!buf) {
+		snprintf(why, whylen, "out of memory for a checkpoint of %zu parameters", m->nparams);
+		return -1;
+	}
 	char tmp[4096];
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
 		free(buf);

@@ -48,6 +48,8 @@ struct ckpt_state {
 uint64_t ckpt_fnv1a(const uint8_t *p, size_t n, uint64_t h);
 #define CKPT_FNV_INIT 0xcbf29ce484222325ULL
 
+/* The bytes of a checkpoint of m and st (malloc'd, *len set), or NULL when memory runs out. */
+uint8_t *ckpt_encode(const struct model *m, const struct ckpt_state *st, size_t *len);
 /* Writes m and st to path atomically; 0, or -1 with why. */
 int ckpt_write(const char *path, const struct model *m, const struct ckpt_state *st, char *why,
     size_t whylen);
