@@ -14,6 +14,29 @@ const char *const model_tensor_names[MODEL_NTENSORS] = {"wte", "wpe", "ln1w", "l
     "lnfb"};
 
 struct matmul_stats model_matmul_stats;
+struct matmul_shape model_matmul_shapes[MODEL_MAX_SHAPES];
+int model_matmul_nshapes;
+
+void model_matmul_reset(void)
+{
+	memset(&model_matmul_stats, 0, sizeof(model_matmul_stats));
+	memset(model_matmul_shapes, 0, sizeof(model_matmul_shapes));
+	model_matmul_nshapes = 0;
+}
+
+static void shape_count(int ta, int tb, size_t M, size_t N, size_t K)
+{
+	for (int i = 0; i < model_matmul_nshapes; i++) {
+		struct matmul_shape *s = &model_matmul_shapes[i];
+		if (s->ta == ta && s->tb == tb && s->M == M && s->N == N && s->K == K) {
+			s->count++;
+			return;
+		}
+	}
+	if (model_matmul_nshapes < MODEL_MAX_SHAPES)
+		model_matmul_shapes[model_matmul_nshapes++] =
+		    (struct matmul_shape){ta, tb, M, N, K, 1};
+}
 
 void model_config_default(struct model_config *cfg)
 {
@@ -229,6 +252,7 @@ static void gemm(int ta, int tb, size_t M, size_t N, size_t K, const float *A, s
 	model_matmul_stats.seconds += now_s() - t0;
 	model_matmul_stats.flops += 2.0 * (double)M * (double)N * (double)K;
 	model_matmul_stats.calls++;
+	shape_count(ta, tb, M, N, K);
 }
 
 static void encoder_forward(float *out, const uint8_t *inp, const float *wte, const float *wpe,

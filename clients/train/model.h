@@ -56,6 +56,18 @@ struct matmul_stats {
 };
 extern struct matmul_stats model_matmul_stats;
 
+/* The distinct shapes of the matrix products since the last reset, with their counts. */
+#define MODEL_MAX_SHAPES 32
+struct matmul_shape {
+	int ta, tb;
+	size_t M, N, K;
+	uint64_t count;
+};
+extern struct matmul_shape model_matmul_shapes[MODEL_MAX_SHAPES];
+extern int model_matmul_nshapes;
+/* Zeroes the statistics and the shapes. */
+void model_matmul_reset(void);
+
 /* A small deterministic RNG (xorshift64*). */
 uint64_t rng_next(uint64_t *state);
 float rng_normal(uint64_t *state);
