@@ -7,7 +7,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static void job_of(const struct budget *b, struct allot_job *job, int64_t time_s)
+static void
+job_of(const struct budget *b, struct allot_job *job, int64_t time_s)
 {
 	memset(job, 0, sizeof(*job));
 	job->site = b->o->site;
@@ -19,7 +20,8 @@ static void job_of(const struct budget *b, struct allot_job *job, int64_t time_s
 	job->time_limit_s = time_s;
 }
 
-int budget_start(struct budget *b, const struct budget_opts *o, char *why, size_t whylen)
+int
+budget_start(struct budget *b, const struct budget_opts *o, char *why, size_t whylen)
 {
 	memset(b, 0, sizeof(*b));
 	b->o = o;
@@ -70,7 +72,8 @@ int budget_start(struct budget *b, const struct budget_opts *o, char *why, size_
 		if (o->time_s > 0 && o->time_s < can)
 			can = o->time_s;
 		if (can < 1) {
-			snprintf(why, whylen, "exhausted: %.6f GPU-h available, not one second of %d GPU(s)",
+			snprintf(why, whylen,
+			    "exhausted: %.6f GPU-h available, not one second of %d GPU(s)",
 			    q.available_gpu_hours, o->gpus);
 			return 1;
 		}
@@ -96,7 +99,8 @@ int budget_start(struct budget *b, const struct budget_opts *o, char *why, size_
 	return 0;
 }
 
-int budget_heartbeat(struct budget *b, int64_t elapsed_s, bool *stop, char *why, size_t whylen)
+int
+budget_heartbeat(struct budget *b, int64_t elapsed_s, bool *stop, char *why, size_t whylen)
 {
 	struct allot_heartbeat hb;
 	struct allot_error err;
@@ -115,7 +119,8 @@ int budget_heartbeat(struct budget *b, int64_t elapsed_s, bool *stop, char *why,
 	return 0;
 }
 
-int budget_settle(struct budget *b, char *why, size_t whylen)
+int
+budget_settle(struct budget *b, char *why, size_t whylen)
 {
 	struct allot_lien lien;
 	struct allot_error err;
@@ -128,7 +133,8 @@ int budget_settle(struct budget *b, char *why, size_t whylen)
 	return 0;
 }
 
-void budget_close(struct budget *b)
+void
+budget_close(struct budget *b)
 {
 	allot_close(b->client);
 	b->client = NULL;

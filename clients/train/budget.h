@@ -18,9 +18,9 @@ struct budget_opts {
 	const char *site, *account, *partition, *user;
 	const char *job_id; /* NULL: SLURM_JOB_ID, or one of our own */
 	int gpus;
-	int64_t time_s;	    /* planned run time; 0 with as_far */
-	bool as_far;	    /* reserve what the budget allows */
-	int64_t expires_s;  /* the lien's expiry (0: allotd's default) */
+	int64_t time_s;    /* planned run time; 0 with as_far */
+	bool as_far;       /* reserve what the budget allows */
+	int64_t expires_s; /* the lien's expiry (0: allotd's default) */
 };
 
 struct budget {
@@ -28,8 +28,8 @@ struct budget {
 	const struct budget_opts *o;
 	char job_id[128];
 	char lien_id[256];
-	bool slurm;	      /* the prolog's lien, not ours */
-	int64_t reserved_s;   /* the time the lien holds */
+	bool slurm;         /* the prolog's lien, not ours */
+	int64_t reserved_s; /* the time the lien holds */
 	int64_t held_units;
 	int64_t charged_units;
 	int64_t available_units;

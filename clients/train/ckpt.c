@@ -10,7 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-uint64_t ckpt_fnv1a(const uint8_t *p, size_t n, uint64_t h)
+uint64_t
+ckpt_fnv1a(const uint8_t *p, size_t n, uint64_t h)
 {
 	for (size_t i = 0; i < n; i++) {
 		h ^= p[i];
@@ -19,19 +20,22 @@ uint64_t ckpt_fnv1a(const uint8_t *p, size_t n, uint64_t h)
 	return h;
 }
 
-static void put32(uint8_t *p, uint32_t v)
+static void
+put32(uint8_t *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static void put64(uint8_t *p, uint64_t v)
+static void
+put64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint32_t get32(const uint8_t *p)
+static uint32_t
+get32(const uint8_t *p)
 {
 	uint32_t v = 0;
 	for (int i = 0; i < 4; i++)
@@ -39,7 +43,8 @@ static uint32_t get32(const uint8_t *p)
 	return v;
 }
 
-static uint64_t get64(const uint8_t *p)
+static uint64_t
+get64(const uint8_t *p)
 {
 	uint64_t v = 0;
 	for (int i = 0; i < 8; i++)
@@ -47,14 +52,16 @@ static uint64_t get64(const uint8_t *p)
 	return v;
 }
 
-static void putf(uint8_t *p, float f)
+static void
+putf(uint8_t *p, float f)
 {
 	uint32_t v;
 	memcpy(&v, &f, 4);
 	put32(p, v);
 }
 
-static float getf(const uint8_t *p)
+static float
+getf(const uint8_t *p)
 {
 	uint32_t v = get32(p);
 	float f;
@@ -62,7 +69,8 @@ static float getf(const uint8_t *p)
 	return f;
 }
 
-static void config_put(uint8_t *p, const struct model_config *c)
+static void
+config_put(uint8_t *p, const struct model_config *c)
 {
 	put32(p, c->vocab);
 	put32(p + 4, c->ctx);
@@ -72,19 +80,22 @@ static void config_put(uint8_t *p, const struct model_config *c)
 	put32(p + 20, c->batch);
 }
 
-static void floats_put(uint8_t *p, const float *f, size_t n)
+static void
+floats_put(uint8_t *p, const float *f, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		putf(p + 4 * i, f[i]);
 }
 
-static void floats_get(float *f, const uint8_t *p, size_t n)
+static void
+floats_get(float *f, const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		f[i] = getf(p + 4 * i);
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+static int
+write_all(int fd, const uint8_t *p, size_t n)
 {
 	while (n > 0) {
 		ssize_t w = write(fd, p, n);
@@ -99,7 +110,8 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 	return 0;
 }
 
-uint8_t *ckpt_encode(const struct model *m, const struct ckpt_state *st, size_t *lenp)
+uint8_t *
+ckpt_encode(const struct model *m, const struct ckpt_state *st, size_t *lenp)
 {
 	size_t n = m->nparams, len = CKPT_HEADER + 12 * n + 8;
 	uint8_t *buf = malloc(len);
@@ -125,13 +137,15 @@ uint8_t *ckpt_encode(const struct model *m, const struct ckpt_state *st, size_t 
 	return buf;
 }
 
-int ckpt_write(const char *path, const struct model *m, const struct ckpt_state *st, char *why,
-    size_t whylen)
+int
+ckpt_write(
+    const char *path, const struct model *m, const struct ckpt_state *st, char *why, size_t whylen)
 {
 	size_t len;
 	uint8_t *buf = ckpt_encode(m, st, &len);
 	if (!buf) {
-		snprintf(why, whylen, "out of memory for a checkpoint of %zu parameters", m->nparams);
+		snprintf(
+		    why, whylen, "out of memory for a checkpoint of %zu parameters", m->nparams);
 		return -1;
 	}
 	char tmp[4096];
@@ -179,8 +193,9 @@ int ckpt_write(const char *path, const struct model *m, const struct ckpt_state 
 	return 0;
 }
 
-int ckpt_parse(const uint8_t *buf, size_t len, const struct model_config *expect,
-    struct model *m, struct ckpt_state *st, char *why, size_t whylen)
+int
+ckpt_parse(const uint8_t *buf, size_t len, const struct model_config *expect, struct model *m,
+    struct ckpt_state *st, char *why, size_t whylen)
 {
 	if (len < CKPT_HEADER + 8) {
 		snprintf(why, whylen, "truncated: %zu bytes, shorter than a header", len);
@@ -264,7 +279,8 @@ int ckpt_parse(const uint8_t *buf, size_t len, const struct model_config *expect
 	return 0;
 }
 
-int ckpt_read(const char *path, const struct model_config *expect, struct model *m,
+int
+ckpt_read(const char *path, const struct model_config *expect, struct model *m,
     struct ckpt_state *st, char *why, size_t whylen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

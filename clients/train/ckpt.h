@@ -51,8 +51,8 @@ uint64_t ckpt_fnv1a(const uint8_t *p, size_t n, uint64_t h);
 /* The bytes of a checkpoint of m and st (malloc'd, *len set), or NULL when memory runs out. */
 uint8_t *ckpt_encode(const struct model *m, const struct ckpt_state *st, size_t *len);
 /* Writes m and st to path atomically; 0, or -1 with why. */
-int ckpt_write(const char *path, const struct model *m, const struct ckpt_state *st, char *why,
-    size_t whylen);
+int ckpt_write(
+    const char *path, const struct model *m, const struct ckpt_state *st, char *why, size_t whylen);
 
 /*
  * Parses a checkpoint in buf. With expect non-NULL the config must equal it
@@ -60,8 +60,8 @@ int ckpt_write(const char *path, const struct model *m, const struct ckpt_state 
  * model_free), fills *st and returns 0; else -1 with the reason in why and
  * nothing allocated.
  */
-int ckpt_parse(const uint8_t *buf, size_t len, const struct model_config *expect,
-    struct model *m, struct ckpt_state *st, char *why, size_t whylen);
+int ckpt_parse(const uint8_t *buf, size_t len, const struct model_config *expect, struct model *m,
+    struct ckpt_state *st, char *why, size_t whylen);
 
 /* Reads path (at most 1 GiB) and parses it as ckpt_parse does. */
 int ckpt_read(const char *path, const struct model_config *expect, struct model *m,

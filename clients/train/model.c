@@ -17,14 +17,16 @@ struct matmul_stats model_matmul_stats;
 struct matmul_shape model_matmul_shapes[MODEL_MAX_SHAPES];
 int model_matmul_nshapes;
 
-void model_matmul_reset(void)
+void
+model_matmul_reset(void)
 {
 	memset(&model_matmul_stats, 0, sizeof(model_matmul_stats));
 	memset(model_matmul_shapes, 0, sizeof(model_matmul_shapes));
 	model_matmul_nshapes = 0;
 }
 
-static void shape_count(int ta, int tb, size_t M, size_t N, size_t K)
+static void
+shape_count(int ta, int tb, size_t M, size_t N, size_t K)
 {
 	for (int i = 0; i < model_matmul_nshapes; i++) {
 		struct matmul_shape *s = &model_matmul_shapes[i];
@@ -38,7 +40,8 @@ static void shape_count(int ta, int tb, size_t M, size_t N, size_t K)
 		    (struct matmul_shape){ta, tb, M, N, K, 1};
 }
 
-void model_config_default(struct model_config *cfg)
+void
+model_config_default(struct model_config *cfg)
 {
 	cfg->vocab = MODEL_VOCAB;
 	cfg->ctx = 64;
@@ -48,7 +51,8 @@ void model_config_default(struct model_config *cfg)
 	cfg->batch = 8;
 }
 
-int model_config_check(const struct model_config *cfg, char *why, size_t whylen)
+int
+model_config_check(const struct model_config *cfg, char *why, size_t whylen)
 {
 	const char *bad = NULL;
 	if (cfg->vocab != MODEL_VOCAB)
@@ -70,7 +74,8 @@ int model_config_check(const struct model_config *cfg, char *why, size_t whylen)
 	return 0;
 }
 
-size_t model_param_count(const struct model_config *cfg, size_t s[MODEL_NTENSORS])
+size_t
+model_param_count(const struct model_config *cfg, size_t s[MODEL_NTENSORS])
 {
 	size_t V = cfg->vocab, T = cfg->ctx, L = cfg->layers, C = cfg->channels;
 	s[0] = V * C;
@@ -97,29 +102,30 @@ size_t model_param_count(const struct model_config *cfg, size_t s[MODEL_NTENSORS
 
 /* The activations of one step, laid out in one buffer. */
 struct acts {
-	float *encoded;		     /* (B,T,C) */
+	float *encoded;                   /* (B,T,C) */
 	float *ln1, *ln1_mean, *ln1_rstd; /* (L,B,T,C), (L,B,T) */
-	float *qkv;		     /* (L,B,T,3C) */
-	float *atty;		     /* (L,B,T,C) */
-	float *preatt, *att;	     /* (L,B,NH,T,T) */
-	float *attproj, *residual2;  /* (L,B,T,C) */
+	float *qkv;                       /* (L,B,T,3C) */
+	float *atty;                      /* (L,B,T,C) */
+	float *preatt, *att;              /* (L,B,NH,T,T) */
+	float *attproj, *residual2;       /* (L,B,T,C) */
 	float *ln2, *ln2_mean, *ln2_rstd;
-	float *fch, *fch_gelu;	     /* (L,B,T,4C) */
-	float *fcproj, *residual3;   /* (L,B,T,C) */
+	float *fch, *fch_gelu;     /* (L,B,T,4C) */
+	float *fcproj, *residual3; /* (L,B,T,C) */
 	float *lnf, *lnf_mean, *lnf_rstd;
-	float *logits, *probs;	     /* (B,T,V) */
-	float *losses;		     /* (B,T) */
+	float *logits, *probs; /* (B,T,V) */
+	float *losses;         /* (B,T) */
 };
 
-static size_t acts_layout(const struct model_config *cfg, float *base, struct acts *a)
+static size_t
+acts_layout(const struct model_config *cfg, float *base, struct acts *a)
 {
 	size_t B = cfg->batch, T = cfg->ctx, C = cfg->channels, L = cfg->layers, NH = cfg->heads,
 	       V = cfg->vocab, BT = B * T;
 	size_t off = 0;
-#define TAKE(field, n)                                    \
-	do {                                              \
-		a->field = base ? base + off : NULL;     \
-		off += (n);                               \
+#define TAKE(field, n) \
+	do { \
+		a->field = base ? base + off : NULL; \
+		off += (n); \
 	} while (0)
 	TAKE(encoded, BT * C);
 	TAKE(ln1, L * BT * C);
@@ -150,7 +156,8 @@ static size_t acts_layout(const struct model_config *cfg, float *base, struct ac
 
 /* ---- RNG */
 
-uint64_t rng_next(uint64_t *state)
+uint64_t
+rng_next(uint64_t *state)
 {
 	uint64_t x = *state;
 	x ^= x >> 12;
@@ -160,13 +167,15 @@ uint64_t rng_next(uint64_t *state)
 	return x * 0x2545F4914F6CDD1DULL;
 }
 
-static float rng_uniform(uint64_t *state)
+static float
+rng_uniform(uint64_t *state)
 {
 	/* 24 bits in (0, 1] */
 	return ((float)(rng_next(state) >> 40) + 1.0f) / 16777216.0f;
 }
 
-float rng_normal(uint64_t *state)
+float
+rng_normal(uint64_t *state)
 {
 	float u1 = rng_uniform(state), u2 = rng_uniform(state);
 	return sqrtf(-2.0f * logf(u1)) * cosf(6.2831853f * u2);
@@ -174,7 +183,8 @@ float rng_normal(uint64_t *state)
 
 /* ---- allocation and initialisation */
 
-float *model_tensor(const struct model *m, float *base, int i)
+float *
+model_tensor(const struct model *m, float *base, int i)
 {
 	size_t off = 0;
 	for (int k = 0; k < i; k++)
@@ -182,7 +192,8 @@ float *model_tensor(const struct model *m, float *base, int i)
 	return base + off;
 }
 
-int model_alloc(struct model *m, const struct model_config *cfg)
+int
+model_alloc(struct model *m, const struct model_config *cfg)
 {
 	memset(m, 0, sizeof(*m));
 	m->cfg = *cfg;
@@ -204,7 +215,8 @@ int model_alloc(struct model *m, const struct model_config *cfg)
 	return 0;
 }
 
-void model_free(struct model *m)
+void
+model_free(struct model *m)
 {
 	free(m->params);
 	free(m->grads);
@@ -216,7 +228,8 @@ void model_free(struct model *m)
 	memset(m, 0, sizeof(*m));
 }
 
-void model_init(struct model *m, uint64_t *rng)
+void
+model_init(struct model *m, uint64_t *rng)
 {
 	float proj_scale = 0.02f / sqrtf(2.0f * (float)m->cfg.layers);
 	for (int i = 0; i < MODEL_NTENSORS; i++) {
@@ -235,7 +248,8 @@ void model_init(struct model *m, uint64_t *rng)
 
 /* ---- the layers */
 
-static double now_s(void)
+static double
+now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -243,8 +257,9 @@ static double now_s(void)
 }
 
 /* C (M,N) = alpha op(A) op(B) + beta C, row-major, counted in model_matmul_stats. */
-static void gemm(int ta, int tb, size_t M, size_t N, size_t K, const float *A, size_t lda,
-    const float *Bm, size_t ldb, float beta, float *Cm, size_t ldc)
+static void
+gemm(int ta, int tb, size_t M, size_t N, size_t K, const float *A, size_t lda, const float *Bm,
+    size_t ldb, float beta, float *Cm, size_t ldc)
 {
 	double t0 = now_s();
 	cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
@@ -255,8 +270,9 @@ static void gemm(int ta, int tb, size_t M, size_t N, size_t K, const float *A, s
 	shape_count(ta, tb, M, N, K);
 }
 
-static void encoder_forward(float *out, const uint8_t *inp, const float *wte, const float *wpe,
-    size_t B, size_t T, size_t C)
+static void
+encoder_forward(float *out, const uint8_t *inp, const float *wte, const float *wpe, size_t B,
+    size_t T, size_t C)
 {
 	for (size_t b = 0; b < B; b++)
 		for (size_t t = 0; t < T; t++) {
@@ -267,8 +283,9 @@ static void encoder_forward(float *out, const uint8_t *inp, const float *wte, co
 		}
 }
 
-static void encoder_backward(float *dwte, float *dwpe, const float *dout, const uint8_t *inp,
-    size_t B, size_t T, size_t C)
+static void
+encoder_backward(
+    float *dwte, float *dwpe, const float *dout, const uint8_t *inp, size_t B, size_t T, size_t C)
 {
 	for (size_t b = 0; b < B; b++)
 		for (size_t t = 0; t < T; t++) {
@@ -281,8 +298,9 @@ static void encoder_backward(float *dwte, float *dwpe, const float *dout, const 
 		}
 }
 
-static void layernorm_forward(float *out, float *mean, float *rstd, const float *inp,
-    const float *w, const float *b, size_t N, size_t C)
+static void
+layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
+    const float *b, size_t N, size_t C)
 {
 	for (size_t n = 0; n < N; n++) {
 		const float *x = inp + n * C;
@@ -302,8 +320,9 @@ static void layernorm_forward(float *out, float *mean, float *rstd, const float 
 	}
 }
 
-static void layernorm_backward(float *dinp, float *dw, float *db, const float *dout,
-    const float *inp, const float *w, const float *mean, const float *rstd, size_t N, size_t C)
+static void
+layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+    const float *w, const float *mean, const float *rstd, size_t N, size_t C)
 {
 	for (size_t n = 0; n < N; n++) {
 		const float *d = dout + n * C, *x = inp + n * C;
@@ -327,8 +346,9 @@ static void layernorm_backward(float *dinp, float *dw, float *db, const float *d
 }
 
 /* out (N,OC) = inp (N,IC) W^T (W is (OC,IC)) + bias */
-static void matmul_forward(float *out, const float *inp, const float *w, const float *bias,
-    size_t N, size_t IC, size_t OC)
+static void
+matmul_forward(
+    float *out, const float *inp, const float *w, const float *bias, size_t N, size_t IC, size_t OC)
 {
 	for (size_t n = 0; n < N; n++)
 		for (size_t o = 0; o < OC; o++)
@@ -336,8 +356,9 @@ static void matmul_forward(float *out, const float *inp, const float *w, const f
 	gemm(0, 1, N, OC, IC, inp, IC, w, IC, 1.0f, out, OC);
 }
 
-static void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout,
-    const float *inp, const float *w, size_t N, size_t IC, size_t OC)
+static void
+matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
+    const float *w, size_t N, size_t IC, size_t OC)
 {
 	gemm(0, 0, N, IC, OC, dout, OC, w, IC, 1.0f, dinp, IC);
 	gemm(1, 0, OC, IC, N, dout, OC, inp, IC, 1.0f, dw, IC);
@@ -347,8 +368,9 @@ static void matmul_backward(float *dinp, float *dw, float *dbias, const float *d
 				dbias[o] += dout[n * OC + o];
 }
 
-static void attention_forward(float *out, float *preatt, float *att, const float *qkv,
-    size_t B, size_t T, size_t C, size_t NH)
+static void
+attention_forward(float *out, float *preatt, float *att, const float *qkv, size_t B, size_t T,
+    size_t C, size_t NH)
 {
 	size_t hs = C / NH;
 	float scale = 1.0f / sqrtf((float)hs);
@@ -384,14 +406,16 @@ static void attention_forward(float *out, float *preatt, float *att, const float
 				for (size_t i = 0; i < hs; i++)
 					o[i] = 0.0f;
 				for (size_t t2 = 0; t2 <= t; t2++) {
-					const float *v = qkv + (b * T + t2) * 3 * C + 2 * C + h * hs;
+					const float *v =
+					    qkv + (b * T + t2) * 3 * C + 2 * C + h * hs;
 					for (size_t i = 0; i < hs; i++)
 						o[i] += a[t2] * v[i];
 				}
 			}
 }
 
-static void attention_backward(float *dqkv, float *datt_buf, const float *dout, const float *qkv,
+static void
+attention_backward(float *dqkv, float *datt_buf, const float *dout, const float *qkv,
     const float *att, size_t B, size_t T, size_t C, size_t NH)
 {
 	size_t hs = C / NH;
@@ -406,7 +430,8 @@ static void attention_backward(float *dqkv, float *datt_buf, const float *dout, 
 				float *dq = dqkv + (b * T + t) * 3 * C + h * hs;
 				/* out = sum att v */
 				for (size_t t2 = 0; t2 <= t; t2++) {
-					const float *v = qkv + (b * T + t2) * 3 * C + 2 * C + h * hs;
+					const float *v =
+					    qkv + (b * T + t2) * 3 * C + 2 * C + h * hs;
 					float *dv = dqkv + (b * T + t2) * 3 * C + 2 * C + h * hs;
 					float s = 0.0f;
 					for (size_t i = 0; i < hs; i++) {
@@ -433,7 +458,8 @@ static void attention_backward(float *dqkv, float *datt_buf, const float *dout, 
 
 #define GELU_SCALE 0.7978845608f /* sqrt(2/pi) */
 
-static void gelu_forward(float *out, const float *inp, size_t N)
+static void
+gelu_forward(float *out, const float *inp, size_t N)
 {
 	for (size_t i = 0; i < N; i++) {
 		float x = inp[i], cube = 0.044715f * x * x * x;
@@ -441,7 +467,8 @@ static void gelu_forward(float *out, const float *inp, size_t N)
 	}
 }
 
-static void gelu_backward(float *dinp, const float *inp, const float *dout, size_t N)
+static void
+gelu_backward(float *dinp, const float *inp, const float *dout, size_t N)
 {
 	for (size_t i = 0; i < N; i++) {
 		float x = inp[i], cube = 0.044715f * x * x * x;
@@ -453,13 +480,15 @@ static void gelu_backward(float *dinp, const float *inp, const float *dout, size
 	}
 }
 
-static void residual_forward(float *out, const float *a, const float *b, size_t N)
+static void
+residual_forward(float *out, const float *a, const float *b, size_t N)
 {
 	for (size_t i = 0; i < N; i++)
 		out[i] = a[i] + b[i];
 }
 
-static void residual_backward(float *da, float *db, const float *dout, size_t N)
+static void
+residual_backward(float *da, float *db, const float *dout, size_t N)
 {
 	for (size_t i = 0; i < N; i++) {
 		da[i] += dout[i];
@@ -473,7 +502,8 @@ struct params {
 	float *t[MODEL_NTENSORS];
 };
 
-static void params_of(const struct model *m, float *base, struct params *p)
+static void
+params_of(const struct model *m, float *base, struct params *p)
 {
 	size_t off = 0;
 	for (int i = 0; i < MODEL_NTENSORS; i++) {
@@ -482,7 +512,8 @@ static void params_of(const struct model *m, float *base, struct params *p)
 	}
 }
 
-float model_forward(struct model *m, const uint8_t *inputs, const uint8_t *targets)
+float
+model_forward(struct model *m, const uint8_t *inputs, const uint8_t *targets)
 {
 	size_t B = m->cfg.batch, T = m->cfg.ctx, C = m->cfg.channels, L = m->cfg.layers,
 	       NH = m->cfg.heads, V = m->cfg.vocab, BT = B * T;
@@ -501,17 +532,19 @@ float model_forward(struct model *m, const uint8_t *inputs, const uint8_t *targe
 		float *ln2 = a.ln2 + l * BT * C, *fch = a.fch + l * BT * 4 * C;
 		float *fchg = a.fch_gelu + l * BT * 4 * C, *fcproj = a.fcproj + l * BT * C;
 		float *res3 = a.residual3 + l * BT * C;
-		layernorm_forward(ln1, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, res, p.t[2] + l * C,
-		    p.t[3] + l * C, BT, C);
+		layernorm_forward(ln1, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, res,
+		    p.t[2] + l * C, p.t[3] + l * C, BT, C);
 		matmul_forward(qkv, ln1, p.t[4] + l * 3 * C * C, p.t[5] + l * 3 * C, BT, C, 3 * C);
 		attention_forward(atty, preatt, att, qkv, B, T, C, NH);
 		matmul_forward(attproj, atty, p.t[6] + l * C * C, p.t[7] + l * C, BT, C, C);
 		residual_forward(res2, res, attproj, BT * C);
-		layernorm_forward(ln2, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, res2, p.t[8] + l * C,
-		    p.t[9] + l * C, BT, C);
-		matmul_forward(fch, ln2, p.t[10] + l * 4 * C * C, p.t[11] + l * 4 * C, BT, C, 4 * C);
+		layernorm_forward(ln2, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, res2,
+		    p.t[8] + l * C, p.t[9] + l * C, BT, C);
+		matmul_forward(
+		    fch, ln2, p.t[10] + l * 4 * C * C, p.t[11] + l * 4 * C, BT, C, 4 * C);
 		gelu_forward(fchg, fch, BT * 4 * C);
-		matmul_forward(fcproj, fchg, p.t[12] + l * C * 4 * C, p.t[13] + l * C, BT, 4 * C, C);
+		matmul_forward(
+		    fcproj, fchg, p.t[12] + l * C * 4 * C, p.t[13] + l * C, BT, 4 * C, C);
 		residual_forward(res3, res2, fcproj, BT * C);
 	}
 	const float *last = a.residual3 + (L - 1) * BT * C;
@@ -537,7 +570,8 @@ float model_forward(struct model *m, const uint8_t *inputs, const uint8_t *targe
 	return (float)(total / (double)BT);
 }
 
-void model_backward(struct model *m, const uint8_t *inputs, const uint8_t *targets)
+void
+model_backward(struct model *m, const uint8_t *inputs, const uint8_t *targets)
 {
 	size_t B = m->cfg.batch, T = m->cfg.ctx, C = m->cfg.channels, L = m->cfg.layers,
 	       NH = m->cfg.heads, V = m->cfg.vocab, BT = B * T;
@@ -560,32 +594,37 @@ void model_backward(struct model *m, const uint8_t *inputs, const uint8_t *targe
 	matmul_backward(d.lnf, g.t[0], NULL, d.logits, a.lnf, p.t[0], BT, C, V);
 	const float *last = a.residual3 + (L - 1) * BT * C;
 	float *dlast = d.residual3 + (L - 1) * BT * C;
-	layernorm_backward(dlast, g.t[14], g.t[15], d.lnf, last, p.t[14], a.lnf_mean, a.lnf_rstd, BT, C);
+	layernorm_backward(
+	    dlast, g.t[14], g.t[15], d.lnf, last, p.t[14], a.lnf_mean, a.lnf_rstd, BT, C);
 	for (size_t l = L; l-- > 0;) {
 		const float *res = l == 0 ? a.encoded : a.residual3 + (l - 1) * BT * C;
 		float *dres = l == 0 ? d.encoded : d.residual3 + (l - 1) * BT * C;
-		size_t o1 = l * BT * C, o3 = l * BT * 3 * C, o4 = l * BT * 4 * C, oa = l * B * NH * T * T;
+		size_t o1 = l * BT * C, o3 = l * BT * 3 * C, o4 = l * BT * 4 * C,
+		       oa = l * B * NH * T * T;
 		residual_backward(d.residual2 + o1, d.fcproj + o1, d.residual3 + o1, BT * C);
 		matmul_backward(d.fch_gelu + o4, g.t[12] + l * C * 4 * C, g.t[13] + l * C,
 		    d.fcproj + o1, a.fch_gelu + o4, p.t[12] + l * C * 4 * C, BT, 4 * C, C);
 		gelu_backward(d.fch + o4, a.fch + o4, d.fch_gelu + o4, BT * 4 * C);
-		matmul_backward(d.ln2 + o1, g.t[10] + l * 4 * C * C, g.t[11] + l * 4 * C, d.fch + o4,
-		    a.ln2 + o1, p.t[10] + l * 4 * C * C, BT, C, 4 * C);
+		matmul_backward(d.ln2 + o1, g.t[10] + l * 4 * C * C, g.t[11] + l * 4 * C,
+		    d.fch + o4, a.ln2 + o1, p.t[10] + l * 4 * C * C, BT, C, 4 * C);
 		layernorm_backward(d.residual2 + o1, g.t[8] + l * C, g.t[9] + l * C, d.ln2 + o1,
-		    a.residual2 + o1, p.t[8] + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT, C);
+		    a.residual2 + o1, p.t[8] + l * C, a.ln2_mean + l * BT, a.ln2_rstd + l * BT, BT,
+		    C);
 		residual_backward(dres, d.attproj + o1, d.residual2 + o1, BT * C);
 		matmul_backward(d.atty + o1, g.t[6] + l * C * C, g.t[7] + l * C, d.attproj + o1,
 		    a.atty + o1, p.t[6] + l * C * C, BT, C, C);
-		attention_backward(d.qkv + o3, d.att + oa, d.atty + o1, a.qkv + o3, a.att + oa, B, T, C, NH);
+		attention_backward(
+		    d.qkv + o3, d.att + oa, d.atty + o1, a.qkv + o3, a.att + oa, B, T, C, NH);
 		matmul_backward(d.ln1 + o1, g.t[4] + l * 3 * C * C, g.t[5] + l * 3 * C, d.qkv + o3,
 		    a.ln1 + o1, p.t[4] + l * 3 * C * C, BT, C, 3 * C);
-		layernorm_backward(dres, g.t[2] + l * C, g.t[3] + l * C, d.ln1 + o1, res, p.t[2] + l * C,
-		    a.ln1_mean + l * BT, a.ln1_rstd + l * BT, BT, C);
+		layernorm_backward(dres, g.t[2] + l * C, g.t[3] + l * C, d.ln1 + o1, res,
+		    p.t[2] + l * C, a.ln1_mean + l * BT, a.ln1_rstd + l * BT, BT, C);
 	}
 	encoder_backward(g.t[0], g.t[1], d.encoded, inputs, B, T, C);
 }
 
-void model_adamw(struct model *m, float lr, float wd)
+void
+model_adamw(struct model *m, float lr, float wd)
 {
 	const float b1 = 0.9f, b2 = 0.95f, eps = 1e-8f;
 	m->adam_step++;

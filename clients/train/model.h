@@ -17,12 +17,12 @@
 #define MODEL_NTENSORS 16
 
 struct model_config {
-	uint32_t vocab;	   /* 256: bytes */
-	uint32_t ctx;	   /* positions (sequence length) */
+	uint32_t vocab; /* 256: bytes */
+	uint32_t ctx;   /* positions (sequence length) */
 	uint32_t layers;
 	uint32_t heads;
 	uint32_t channels; /* a multiple of heads */
-	uint32_t batch;	   /* sequences per step */
+	uint32_t batch;    /* sequences per step */
 };
 
 /* Fills cfg with the default tiny model: 2 layers, 4 heads, 64 channels, ctx 64, batch 8. */
@@ -40,10 +40,10 @@ struct model {
 	size_t sizes[MODEL_NTENSORS];
 	float *params; /* all tensors, one after another */
 	float *grads;
-	float *m, *v;  /* AdamW moments */
-	float *acts;   /* activations of one step */
+	float *m, *v; /* AdamW moments */
+	float *acts;  /* activations of one step */
 	size_t nacts;
-	float *dacts;  /* their gradients */
+	float *dacts; /* their gradients */
 	float *scratch;
 	uint64_t adam_step;
 };

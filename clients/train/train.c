@@ -28,7 +28,8 @@ void openblas_set_num_threads(int num_threads);
 
 static volatile sig_atomic_t got_signal;
 
-static void on_signal(int sig)
+static void
+on_signal(int sig)
 {
 	got_signal = sig;
 }
@@ -39,7 +40,8 @@ struct corpus {
 	uint64_t hash;
 };
 
-static int corpus_load(struct corpus *c, const char *path, char *why, size_t whylen)
+static int
+corpus_load(struct corpus *c, const char *path, char *why, size_t whylen)
 {
 	FILE *f = fopen(path, "rb");
 	if (!f) {
@@ -82,8 +84,8 @@ static int corpus_load(struct corpus *c, const char *path, char *why, size_t why
  * targets, wrapping around the end; so a batch samples batch regions of the
  * corpus, each read in order. Returns the next position.
  */
-static uint64_t next_batch(const struct corpus *c, uint64_t pos, size_t batch, size_t ctx,
-    uint8_t *in, uint8_t *tg)
+static uint64_t
+next_batch(const struct corpus *c, uint64_t pos, size_t batch, size_t ctx, uint8_t *in, uint8_t *tg)
 {
 	size_t stride = c->len / batch;
 	for (size_t b = 0; b < batch; b++)
@@ -95,14 +97,16 @@ static uint64_t next_batch(const struct corpus *c, uint64_t pos, size_t batch, s
 	return (pos + ctx) % (stride ? stride : 1);
 }
 
-static double now_s(void)
+static double
+now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static uint32_t float_bits(float f)
+static uint32_t
+float_bits(float f)
 {
 	uint32_t u;
 	memcpy(&u, &f, 4);
@@ -110,7 +114,8 @@ static uint32_t float_bits(float f)
 }
 
 /* The mean of the last (up to) 10 losses of this run. */
-static double mean_recent(const float *recent, uint64_t n)
+static double
+mean_recent(const float *recent, uint64_t n)
 {
 	double sum = 0.0;
 	uint64_t k = n < 10 ? n : 10;
@@ -119,7 +124,8 @@ static double mean_recent(const float *recent, uint64_t n)
 	return k ? sum / (double)k : 0.0;
 }
 
-static void usage(FILE *f)
+static void
+usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: allot-train [options] CORPUS\n"
@@ -128,13 +134,15 @@ static void usage(FILE *f)
 	    "         --log-every N (10)\n"
 	    "state:   --checkpoint PATH [--checkpoint-every N] [--resume]\n"
 	    "budget:  --server URL --cert F --key F --ca F --site S --account A --partition P\n"
-	    "         [--user U] [--gpus N (1)] [--time S | --as-far-as-budget] [--heartbeat S (60)]\n"
+	    "         [--user U] [--gpus N (1)] [--time S | --as-far-as-budget] [--heartbeat S "
+	    "(60)]\n"
 	    "         [--job-id ID] [--lien-expires S]\n"
 	    "exit: 0 done, 75 stopped (Allot said STOP, or SIGTERM): resume later; 64 usage;\n"
 	    "      65 a checkpoint refused; 1 any other failure\n");
 }
 
-static int parse_u(const char *s, unsigned long long max, unsigned long long *out)
+static int
+parse_u(const char *s, unsigned long long max, unsigned long long *out)
 {
 	char *end;
 	errno = 0;
@@ -145,21 +153,47 @@ static int parse_u(const char *s, unsigned long long max, unsigned long long *ou
 	return 0;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	struct model_config cfg;
 	model_config_default(&cfg);
 	unsigned long long steps = 200, seed = 1, threads = 2, log_every = 10, ckpt_every = 0,
-			   heartbeat_s = 60, gpus = 1, time_s = 0, expires_s = 0;
+	                   heartbeat_s = 60, gpus = 1, time_s = 0, expires_s = 0;
 	float lr = 1e-2f, wd = 0.0f;
 	const char *ckpt_path = NULL;
 	bool resume = false;
 	struct budget_opts bo = {.gpus = 1};
 	enum {
-		O_STEPS = 256, O_SEED, O_LR, O_WD, O_LAYERS, O_HEADS, O_CHANNELS, O_CTX, O_BATCH,
-		O_THREADS, O_LOG, O_CKPT, O_CKPT_EVERY, O_RESUME, O_SERVER, O_CERT, O_KEY, O_CA,
-		O_SITE, O_ACCOUNT, O_PARTITION, O_USER, O_GPUS, O_TIME, O_ASFAR, O_HB, O_JOB,
-		O_EXPIRES, O_HELP
+		O_STEPS = 256,
+		O_SEED,
+		O_LR,
+		O_WD,
+		O_LAYERS,
+		O_HEADS,
+		O_CHANNELS,
+		O_CTX,
+		O_BATCH,
+		O_THREADS,
+		O_LOG,
+		O_CKPT,
+		O_CKPT_EVERY,
+		O_RESUME,
+		O_SERVER,
+		O_CERT,
+		O_KEY,
+		O_CA,
+		O_SITE,
+		O_ACCOUNT,
+		O_PARTITION,
+		O_USER,
+		O_GPUS,
+		O_TIME,
+		O_ASFAR,
+		O_HB,
+		O_JOB,
+		O_EXPIRES,
+		O_HELP
 	};
 	static const struct option longopts[] = {{"steps", 1, 0, O_STEPS}, {"seed", 1, 0, O_SEED},
 	    {"lr", 1, 0, O_LR}, {"wd", 1, 0, O_WD}, {"layers", 1, 0, O_LAYERS},
@@ -168,30 +202,62 @@ int main(int argc, char **argv)
 	    {"checkpoint", 1, 0, O_CKPT}, {"checkpoint-every", 1, 0, O_CKPT_EVERY},
 	    {"resume", 0, 0, O_RESUME}, {"server", 1, 0, O_SERVER}, {"cert", 1, 0, O_CERT},
 	    {"key", 1, 0, O_KEY}, {"ca", 1, 0, O_CA}, {"site", 1, 0, O_SITE},
-	    {"account", 1, 0, O_ACCOUNT}, {"partition", 1, 0, O_PARTITION},
-	    {"user", 1, 0, O_USER}, {"gpus", 1, 0, O_GPUS}, {"time", 1, 0, O_TIME},
-	    {"as-far-as-budget", 0, 0, O_ASFAR}, {"heartbeat", 1, 0, O_HB},
-	    {"job-id", 1, 0, O_JOB}, {"lien-expires", 1, 0, O_EXPIRES}, {"help", 0, 0, O_HELP},
-	    {0, 0, 0, 0}};
+	    {"account", 1, 0, O_ACCOUNT}, {"partition", 1, 0, O_PARTITION}, {"user", 1, 0, O_USER},
+	    {"gpus", 1, 0, O_GPUS}, {"time", 1, 0, O_TIME}, {"as-far-as-budget", 0, 0, O_ASFAR},
+	    {"heartbeat", 1, 0, O_HB}, {"job-id", 1, 0, O_JOB}, {"lien-expires", 1, 0, O_EXPIRES},
+	    {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
 	int opt;
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		unsigned long long v = 0;
 		int bad = 0;
 		switch (opt) {
-		case O_STEPS: bad = parse_u(optarg, 1ULL << 40, &steps); break;
-		case O_SEED: bad = parse_u(optarg, UINT64_MAX, &seed); break;
-		case O_THREADS: bad = parse_u(optarg, 256, &threads) || threads < 1; break;
-		case O_LOG: bad = parse_u(optarg, 1ULL << 40, &log_every); break;
-		case O_CKPT_EVERY: bad = parse_u(optarg, 1ULL << 40, &ckpt_every); break;
-		case O_HB: bad = parse_u(optarg, 86400, &heartbeat_s) || heartbeat_s < 1; break;
-		case O_GPUS: bad = parse_u(optarg, 100000, &gpus) || gpus < 1; break;
-		case O_TIME: bad = parse_u(optarg, 1ULL << 40, &time_s) || time_s < 1; break;
-		case O_EXPIRES: bad = parse_u(optarg, 1ULL << 40, &expires_s); break;
-		case O_LAYERS: bad = parse_u(optarg, 1000, &v); cfg.layers = (uint32_t)v; break;
-		case O_HEADS: bad = parse_u(optarg, 1000, &v); cfg.heads = (uint32_t)v; break;
-		case O_CHANNELS: bad = parse_u(optarg, 100000, &v); cfg.channels = (uint32_t)v; break;
-		case O_CTX: bad = parse_u(optarg, 100000, &v); cfg.ctx = (uint32_t)v; break;
-		case O_BATCH: bad = parse_u(optarg, 100000, &v); cfg.batch = (uint32_t)v; break;
+		case O_STEPS:
+			bad = parse_u(optarg, 1ULL << 40, &steps);
+			break;
+		case O_SEED:
+			bad = parse_u(optarg, UINT64_MAX, &seed);
+			break;
+		case O_THREADS:
+			bad = parse_u(optarg, 256, &threads) || threads < 1;
+			break;
+		case O_LOG:
+			bad = parse_u(optarg, 1ULL << 40, &log_every);
+			break;
+		case O_CKPT_EVERY:
+			bad = parse_u(optarg, 1ULL << 40, &ckpt_every);
+			break;
+		case O_HB:
+			bad = parse_u(optarg, 86400, &heartbeat_s) || heartbeat_s < 1;
+			break;
+		case O_GPUS:
+			bad = parse_u(optarg, 100000, &gpus) || gpus < 1;
+			break;
+		case O_TIME:
+			bad = parse_u(optarg, 1ULL << 40, &time_s) || time_s < 1;
+			break;
+		case O_EXPIRES:
+			bad = parse_u(optarg, 1ULL << 40, &expires_s);
+			break;
+		case O_LAYERS:
+			bad = parse_u(optarg, 1000, &v);
+			cfg.layers = (uint32_t)v;
+			break;
+		case O_HEADS:
+			bad = parse_u(optarg, 1000, &v);
+			cfg.heads = (uint32_t)v;
+			break;
+		case O_CHANNELS:
+			bad = parse_u(optarg, 100000, &v);
+			cfg.channels = (uint32_t)v;
+			break;
+		case O_CTX:
+			bad = parse_u(optarg, 100000, &v);
+			cfg.ctx = (uint32_t)v;
+			break;
+		case O_BATCH:
+			bad = parse_u(optarg, 100000, &v);
+			cfg.batch = (uint32_t)v;
+			break;
 		case O_LR:
 		case O_WD: {
 			char *end;
@@ -204,20 +270,48 @@ int main(int argc, char **argv)
 				wd = f;
 			break;
 		}
-		case O_CKPT: ckpt_path = optarg; break;
-		case O_RESUME: resume = true; break;
-		case O_SERVER: bo.server = optarg; break;
-		case O_CERT: bo.cert = optarg; break;
-		case O_KEY: bo.key = optarg; break;
-		case O_CA: bo.ca = optarg; break;
-		case O_SITE: bo.site = optarg; break;
-		case O_ACCOUNT: bo.account = optarg; break;
-		case O_PARTITION: bo.partition = optarg; break;
-		case O_USER: bo.user = optarg; break;
-		case O_JOB: bo.job_id = optarg; break;
-		case O_ASFAR: bo.as_far = true; break;
-		case O_HELP: usage(stdout); return 0;
-		default: usage(stderr); return EXIT_USAGE;
+		case O_CKPT:
+			ckpt_path = optarg;
+			break;
+		case O_RESUME:
+			resume = true;
+			break;
+		case O_SERVER:
+			bo.server = optarg;
+			break;
+		case O_CERT:
+			bo.cert = optarg;
+			break;
+		case O_KEY:
+			bo.key = optarg;
+			break;
+		case O_CA:
+			bo.ca = optarg;
+			break;
+		case O_SITE:
+			bo.site = optarg;
+			break;
+		case O_ACCOUNT:
+			bo.account = optarg;
+			break;
+		case O_PARTITION:
+			bo.partition = optarg;
+			break;
+		case O_USER:
+			bo.user = optarg;
+			break;
+		case O_JOB:
+			bo.job_id = optarg;
+			break;
+		case O_ASFAR:
+			bo.as_far = true;
+			break;
+		case O_HELP:
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 		if (bad) {
 			fprintf(stderr, "allot-train: bad value for --%s: %s\n",
@@ -267,8 +361,8 @@ int main(int argc, char **argv)
 	openblas_set_num_threads((int)threads);
 
 	struct model m;
-	struct ckpt_state st = {.seed = seed, .corpus_len = corpus.len,
-	    .corpus_hash = corpus.hash, .lr = lr};
+	struct ckpt_state st = {
+	    .seed = seed, .corpus_len = corpus.len, .corpus_hash = corpus.hash, .lr = lr};
 	int rc = 0;
 	if (resume) {
 		if (ckpt_read(ckpt_path, &cfg, &m, &st, why, sizeof(why)) != 0) {
@@ -277,9 +371,11 @@ int main(int argc, char **argv)
 			return 65;
 		}
 		if (st.corpus_len != corpus.len || st.corpus_hash != corpus.hash) {
-			fprintf(stderr, "allot-train: checkpoint refused: %s: trained on another corpus "
-					"(%llu bytes, hash %016llx)\n", ckpt_path,
-			    (unsigned long long)st.corpus_len, (unsigned long long)st.corpus_hash);
+			fprintf(stderr,
+			    "allot-train: checkpoint refused: %s: trained on another corpus "
+			    "(%llu bytes, hash %016llx)\n",
+			    ckpt_path, (unsigned long long)st.corpus_len,
+			    (unsigned long long)st.corpus_hash);
 			model_free(&m);
 			free(corpus.data);
 			return 65;
@@ -328,7 +424,8 @@ int main(int argc, char **argv)
 		}
 		have_budget = true;
 		if (b.slurm)
-			printf("budget: Slurm job %s, lien %s (the prolog's)\n", b.job_id, b.lien_id);
+			printf(
+			    "budget: Slurm job %s, lien %s (the prolog's)\n", b.job_id, b.lien_id);
 		else
 			printf("budget: lien %s for job %s: %lld s of %d GPU(s), %.6f GPU-h held, "
 			       "%.6f GPU-h left\n",
@@ -376,13 +473,15 @@ int main(int argc, char **argv)
 			if (budget_heartbeat(&b, elapsed, &stop, why, sizeof(why)) != 0) {
 				fprintf(stderr, "allot-train: %s (training on)\n", why);
 			} else {
-				printf("heartbeat: elapsed %lld s, step %llu, %.0f tokens/s, loss %.4f, "
+				printf("heartbeat: elapsed %lld s, step %llu, %.0f tokens/s, loss "
+				       "%.4f, "
 				       "%.1f GPU-s, %s\n",
 				    (long long)elapsed, (unsigned long long)st.step,
 				    (double)hb_tokens / (now - tok_t0), (double)loss,
 				    (double)elapsed * (double)bo.gpus, stop ? "STOP" : "CONTINUE");
 				if (stop) {
-					snprintf(stop_buf, sizeof(stop_buf), "Allot said STOP: %s", why);
+					snprintf(
+					    stop_buf, sizeof(stop_buf), "Allot said STOP: %s", why);
 					stop_why = stop_buf;
 					break;
 				}
@@ -398,7 +497,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "allot-train: checkpoint: %s\n", why);
 			rc = 1;
 		} else {
-			printf("checkpoint: %s at step %llu\n", ckpt_path, (unsigned long long)st.step);
+			printf("checkpoint: %s at step %llu\n", ckpt_path,
+			    (unsigned long long)st.step);
 		}
 	}
 settle:;
@@ -420,13 +520,15 @@ settle:;
 	}
 	if (stop_why) {
 		printf("stopped: %s, after step %llu of %llu%s%s\n", stop_why,
-		    (unsigned long long)st.step, steps, ckpt_path ? "; resume with --resume --checkpoint " : "",
+		    (unsigned long long)st.step, steps,
+		    ckpt_path ? "; resume with --resume --checkpoint " : "",
 		    ckpt_path ? ckpt_path : "");
 		if (rc == 0)
 			rc = EXIT_TEMPFAIL;
 	}
-	printf("summary: steps %llu (this run %llu) of %llu, tokens %llu, final loss %.6f bits %08x, "
-	       "%.1f s\n",
+	printf(
+	    "summary: steps %llu (this run %llu) of %llu, tokens %llu, final loss %.6f bits %08x, "
+	    "%.1f s\n",
 	    (unsigned long long)st.step, (unsigned long long)(st.step - start_step), steps,
 	    (unsigned long long)((st.step - start_step) * ntok), (double)st.loss,
 	    float_bits(st.loss), elapsed);

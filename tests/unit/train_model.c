@@ -75,8 +75,8 @@ test_gradients(void **state)
 			double num = ((double)lp - (double)lm) / (2.0 * h), an = analytic[i];
 			double err = fabs(num - an), tol = 2e-3 + 3e-2 * fmax(fabs(num), fabs(an));
 			if (err > tol)
-				fail_msg("%s[%zu]: analytic %g, numeric %g", model_tensor_names[t], k, an,
-				    num);
+				fail_msg("%s[%zu]: analytic %g, numeric %g", model_tensor_names[t],
+				    k, an, num);
 			if (err > worst)
 				worst = err;
 			checked++;
@@ -158,8 +158,15 @@ test_checkpoint(void **state)
 		m.m[i] = (float)i * 1e-3f;
 		m.v[i] = (float)i * 1e-6f;
 	}
-	struct ckpt_state st = {.seed = 5, .step = 17, .data_pos = 999, .corpus_len = 4096,
-	    .corpus_hash = 0x1234, .rng = rng, .lr = 3e-3f, .loss = 2.5f}, got;
+	struct ckpt_state st = {.seed = 5,
+	                      .step = 17,
+	                      .data_pos = 999,
+	                      .corpus_len = 4096,
+	                      .corpus_hash = 0x1234,
+	                      .rng = rng,
+	                      .lr = 3e-3f,
+	                      .loss = 2.5f},
+	                  got;
 	assert_int_equal(ckpt_write(path, &m, &st, why, sizeof(why)), 0);
 	assert_int_equal(ckpt_read(path, &tiny, &r, &got, why, sizeof(why)), 0);
 	assert_memory_equal(&st, &got, sizeof(st));

@@ -18,14 +18,16 @@
 
 void openblas_set_num_threads(int num_threads);
 
-static double now_s(void)
+static double
+now_s(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	if (argc != 4) {
 		fprintf(stderr, "usage: train_bench CORPUS STEPS THREADS\n");
@@ -89,17 +91,19 @@ int main(int argc, char **argv)
 			double s0 = now_s();
 			for (uint64_t c = 0; c < sh.count; c++)
 				cblas_sgemm(CblasRowMajor, sh.ta ? CblasTrans : CblasNoTrans,
-				    sh.tb ? CblasTrans : CblasNoTrans, (int)sh.M, (int)sh.N, (int)sh.K,
-				    1.0f, A, lda, B, ldb, 1.0f, C, (int)sh.N);
+				    sh.tb ? CblasTrans : CblasNoTrans, (int)sh.M, (int)sh.N,
+				    (int)sh.K, 1.0f, A, lda, B, ldb, 1.0f, C, (int)sh.N);
 			double e = now_s() - s0;
 			if (e < best)
 				best = e;
 		}
 		ref_s += best;
 		ref_flops += 2.0 * (double)sh.M * (double)sh.N * (double)sh.K * (double)sh.count;
-		printf("shape %c%c M=%zu N=%zu K=%zu x%llu: %.2f GFLOP/s alone\n", sh.ta ? 'T' : 'N',
-		    sh.tb ? 'T' : 'N', sh.M, sh.N, sh.K, (unsigned long long)sh.count,
-		    2.0 * (double)sh.M * (double)sh.N * (double)sh.K * (double)sh.count / best / 1e9);
+		printf("shape %c%c M=%zu N=%zu K=%zu x%llu: %.2f GFLOP/s alone\n",
+		    sh.ta ? 'T' : 'N', sh.tb ? 'T' : 'N', sh.M, sh.N, sh.K,
+		    (unsigned long long)sh.count,
+		    2.0 * (double)sh.M * (double)sh.N * (double)sh.K * (double)sh.count / best /
+		        1e9);
 		free(A);
 		free(B);
 		free(C);
