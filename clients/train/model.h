@@ -65,6 +65,8 @@ struct matmul_shape {
 };
 extern struct matmul_shape model_matmul_shapes[MODEL_MAX_SHAPES];
 extern int model_matmul_nshapes;
+/* CLOCK_MONOTONIC in seconds (the clock of the statistics). */
+double model_now_s(void);
 /* Zeroes the statistics and the shapes. */
 void model_matmul_reset(void);
 

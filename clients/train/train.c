@@ -97,14 +97,6 @@ next_batch(const struct corpus *c, uint64_t pos, size_t batch, size_t ctx, uint8
 	return (pos + ctx) % (stride ? stride : 1);
 }
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static uint32_t
 float_bits(float f)
 {
@@ -435,7 +427,7 @@ main(int argc, char **argv)
 		fflush(stdout);
 	}
 
-	double t0 = now_s(), last_hb = t0, tok_t0 = t0;
+	double t0 = model_now_s(), last_hb = t0, tok_t0 = t0;
 	uint64_t start_step = st.step, hb_tokens = 0;
 	const char *stop_why = NULL;
 	float recent[10] = {0};
@@ -466,7 +458,7 @@ main(int argc, char **argv)
 			stop_why = stop_buf;
 			break;
 		}
-		double now = now_s();
+		double now = model_now_s();
 		if (have_budget && now - last_hb >= (double)heartbeat_s) {
 			bool stop;
 			int64_t elapsed = (int64_t)(now - t0);
@@ -502,7 +494,7 @@ main(int argc, char **argv)
 		}
 	}
 settle:;
-	double elapsed = now_s() - t0;
+	double elapsed = model_now_s() - t0;
 	if (have_budget) {
 		/* the usage of the last stretch, unless Allot's STOP has just charged it */
 		bool stop;

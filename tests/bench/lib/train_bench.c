@@ -18,14 +18,6 @@
 
 void openblas_set_num_threads(int num_threads);
 
-static double
-now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -60,7 +52,7 @@ main(int argc, char **argv)
 	for (int s = -2; s < steps; s++) {
 		if (s == 0) {
 			model_matmul_reset();
-			t0 = now_s();
+			t0 = model_now_s();
 		}
 		for (size_t i = 0; i < n; i++) {
 			in[i] = corpus[(pos + i) % len];
@@ -71,7 +63,7 @@ main(int argc, char **argv)
 		model_backward(&m, in, tg);
 		model_adamw(&m, 1e-2f, 0.0f);
 	}
-	double train_s = now_s() - t0;
+	double train_s = model_now_s() - t0;
 	struct matmul_stats got = model_matmul_stats;
 	double achieved = got.flops / got.seconds;
 
@@ -88,12 +80,12 @@ main(int argc, char **argv)
 		int lda = (int)(sh.ta ? sh.M : sh.K), ldb = (int)(sh.tb ? sh.K : sh.N);
 		double best = 1e30;
 		for (int rep = 0; rep < 3; rep++) {
-			double s0 = now_s();
+			double s0 = model_now_s();
 			for (uint64_t c = 0; c < sh.count; c++)
 				cblas_sgemm(CblasRowMajor, sh.ta ? CblasTrans : CblasNoTrans,
 				    sh.tb ? CblasTrans : CblasNoTrans, (int)sh.M, (int)sh.N,
 				    (int)sh.K, 1.0f, A, lda, B, ldb, 1.0f, C, (int)sh.N);
-			double e = now_s() - s0;
+			double e = model_now_s() - s0;
 			if (e < best)
 				best = e;
 		}
