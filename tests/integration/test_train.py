@@ -3,8 +3,9 @@ short run learns (its loss falls below the corpus's own byte entropy) and is the
 same to the bit for one seed; a small grant is reserved, heartbeated, answered
 STOP, checkpointed and settled (exit 75), and after a new grant --resume goes on
 from that step with the losses of an uninterrupted run; SIGTERM checkpoints and
-settles; after SIGKILL the lien expires and allotd releases it; corrupt and
-foreign checkpoints are refused with the reason.
+settles; after SIGKILL the lien expires and allotd releases it; under Slurm it
+heartbeats and settles the prolog's lien and reserves none; corrupt and foreign
+checkpoints are refused with the reason.
 
 The corpus is the repository's README.md. On LEONARDO's boost_usr_prod (weight
 1000) one GPU for one second is 1,000 units; a GPU-hour is 3,600,000 units.
@@ -66,14 +67,16 @@ class Train(AllotTestCase):
                   "--partition", PART, "--account", project, "--user", "ada"]
         return a + list(args) + [CORPUS]
 
-    def env(self):
+    def env(self, slurm_job=None):
         e = dict(os.environ)
         e.pop("SLURM_JOB_ID", None)
+        if slurm_job:
+            e["SLURM_JOB_ID"] = slurm_job
         return e
 
-    def run_train(self, *args, cert=None, project=None, timeout=120):
+    def run_train(self, *args, cert=None, project=None, timeout=120, slurm_job=None):
         return subprocess.run(self.argv(*args, cert=cert, project=project), capture_output=True,
-                              text=True, timeout=timeout, env=self.env())
+                              text=True, timeout=timeout, env=self.env(slurm_job))
 
     def start_train(self, *args, cert=None, project=None):
         return subprocess.Popen(self.argv(*args, cert=cert, project=project),
@@ -205,6 +208,24 @@ class Train(AllotTestCase):
         self.assertEqual(lien[:2], ["train-leonardo-trk-1", "expired"])
         self.assertEqual(int(self.balance("trk")["total"]["pendingUnits"]), 0)
         self.assertEqual(self.psql("SELECT allot.check_ledger()"), "t")
+
+    def test_under_slurm_the_prologs_lien(self):
+        cert = self.project("trl", 10)
+        # What allot-slurm's PrologSlurmctld holds for job 5501.
+        self.call("Ledger/Reserve", {"lienId": "slurm-leonardo-5501", "site": SITE,
+                                     "jobId": "5501", "partition": PART, "account": "trl",
+                                     "user": "ada", "gpus": 1, "cpus": 8, "memMb": "0",
+                                     "nodes": 1, "timeLimitS": "600"},
+                  cert="scheduler-leonardo")
+        r = self.run_train("--steps", "30", "--heartbeat", "1", "--log-every", "0",
+                           cert=cert, project="trl", slurm_job="5501")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("budget: Slurm job 5501, lien slurm-leonardo-5501 (the prolog's)", r.stdout)
+        self.assertIn("settled: lien slurm-leonardo-5501", r.stdout)
+        # No lien of its own: the prolog's, settled, is the project's only one.
+        self.assertEqual([l[:2] for l in self.lien_of("trl")],
+                         [["slurm-leonardo-5501", "settled"]])
+        self.assertEqual(int(self.balance("trl")["total"]["pendingUnits"]), 0)
 
     def test_corrupt_and_foreign_checkpoints_refused(self):
         ck = os.path.join(self.dir, "ckpt")
