@@ -121,7 +121,7 @@ usage(FILE *f)
 {
 	fprintf(f,
 	    "usage: allot-train [options] CORPUS\n"
-	    "model:   --steps N (200) --seed N (1) --lr F (0.01) --wd F (0) --layers N (2)\n"
+	    "model:   --steps N (200) --seed N (1) --lr F (0.02) --wd F (0) --layers N (2)\n"
 	    "         --heads N (4) --channels N (64) --ctx N (64) --batch N (8) --threads N (2)\n"
 	    "         --log-every N (10)\n"
 	    "state:   --checkpoint PATH [--checkpoint-every N] [--resume]\n"
@@ -152,7 +152,7 @@ main(int argc, char **argv)
 	model_config_default(&cfg);
 	unsigned long long steps = 200, seed = 1, threads = 2, log_every = 10, ckpt_every = 0,
 	                   heartbeat_s = 60, gpus = 1, time_s = 0, expires_s = 0;
-	float lr = 1e-2f, wd = 0.0f;
+	float lr = 2e-2f, wd = 0.0f;
 	const char *ckpt_path = NULL;
 	bool resume = false;
 	struct budget_opts bo = {.gpus = 1};

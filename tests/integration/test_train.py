@@ -102,15 +102,16 @@ class Train(AllotTestCase):
         return [r.split("|") for r in rows]
 
     def test_a_short_run_learns_and_is_deterministic(self):
-        r = self.run_train("--steps", "150", "--log-every", "10", "--seed", "3")
+        r = self.run_train("--steps", "250", "--log-every", "10", "--seed", "3")
         self.assertEqual(r.returncode, 0, r.stderr)
         got = losses(r.stdout)
         first = self.run_train("--steps", "1", "--log-every", "1", "--seed", "3")
         self.assertGreater(losses(first.stdout)[1][1], 5.0, "starts near ln 256 = 5.55")
         # Below the README's byte entropy (what a model without context can reach, about
-        # 3.4 nats): the model uses the context. The mean of the last 10 steps' losses.
-        bound = unigram_entropy(CORPUS) - 0.1
-        self.assertLess(got[150][1], bound, r.stdout)
+        # 3.4 nats) by 0.15: the model uses the context. The mean of the last 10 steps'
+        # losses; seeds 1 to 4 on two versions of the README gave 2.96 to 3.12.
+        bound = unigram_entropy(CORPUS) - 0.15
+        self.assertLess(got[250][1], bound, r.stdout)
         # One seed, two runs: every step's loss the same to the bit; another seed differs.
         a = self.run_train("--steps", "20", "--log-every", "1", "--seed", "9")
         b = self.run_train("--steps", "20", "--log-every", "1", "--seed", "9")
