@@ -4,7 +4,7 @@
 
 ALLOT_DEBIAN_PACKAGES="build-essential meson ninja-build pkg-config libevent-dev libssl-dev
 libpq-dev libprotobuf-c-dev protobuf-c-compiler libcmocka-dev libjansson-dev
-libcurl4-openssl-dev postgresql-15 postgresql-15-pgtap openssl curl python3 clang-format
+libcurl4-openssl-dev libopenblas-dev postgresql-15 postgresql-15-pgtap openssl curl python3 clang-format
 mandoc slurmctld slurmd slurm-client slurmdbd munge mariadb-server iproute2"
 
 deps_install() {
