@@ -323,6 +323,11 @@ server_bev_cb(struct event_base *base, void *arg)
 		log_errorx("could not create a TLS session for a new connection");
 		return NULL;
 	}
+	/*
+	 * join_output_cb may move the bytes of a write that has to be retried (same
+	 * bytes, another address), which OpenSSL refuses without this mode.
+	 */
+	SSL_set_mode(ssl, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (bev == NULL) {

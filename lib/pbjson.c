@@ -936,6 +936,15 @@ decode_field(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescripto
 static int
 find_field(const ProtobufCMessageDescriptor *desc, const char *key)
 {
+	const ProtobufCFieldDescriptor *f;
+
+	/*
+	 * By the .proto name first, a binary search: one-word names (most of them) are
+	 * the same in lowerCamelCase. protoc refuses a message where one field's JSON
+	 * name is another's name, so this finds the field the scan below would.
+	 */
+	if ((f = protobuf_c_message_descriptor_get_field_by_name(desc, key)) != NULL)
+		return (int)(f - desc->fields);
 	for (unsigned i = 0; i < desc->n_fields; i++) {
 		const char *rest;
 
