@@ -525,11 +525,34 @@ scope_allows(const struct twirp_call *call, char *why, size_t whylen)
 	return false;
 }
 
+/*
+ * True when no byte of p[0..len) has its high bit set. Every string of a message
+ * unpacked from such a body is then ASCII, so valid UTF-8, without walking the
+ * message (pbjson_strings_valid was 3 % of a GetPriorities call): the common case,
+ * since only varints past 127 and fixed-width numbers put such bytes in a body.
+ */
+static bool
+bytes_are_ascii(const uint8_t *p, size_t len)
+{
+	uint64_t acc = 0, w;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, p + i, 8);
+		acc |= w;
+	}
+	for (; i < len; i++)
+		acc |= p[i];
+	return (acc & 0x8080808080808080u) == 0;
+}
+
 /* The checks after the principal's: role, body, scope; then the handler. */
 static void
 twirp_authenticated(struct twirp_call *call, enum auth_status status, const struct principal *p)
 {
 	struct evbuffer *body;
+	const uint8_t *data;
+	size_t len;
 	char err[512];
 
 	switch (status) {
@@ -555,18 +578,16 @@ twirp_authenticated(struct twirp_call *call, enum auth_status status, const stru
 		return;
 	}
 	body = evhttp_request_get_input_buffer(call->req);
-	{
-		size_t len = evbuffer_get_length(body);
-		const uint8_t *data = evbuffer_pullup(body, -1);
-
-		if (call->json)
-			call->request = pbjson_decode_in(call->md->input, (const char *)data, len,
-			    arena_protobuf(&call->arena), err, sizeof(err));
-		else
-			call->request = protobuf_c_message_unpack(
-			    call->md->input, arena_protobuf(&call->arena), len, data);
-	}
-	if (call->request != NULL && !call->json && !pbjson_strings_valid(call->request)) {
+	len = evbuffer_get_length(body);
+	data = evbuffer_pullup(body, -1);
+	if (call->json)
+		call->request = pbjson_decode_in(call->md->input, (const char *)data, len,
+		    arena_protobuf(&call->arena), err, sizeof(err));
+	else
+		call->request = protobuf_c_message_unpack(
+		    call->md->input, arena_protobuf(&call->arena), len, data);
+	if (call->request != NULL && !call->json && !bytes_are_ascii(data, len) &&
+	    !pbjson_strings_valid(call->request)) {
 		twirp_reply_error(call, TWIRP_MALFORMED,
 		    "the protobuf body is not a valid %s: a string is not UTF-8",
 		    call->md->input->name);

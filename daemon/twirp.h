@@ -59,11 +59,14 @@ struct twirp_call {
 	struct arena arena;
 };
 
-/* n zeroed bytes that live until the call is answered, or NULL when memory is exhausted. */
+/*
+ * n zeroed elements of size bytes that live until the call is answered (an answer's
+ * messages), or NULL when memory is exhausted or n * size overflows.
+ */
 static inline void *
-twirp_call_alloc(struct twirp_call *call, size_t n)
+twirp_call_calloc(struct twirp_call *call, size_t n, size_t size)
 {
-	return arena_calloc(&call->arena, 1, n);
+	return arena_calloc(&call->arena, n, size);
 }
 
 /*
