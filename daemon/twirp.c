@@ -275,7 +275,7 @@ twirp_finish(struct twirp_call *call, int status, const char *code)
 	    call_name(call), code, seconds * 1e3);
 	/* The request, the database's answer and the handler's messages, all at once. */
 	arena_cleanup(&call->arena);
-	free(call);
+	free(call); /* its call_box: the call is the first member */
 	if (--tw->inflight == 0 && tw->idle_cb != NULL)
 		tw->idle_cb(tw->idle_arg);
 }
@@ -691,7 +691,7 @@ peer_subject(struct twirp_call *call, char *why, size_t whylen)
 	return 0;
 }
 
-/* Answers bad_route, naming the method and path in the meta (built only here, off the way of every call). */
+/* Answers bad_route, the method and path in its meta: built here, off every call's way. */
 static void
 bad_route(struct twirp_call *call, const char *path, const char *msg)
 {
