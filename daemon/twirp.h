@@ -14,6 +14,7 @@
 #include <jansson.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "arena.h"
 #include "auth.h"
 #include "db.h"
 #include "twirp_codes.h"
@@ -47,9 +48,26 @@ struct twirp_call {
 	const ProtobufCMethodDescriptor *md;
 	bool json; /* application/json on the wire, else application/protobuf */
 	struct principal principal;
-	ProtobufCMessage *request; /* decoded; freed with the call */
+	ProtobufCMessage *request; /* decoded into arena; freed with the call */
 	uint64_t start_usec;
+	/*
+	 * Everything that lives as long as the call: its decoded request, the database's
+	 * decoded answer, and whatever a handler allocates with twirp_call_alloc (the
+	 * messages of its answer). Freed at once when the call is answered, whatever
+	 * the outcome.
+	 */
+	struct arena arena;
 };
+
+/*
+ * n zeroed elements of size bytes that live until the call is answered (an answer's
+ * messages), or NULL when memory is exhausted or n * size overflows.
+ */
+static inline void *
+twirp_call_calloc(struct twirp_call *call, size_t n, size_t size)
+{
+	return arena_calloc(&call->arena, n, size);
+}
 
 /*
  * Returns a new dispatcher for routes (kept: the table must outlive it), whose

@@ -4,8 +4,9 @@
  * Encoding walks the descriptor and writes straight into a strbuf. Decoding
  * parses into a jtree (one flat node array), then builds the message field by
  * field at the offsets
- * the descriptor gives, allocating with malloc so that
- * protobuf_c_message_free_unpacked(msg, NULL) releases it, also halfway through
+ * the descriptor gives, allocating with the caller's ProtobufCAllocator (malloc
+ * by default) so that protobuf_c_message_free_unpacked(msg, alloc) releases it,
+ * also halfway through
  * a failed decode: a repeated field's count is only raised once its element is
  * in place, and a oneof case or a has_ flag only once its value is. Recursion,
  * both ways, stops at PBJSON_MAX_DEPTH nested messages.
@@ -196,12 +197,16 @@ utf8_valid(const char *s)
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n;
 
-	while (*p != '\0') {
+	for (;;) {
+		/* ASCII, nearly every string Allot sees, without a call a byte. */
+		while (*p != '\0' && *p < 0x80)
+			p++;
+		if (*p == '\0')
+			return true;
 		if ((n = jtree_utf8_seq(p)) == 0)
 			return false;
 		p += n;
 	}
-	return true;
 }
 
 static bool
@@ -473,6 +478,7 @@ pbjson_encode(const ProtobufCMessage *msg, struct strbuf *out)
 
 struct dec {
 	const struct jtree *t;
+	ProtobufCAllocator *alloc; /* the decoded message's memory; NULL: malloc */
 	char *err;
 	size_t errlen;
 	char path[256]; /* the field being read: records[2].gpus */
@@ -520,6 +526,22 @@ path_index(struct dec *d, size_t plen, size_t i)
 	} while (i > 0);
 	*--q = '[';
 	path_put(d, plen, q, (size_t)(num + sizeof(num) - q));
+}
+
+/* Memory for the decoded message, from its allocator. */
+static void *
+dec_alloc(struct dec *d, size_t n)
+{
+	return d->alloc != NULL ? d->alloc->alloc(d->alloc->allocator_data, n) : malloc(n);
+}
+
+static void
+dec_free(struct dec *d, void *p)
+{
+	if (d->alloc != NULL)
+		d->alloc->free(d->alloc->allocator_data, p);
+	else
+		free(p);
 }
 
 static bool dec_fail(struct dec *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -650,13 +672,13 @@ read_bytes(struct dec *d, const char *s, ProtobufCBinaryData *out)
 		out->len = 0;
 		return true;
 	}
-	if ((buf = malloc(len * 3 / 4 + 1)) == NULL)
+	if ((buf = dec_alloc(d, len * 3 / 4 + 1)) == NULL)
 		return dec_fail(d, "out of memory");
 	for (size_t i = 0; i < len; i++) {
 		int v = b64_value(s[i]);
 
 		if (v < 0) {
-			free(buf);
+			dec_free(d, buf);
 			return dec_fail(d, "not valid base64");
 		}
 		acc = (acc << 6 | (uint32_t)v) & 0xffffff;
@@ -824,8 +846,9 @@ decode_value(
 		if (str[0] == '\0' && f->label == PROTOBUF_C_LABEL_NONE &&
 		    !(f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF))
 			return true;
-		if ((copy = strdup(str)) == NULL)
+		if ((copy = dec_alloc(d, v->len + 1)) == NULL)
 			return dec_fail(d, "out of memory");
+		memcpy(copy, str, v->len + 1);
 		*slot = copy; /* over a default: each field is read once */
 		return true;
 	}
@@ -871,8 +894,9 @@ decode_field(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescripto
 			return dec_fail(d, "expected an array");
 		if ((n = v->count) == 0)
 			return true;
-		if ((arr = calloc(n, size)) == NULL)
+		if (n > SIZE_MAX / size || (arr = dec_alloc(d, n * size)) == NULL)
 			return dec_fail(d, "out of memory");
+		memset(arr, 0, n * size);
 		*(char **)p = arr;
 		for (e = jtree_node(d->t, v->first); e != NULL;
 		     e = jtree_node(d->t, e->next), i++) {
@@ -912,6 +936,15 @@ decode_field(struct dec *d, ProtobufCMessage *msg, const ProtobufCFieldDescripto
 static int
 find_field(const ProtobufCMessageDescriptor *desc, const char *key)
 {
+	const ProtobufCFieldDescriptor *f;
+
+	/*
+	 * By the .proto name first, a binary search: one-word names (most of them) are
+	 * the same in lowerCamelCase. protoc refuses a message where one field's JSON
+	 * name is another's name, so this finds the field the scan below would.
+	 */
+	if ((f = protobuf_c_message_descriptor_get_field_by_name(desc, key)) != NULL)
+		return (int)(f - desc->fields);
 	for (unsigned i = 0; i < desc->n_fields; i++) {
 		const char *rest;
 
@@ -940,7 +973,7 @@ decode_object(
 		seen = calloc(desc->n_fields, 1);
 	else
 		memset(small, 0, sizeof(small));
-	if (seen == NULL || (msg = malloc(desc->sizeof_message)) == NULL) {
+	if (seen == NULL || (msg = dec_alloc(d, desc->sizeof_message)) == NULL) {
 		if (seen != small)
 			free(seen);
 		dec_fail(d, "out of memory");
@@ -971,7 +1004,7 @@ fail:
 	d->path[plen] = '\0';
 	if (seen != small)
 		free(seen);
-	protobuf_c_message_free_unpacked(msg, NULL);
+	protobuf_c_message_free_unpacked(msg, d->alloc);
 	return NULL;
 }
 
@@ -979,8 +1012,15 @@ ProtobufCMessage *
 pbjson_decode(
     const ProtobufCMessageDescriptor *desc, const char *json, size_t len, char *err, size_t errlen)
 {
+	return pbjson_decode_in(desc, json, len, NULL, err, errlen);
+}
+
+ProtobufCMessage *
+pbjson_decode_in(const ProtobufCMessageDescriptor *desc, const char *json, size_t len,
+    ProtobufCAllocator *alloc, char *err, size_t errlen)
+{
 	char spare[1], why[200];
-	struct dec d = {.err = err, .errlen = errlen, .path = ""};
+	struct dec d = {.alloc = alloc, .err = err, .errlen = errlen, .path = ""};
 	struct jtree t;
 	ProtobufCMessage *msg;
 

@@ -44,6 +44,16 @@ ProtobufCMessage *pbjson_decode(const ProtobufCMessageDescriptor *desc, const ch
     size_t len, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /*
+ * pbjson_decode with the message's memory from alloc (NULL: malloc), as protobuf-c's
+ * unpack takes it: the caller frees it with protobuf_c_message_free_unpacked(msg,
+ * alloc), or not at all when alloc is an arena that frees everything at once. On
+ * failure, whatever was allocated has been given back to alloc.
+ */
+ProtobufCMessage *pbjson_decode_in(const ProtobufCMessageDescriptor *desc, const char *json,
+    size_t len, ProtobufCAllocator *alloc, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
+
+/*
  * True when every string field of msg, nested messages included, is valid UTF-8,
  * as proto3 requires and JSON can carry. protobuf-c's unpacking does not check.
  * False too for a message nested past the bound, which pbjson_encode refuses.

@@ -1,9 +1,11 @@
 """Twirp conformance, authentication and roles, against a real allotd over TLS."""
 
+import http.client
 import json
+import socket
 import unittest
 
-from harness import (AllotTestCase, SCHEMA, TWIRP_STATUS, https_request, job,
+from harness import (AllotTestCase, SCHEMA, TWIRP_STATUS, client_context, https_request, job,
                      make_cert, subject, twirp_path)
 
 START = "2026-11-21T08:00:00Z"
@@ -230,6 +232,44 @@ class Authentication(AllotTestCase):
         self.assertTwirpError(self.twirp("Ledger/GetBalance", {"project": "acme-llm"},
                                          cert="project-acme-vision"),
                               "permission_denied", "acme-llm")
+
+
+class CallMemory(AllotTestCase):
+    """A call's memory (its arena: the decoded request, the database's decoded answer)
+    is freed however the call ends, and a connection's calls share what they may (the
+    peer's subject). LeakSanitizer at allotd's exit, in the sanitized build, and the
+    log checks of tearDownClass see what a test leaves behind."""
+
+    def test_client_gone_mid_call(self):
+        # ListSites waits on PostgreSQL: each client closes while its call is in flight.
+        body = b"{}"
+        head = (b"POST /twirp/allot.v1.Admin/ListSites HTTP/1.1\r\nHost: allot\r\n"
+                b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
+        for _ in range(20):
+            with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+                with client_context("admin").wrap_socket(s, server_hostname="127.0.0.1") as t:
+                    t.sendall(head + body)
+        sites = self.call("Admin/ListSites", {})
+        self.assertEqual(len(sites["sites"]), len(SCHEMA_SITES))
+
+    def test_keep_alive_calls_share_the_subject(self):
+        make_cert("nobody-kept")
+        for cert, status in (("admin", 200), ("nobody-kept", 401), ("admin", 200)):
+            conn = http.client.HTTPSConnection("127.0.0.1", self.port,
+                                               context=client_context(cert), timeout=30)
+            try:
+                for body in (b"{}", SCHEMA.encode(SCHEMA.rpcs["Admin/ListSites"][0], {})):
+                    for _ in range(3):
+                        ctype = "application/json" if body == b"{}" else "application/protobuf"
+                        conn.request("POST", twirp_path("Admin/ListSites"), body=body,
+                                     headers={"Content-Type": ctype})
+                        r = conn.getresponse()
+                        data = r.read()
+                        self.assertEqual(r.status, status, data)
+                        if status == 401:
+                            self.assertIn(subject("nobody-kept").encode(), data)
+            finally:
+                conn.close()
 
 
 if __name__ == "__main__":
