@@ -670,6 +670,13 @@ class AllotTestCase(unittest.TestCase):
     def charged_units(self, project):
         return int(self.balance(project)["total"]["chargedUnits"])
 
+    def create_principal(self, cn, role, scope=""):
+        """Creates the principal of certificate cn through the Admin RPC, then waits
+        until this class's allotd knows it (wait_for_principal)."""
+        self.call("Admin/CreatePrincipal", {"subject": subject(cn), "role": role,
+                                            "scope": scope})
+        wait_for_principal(self.port, cn)
+
     def create_project(self, name, allocations=(("", (), 1000),), window=DEFAULT_WINDOW):
         """Creates project name in the standard organization, with allocations given
         as (site, resources, gpu_hours); returns the allocation ids."""
@@ -733,6 +740,22 @@ class TwoDaemonCase(AllotTestCase):
         assert rc == 0, f"second allotd exited with {rc}"
         assert not errors, "second allotd logged errors:\n" + "\n".join(errors)
 
+def wait_for_principal(port, cn, within=10):
+    """Waits until the allotd on port knows the principal of certificate cn. A
+    principal takes effect on every allotd within a second, when the table's NOTIFY
+    is heard (README "Roles"), not with the answer to CreatePrincipal: a call made at
+    once may still be unauthenticated."""
+    deadline = time.monotonic() + within
+    while True:
+        # Every role may read the thresholds: 401 only while cn is not known yet.
+        st, _, body = twirp(port, "Events/ListThresholds", {}, cert=cn)
+        if st != 401:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"principal {cn} unknown to allotd after {within} s: {body}")
+        time.sleep(0.02)
+
+
 def standard_setup(tc, allocations=True):
     """The specification's world through the Admin RPC: program, organization, the two
     projects, the four sites and their default resources, a principal for each
@@ -753,6 +776,8 @@ def standard_setup(tc, allocations=True):
     for cn, role, scope in PRINCIPALS:
         call("Admin/CreatePrincipal", {"subject": subject(cn), "role": role,
                                        "scope": scope})
+    # The table is read whole at each notification: the last one known, all are.
+    wait_for_principal(tc.daemon.port, PRINCIPALS[-1][0])
     if allocations:
         call("Admin/CreateAllocation", {
             "project": "acme-vision", "site": "leonardo", "resources": [],

@@ -11,7 +11,7 @@ import unittest
 
 import time
 
-from harness import AllotTestCase, TwoDaemonCase, job, make_cert, subject, twirp
+from harness import AllotTestCase, TwoDaemonCase, job, make_cert, twirp
 
 H = 3_600_000
 SITE, PART = "leonardo", "boost_usr_prod"
@@ -182,8 +182,7 @@ class ThresholdEvents(AllotTestCase):
     def test_thresholds_fire_once_each_in_order(self):
         self.create_project("trial", allocations=((SITE, (), 10),))
         make_cert("project-trial")
-        self.call("Admin/CreatePrincipal", {"subject": subject("project-trial"),
-                                            "role": "ROLE_PROJECT", "scope": "trial"})
+        self.create_principal("project-trial", "ROLE_PROJECT", "trial")
         mark = len(self.daemon.lines())
 
         def send(batch, *records):
@@ -258,8 +257,7 @@ class Thresholds(AllotTestCase):
     def test_set_list_and_fire(self):
         make_cert("project-set1")
         self.create_project("set1", allocations=((SITE, (), 10),))
-        self.call("Admin/CreatePrincipal", {"subject": subject("project-set1"),
-                                            "role": "ROLE_PROJECT", "scope": "set1"})
+        self.create_principal("project-set1", "ROLE_PROJECT", "set1")
         self.assertEqual(self.call("Events/ListThresholds", {}, cert="project-set1"),
                          {"percents": [50, 80, 100]})
         out = self.ok("--format", "json", "events", "set-thresholds", "--percents", "90",

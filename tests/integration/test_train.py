@@ -19,8 +19,7 @@ import shutil
 import signal
 import subprocess
 
-from harness import (REPO, AllotTestCase, binary, certs_dir, cert_files, job, make_cert,
-                     subject)
+from harness import REPO, AllotTestCase, binary, certs_dir, cert_files, job, make_cert
 
 H = 3_600_000
 SITE, PART = "leonardo", "boost_usr_prod"
@@ -54,8 +53,7 @@ class Train(AllotTestCase):
         """A project with a grant on LEONARDO and a project principal of its own."""
         self.create_project(name, allocations=((SITE, (), gpu_hours),))
         cn = make_cert(f"project-{name}")
-        self.call("Admin/CreatePrincipal", {"subject": subject(cn), "role": "ROLE_PROJECT",
-                                            "scope": name})
+        self.create_principal(cn, "ROLE_PROJECT", name)
         return cn
 
     def argv(self, *args, cert=None, project=None):
