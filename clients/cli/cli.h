@@ -105,5 +105,7 @@ int completeness_main(struct cli *cli, int argc, char **argv);
 int reconcile_main(struct cli *cli, int argc, char **argv);
 /* `allot audit export|verify|balance ...`: the sealed journal. */
 int audit_main(struct cli *cli, int argc, char **argv);
+/* `allot statement ...` and `allot statement verify` (statement.c). */
+int statement_main(struct cli *cli, int argc, char **argv);
 
 #endif

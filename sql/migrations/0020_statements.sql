@@ -64,7 +64,7 @@ LANGUAGE sql STABLE AS $$
     WHERE t.credit_account_id = ANY (accs) AND t.created_at >= t0 AND t.created_at < t1
 $$;
 
--- Reports.GetStatement: the canonical text of project's statement for [from, to)
+-- Reports.GetStatement (a forecast past 100 years of 366 days is "never"): the canonical text of project's statement for [from, to)
 -- (whole UTC days) and the next page's cursor. Sections in a fixed order, each a
 -- "columns" line and its rows; breakdowns only those asked ("by"; none: all).
 CREATE FUNCTION allot.rpc_get_statement(req jsonb, principal text) RETURNS jsonb
@@ -161,7 +161,7 @@ BEGIN
                              FROM allot.statement_entries(ARRAY[ac.id], to_, 'infinity') s), 0)
                  AS closing,
                CASE WHEN least(al.ends_at, to_) > greatest(al.starts_at, from_) THEN
-                   (al.amount_units::numeric
+                   floor(al.amount_units::numeric
                     * extract(epoch FROM least(al.ends_at, to_) - greatest(al.starts_at, from_))
                     / extract(epoch FROM al.ends_at - al.starts_at))::bigint
                ELSE 0 END AS plan
@@ -209,8 +209,11 @@ BEGIN
     -- period's rate.
     forecast := CASE WHEN closing <= 0 THEN 'exhausted'
                      WHEN burn = 0 THEN 'never'
-                     ELSE allot.rfc3339(to_ + (closing::numeric * extract(epoch FROM to_ - from_)
-                                               / burn)::bigint * interval '1 second') END;
+                     WHEN closing::numeric * extract(epoch FROM to_ - from_) / burn
+                          > 3162240000 THEN 'never'
+                     ELSE allot.rfc3339(to_ + floor(closing::numeric
+                                                    * extract(epoch FROM to_ - from_) / burn)::bigint
+                                              * interval '1 second') END;
     out := out || allot.statement_line('columns', 'plan', 'burn_units', 'plan_units',
                                        'burn_gpu_hours', 'plan_gpu_hours', 'burn_permille_of_plan',
                                        'forecast_exhaustion')
