@@ -1,17 +1,24 @@
 -- 0020_statements: a project's statement for a period, as its canonical text (README
 -- "Statements", the format byte for byte), which allotd signs with the audit key
--- (daemon/statement.c). Every figure costs the period's size, not the journal's:
+-- (daemon/statement.c). Every figure costs the period's size in days, not the
+-- journal's length nor the number of jobs:
 --
---   - movements and balances read the journal by (account, created time): two
---     indexes below. A balance at a past time T is the account's columns now less
---     what the entries created at or after T did, so it costs the entries since T;
+--   - movements and balances read allot.account_days: what the journal posted to
+--     each allocation account per UTC day of its created time and movement, kept by
+--     a statement trigger on the journal (transfers_days, set-based, like
+--     transfers_flows). A balance at a midnight T is the account's columns now less
+--     the days from T on, so it costs the days since T;
 --   - the breakdowns by site, user and day read allot.usage_days (0017), rows per
 --     (user, site, day) of the period;
 --   - jobs are one page (limit + 1 per site) through job_usage_project_jobs (0006);
---   - the blocks a statement covers are found through a GIN index on their entries.
+--   - the blocks a statement names are those holding the period's first and last
+--     entries (account_days keeps each day's lowest and highest entry id), found
+--     through a GIN index on the blocks' entries.
+--
+-- Lock order (sql/README.md): accounts (transfers_apply), then allot.account_days
+-- (transfers_days), then allot.account_flows (transfers_flows), then
+-- allot.project_usage: the journal's triggers run in name order.
 
-CREATE INDEX transfers_debit_created ON allot.transfers (debit_account_id, created_at);
-CREATE INDEX transfers_credit_created ON allot.transfers (credit_account_id, created_at);
 CREATE INDEX blocks_entries ON allot.blocks USING gin (entries);
 
 -- A field of the canonical text: the audit format's four escapes.
@@ -45,24 +52,98 @@ LANGUAGE sql IMMUTABLE AS $$
         ELSE kind END
 $$;
 
--- The journal rows of accounts accs created in [t0, t1), each once with the
--- allocation account it touches (a move between two of them appears twice, once
--- per side) and its signed effect on that account's posted balance.
-CREATE FUNCTION allot.statement_entries(accs bigint[], t0 timestamptz, t1 timestamptz)
-RETURNS TABLE (id bigint, account bigint, movement text, delta bigint)
-LANGUAGE sql STABLE AS $$
-    SELECT t.id, t.debit_account_id, allot.statement_movement(t.kind, t.debit_account_id,
-                                                              t.debit_account_id),
-           -allot.transfer_posted(t.kind, t.amount)
-    FROM allot.transfers t
-    WHERE t.debit_account_id = ANY (accs) AND t.created_at >= t0 AND t.created_at < t1
-    UNION ALL
-    SELECT t.id, t.credit_account_id, allot.statement_movement(t.kind, t.debit_account_id,
-                                                               t.credit_account_id),
-           allot.transfer_posted(t.kind, t.amount)
-    FROM allot.transfers t
-    WHERE t.credit_account_id = ANY (accs) AND t.created_at >= t0 AND t.created_at < t1
-$$;
+-- What the journal posted to each allocation account per UTC day (of created_at)
+-- and movement: units (what moved, positive), delta (its effect on the account's
+-- posted balance), the entries and the lowest and highest entry id. Holds (reserve,
+-- void) post nothing and have no row.
+CREATE TABLE allot.account_days (
+    account_id bigint NOT NULL,
+    day date NOT NULL,
+    movement text NOT NULL,
+    units bigint NOT NULL,
+    delta bigint NOT NULL,
+    entries bigint NOT NULL,
+    first_entry bigint NOT NULL,
+    last_entry bigint NOT NULL,
+    PRIMARY KEY (account_id, day, movement)
+);
+
+-- The same figures from the whole journal: for the migration and
+-- allot.check_account_days(), never for a request.
+CREATE VIEW allot.account_days_journal AS
+    SELECT x.account AS account_id, x.day, x.movement, sum(abs(x.delta))::bigint AS units,
+           sum(x.delta)::bigint AS delta, count(*) AS entries, min(x.id) AS first_entry,
+           max(x.id) AS last_entry
+    FROM (SELECT t.id, t.debit_account_id AS account,
+                 (t.created_at AT TIME ZONE 'UTC')::date AS day,
+                 allot.statement_movement(t.kind, t.debit_account_id, t.debit_account_id)
+                     AS movement,
+                 -allot.transfer_posted(t.kind, t.amount) AS delta
+          FROM allot.transfers t
+          UNION ALL
+          SELECT t.id, t.credit_account_id, (t.created_at AT TIME ZONE 'UTC')::date,
+                 allot.statement_movement(t.kind, t.debit_account_id, t.credit_account_id),
+                 allot.transfer_posted(t.kind, t.amount)
+          FROM allot.transfers t) x
+    JOIN allot.accounts a ON a.id = x.account AND a.kind = 'allocation'
+    WHERE x.movement IS NOT NULL
+    GROUP BY x.account, x.day, x.movement;
+
+-- Adds a journal statement's rows to account_days, each key once, in key order.
+CREATE FUNCTION allot.account_days_apply() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO allot.account_days AS d
+    SELECT x.account, x.day, x.movement, sum(abs(x.delta)), sum(x.delta), count(*), min(x.id),
+           max(x.id)
+    FROM (SELECT t.id, t.debit_account_id AS account,
+                 (t.created_at AT TIME ZONE 'UTC')::date AS day,
+                 allot.statement_movement(t.kind, t.debit_account_id, t.debit_account_id)
+                     AS movement,
+                 -allot.transfer_posted(t.kind, t.amount) AS delta
+          FROM added t
+          UNION ALL
+          SELECT t.id, t.credit_account_id, (t.created_at AT TIME ZONE 'UTC')::date,
+                 allot.statement_movement(t.kind, t.debit_account_id, t.credit_account_id),
+                 allot.transfer_posted(t.kind, t.amount)
+          FROM added t) x
+    JOIN allot.accounts a ON a.id = x.account AND a.kind = 'allocation'
+    WHERE x.movement IS NOT NULL
+    GROUP BY x.account, x.day, x.movement
+    ORDER BY x.account, x.day, x.movement
+    ON CONFLICT (account_id, day, movement) DO UPDATE
+        SET units = d.units + excluded.units, delta = d.delta + excluded.delta,
+            entries = d.entries + excluded.entries,
+            first_entry = least(d.first_entry, excluded.first_entry),
+            last_entry = greatest(d.last_entry, excluded.last_entry);
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER transfers_days AFTER INSERT ON allot.transfers
+    REFERENCING NEW TABLE AS added
+    FOR EACH STATEMENT EXECUTE FUNCTION allot.account_days_apply();
+
+INSERT INTO allot.account_days SELECT * FROM allot.account_days_journal;
+
+-- Raises naming the first (account, day, movement) where account_days and the
+-- journal differ; true otherwise. For tests, never for a request.
+CREATE FUNCTION allot.check_account_days() RETURNS boolean
+LANGUAGE plpgsql STABLE AS $$
+DECLARE bad record;
+BEGIN
+    SELECT coalesce(s.account_id, j.account_id) AS account_id, coalesce(s.day, j.day) AS day,
+           coalesce(s.movement, j.movement) AS movement INTO bad
+    FROM allot.account_days s
+    FULL JOIN allot.account_days_journal j USING (account_id, day, movement)
+    WHERE (s.units, s.delta, s.entries, s.first_entry, s.last_entry)
+          IS DISTINCT FROM (j.units, j.delta, j.entries, j.first_entry, j.last_entry)
+    ORDER BY 1, 2, 3 LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'account_days of account % on % (%) differ from the journal',
+            bad.account_id, bad.day, bad.movement;
+    END IF;
+    RETURN true;
+END $$;
 
 -- Reports.GetStatement (a forecast past 100 years of 366 days is "never"): the canonical text of project's statement for [from, to)
 -- (whole UTC days) and the next page's cursor. Sections in a fixed order, each a
@@ -81,8 +162,12 @@ DECLARE
     t_at timestamptz := '-infinity';
     t_site text := '';
     t_job text := '';
+    from_d date;
+    to_d date;
     accs bigint[];
-    ids bigint[];
+    nentries bigint;
+    first_id bigint;
+    last_id bigint;
     out text := '';
     next_ text := '';
     p record;
@@ -107,6 +192,8 @@ BEGIN
         RAISE EXCEPTION 'a statement covers whole UTC days: from and to must be midnights (UTC), not % and %',
             allot.audit_time(from_), allot.audit_time(to_) USING ERRCODE = '22023';
     END IF;
+    from_d := (from_ AT TIME ZONE 'UTC')::date;
+    to_d := (to_ AT TIME ZONE 'UTC')::date;
     IF to_ - from_ > interval '3660 days' THEN
         RAISE EXCEPTION 'a statement covers at most 3660 days' USING ERRCODE = '22023';
     END IF;
@@ -145,7 +232,7 @@ BEGIN
                                 array_to_string(ARRAY(SELECT b FROM unnest(ARRAY['site', 'user',
                                     'day', 'job']) b WHERE b = ANY (by_)), ','));
 
-    -- Balances: now, less what came at or after from (opening) or to (closing).
+    -- Balances: now, less the days from from (opening) or from to (closing) on.
     out := out || allot.statement_line('columns', 'allocation', 'id', 'site', 'starts_at',
                                        'ends_at', 'granted_units', 'opening_units',
                                        'closing_units', 'plan_units');
@@ -153,13 +240,11 @@ BEGIN
     FOR r IN
         SELECT al.id, coalesce(al.site, '*') AS site, al.starts_at, al.ends_at, al.amount_units,
                ac.credits_posted - ac.debits_posted
-                 - coalesce((SELECT sum(s.delta)
-                             FROM allot.statement_entries(ARRAY[ac.id], from_, 'infinity') s), 0)
-                 AS opening,
+                 - coalesce((SELECT sum(d.delta) FROM allot.account_days d
+                             WHERE d.account_id = ac.id AND d.day >= from_d), 0) AS opening,
                ac.credits_posted - ac.debits_posted
-                 - coalesce((SELECT sum(s.delta)
-                             FROM allot.statement_entries(ARRAY[ac.id], to_, 'infinity') s), 0)
-                 AS closing,
+                 - coalesce((SELECT sum(d.delta) FROM allot.account_days d
+                             WHERE d.account_id = ac.id AND d.day >= to_d), 0) AS closing,
                CASE WHEN least(al.ends_at, to_) > greatest(al.starts_at, from_) THEN
                    floor(al.amount_units::numeric
                     * extract(epoch FROM least(al.ends_at, to_) - greatest(al.starts_at, from_))
@@ -178,10 +263,11 @@ BEGIN
     -- The project's balance covers every allocation, also those outside the period.
     SELECT coalesce(sum(ac.credits_posted - ac.debits_posted), 0) INTO closing
     FROM allot.accounts ac WHERE ac.id = ANY (accs);
-    closing := closing - coalesce((SELECT sum(s.delta)
-                                   FROM allot.statement_entries(accs, to_, 'infinity') s), 0);
-    opening := closing - coalesce((SELECT sum(s.delta)
-                                   FROM allot.statement_entries(accs, from_, to_) s), 0);
+    closing := closing - coalesce((SELECT sum(d.delta) FROM allot.account_days d
+                                   WHERE d.account_id = ANY (accs) AND d.day >= to_d), 0);
+    opening := closing - coalesce((SELECT sum(d.delta) FROM allot.account_days d
+                                   WHERE d.account_id = ANY (accs) AND d.day >= from_d
+                                     AND d.day < to_d), 0);
 
     out := out || allot.statement_line('columns', 'balance', 'opening_units', 'closing_units',
                                        'opening_gpu_hours', 'closing_gpu_hours')
@@ -192,10 +278,12 @@ BEGIN
                                        'entries');
     burn := 0;
     FOR r IN
-        SELECT k.kind, coalesce(sum(abs(s.delta)), 0)::bigint AS units, count(s.id) AS n
+        SELECT k.kind, coalesce(sum(d.units), 0)::bigint AS units,
+               coalesce(sum(d.entries), 0)::bigint AS n
         FROM unnest(ARRAY['grant', 'deposit', 'move_in', 'move_out', 'adjust_in', 'adjust_out',
                           'charge', 'refund', 'credit', 'expire']) WITH ORDINALITY AS k(kind, o)
-        LEFT JOIN allot.statement_entries(accs, from_, to_) s ON s.movement = k.kind
+        LEFT JOIN allot.account_days d ON d.movement = k.kind AND d.account_id = ANY (accs)
+                                      AND d.day >= from_d AND d.day < to_d
         GROUP BY k.kind, k.o ORDER BY k.o
     LOOP
         out := out || allot.statement_line('movement', r.kind, r.units::text,
@@ -222,22 +310,29 @@ BEGIN
                                 CASE WHEN plan > 0 THEN (burn * 1000 / plan)::text ELSE '-' END,
                                 forecast);
 
-    -- Provenance: the blocks holding the period's entries.
-    SELECT array_agg(DISTINCT s.id) INTO ids FROM allot.statement_entries(accs, from_, to_) s;
-    ids := coalesce(ids, '{}');
-    SELECT count(*) INTO unsealed FROM allot.seal_queue q WHERE q.entry = ANY (ids);
-    SELECT b.number, b.hash INTO b_first FROM allot.blocks b WHERE b.entries && ids
-    ORDER BY b.number LIMIT 1;
-    SELECT b.number, b.hash INTO b_last FROM allot.blocks b WHERE b.entries && ids
-    ORDER BY b.number DESC LIMIT 1;
+    -- Provenance: the blocks holding the period's first and last entries, and how
+    -- many of its entries are not sealed yet (the queue is short: what committed
+    -- since the last block).
+    SELECT coalesce(sum(d.entries), 0), min(d.first_entry), max(d.last_entry)
+    INTO nentries, first_id, last_id
+    FROM allot.account_days d
+    WHERE d.account_id = ANY (accs) AND d.day >= from_d AND d.day < to_d;
+    SELECT count(*) INTO unsealed FROM allot.seal_queue q JOIN allot.transfers t ON t.id = q.entry
+    WHERE t.created_at >= from_ AND t.created_at < to_
+      AND (t.debit_account_id = ANY (accs) OR t.credit_account_id = ANY (accs))
+      AND t.kind NOT IN ('reserve', 'void');
+    SELECT b.number, b.hash INTO b_first FROM allot.blocks b
+    WHERE b.entries @> ARRAY[first_id] ORDER BY b.number LIMIT 1;
+    SELECT b.number, b.hash INTO b_last FROM allot.blocks b
+    WHERE b.entries @> ARRAY[last_id] ORDER BY b.number LIMIT 1;
     status := CASE WHEN to_ > now_ THEN 'open'
                    WHEN unsealed > 0 THEN 'unsealed'
-                   WHEN cardinality(ids) = 0 THEN 'empty'
+                   WHEN nentries = 0 THEN 'empty'
                    ELSE 'sealed' END;
     out := out || allot.statement_line('columns', 'provenance', 'status', 'entries',
                                        'unsealed_entries', 'first_block', 'first_block_hash',
                                        'last_block', 'last_block_hash')
-        || allot.statement_line('provenance', status, cardinality(ids)::text, unsealed::text,
+        || allot.statement_line('provenance', status, nentries::text, unsealed::text,
                                 coalesce(b_first.number::text, '-'),
                                 coalesce(encode(b_first.hash, 'hex'), '-'),
                                 coalesce(b_last.number::text, '-'),

@@ -6,7 +6,7 @@
 BEGIN;
 \set QUIET on
 \ir setup.psql
-SELECT plan(31);
+SELECT plan(33);
 
 CREATE FUNCTION pg_temp.rec(job text, elapsed int, usr text, start text) RETURNS jsonb
 LANGUAGE sql AS $$
@@ -80,6 +80,11 @@ SELECT is(pg_temp.ingest('s1', jsonb_build_array(
     pg_temp.rec('j3', 900, 'bo', '2026-11-22T10:00:00Z'))) ->> 'charged', '3',
     'three jobs charged');
 
+SELECT ok(allot.check_account_days(), 'account_days equal the journal, backdated rows included');
+SELECT is((SELECT string_agg(day || ':' || movement || ':' || units || ':' || delta || ':' || entries,
+    ',' ORDER BY day, movement) FROM allot.account_days WHERE account_id = pg_temp.acct()
+    AND day < '2026-12-01'), '2026-11-10:deposit:36000000:36000000:1,'
+    '2026-11-20:adjust_out:3600000:-3600000:1', 'a row per account, UTC day and movement');
 SELECT is(pg_temp.rows(pg_temp.st('2026-11-01', '2026-12-01'), 'balance'),
     '0|32400000|0.000000|9.000000',
     'November: opening 0 (the grant is journaled now), closing 10 - 1 GPU-h');

@@ -262,12 +262,13 @@ class Statement(AllotTestCase):
         # Every December entry of the project: 2 grants, a deposit, 4 charges, a refund,
         # a credit, an expiry; all sealed (the queue is empty).
         self.assertEqual((prov["entries"], prov["unsealed_entries"]), ("10", "0"))
-        accts = (f"(SELECT id FROM allot.accounts WHERE allocation_id IN ({self.a}, {self.x}))")
-        first, last = self.psql(
-            "SELECT min(b.number) || ',' || max(b.number) FROM allot.blocks b "
-            "JOIN allot.transfers t ON t.id = ANY (b.entries) "
-            f"WHERE t.created_at >= '{iso(FROM)}' AND t.created_at < '{iso(TO)}' "
-            f"AND (t.debit_account_id IN {accts} OR t.credit_account_id IN {accts})").split(",")
+        # The blocks of the period's first and last entries (lowest and highest id).
+        accts = f"(SELECT id FROM allot.accounts WHERE allocation_id IN ({self.a}, {self.x}))"
+        ids = (f"SELECT {{}}(t.id) FROM allot.transfers t WHERE t.created_at >= '{iso(FROM)}' "
+               f"AND t.created_at < '{iso(TO)}' AND (t.debit_account_id IN {accts} OR "
+               f"t.credit_account_id IN {accts})")
+        first, last = (self.psql(f"SELECT number FROM allot.blocks WHERE entries @> "
+                                 f"ARRAY[({ids.format(f)})]") for f in ("min", "max"))
         self.assertEqual((prov["first_block"], prov["last_block"]), (first, last))
         self.assertEqual(prov["last_block_hash"], self.psql(
             f"SELECT encode(hash, 'hex') FROM allot.blocks WHERE number = {last}"))
