@@ -17,8 +17,8 @@ struct fields {
 	int n;
 };
 
-static void
-fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 fail(char *err, size_t errlen, const char *fmt, ...)
@@ -93,7 +93,8 @@ stmtfmt_check(const char *text, size_t len, char *err, size_t errlen)
 	}
 	while (next_line(text, len, &pos, &line, &linelen)) {
 		lineno++;
-		if (linelen == 0 || memchr(line, '\r', linelen) != NULL || memchr(line, '\0', linelen)) {
+		if (linelen == 0 || memchr(line, '\r', linelen) != NULL ||
+		    memchr(line, '\0', linelen)) {
 			fail(err, errlen, "line %d: empty, or holds a raw CR or NUL", lineno);
 			return -1;
 		}
@@ -103,7 +104,8 @@ stmtfmt_check(const char *text, size_t len, char *err, size_t errlen)
 		}
 		if (field_is(&f, 0, "columns")) {
 			if (f.n < 3 || f.len[1] == 0 || f.len[1] >= sizeof(name)) {
-				fail(err, errlen, "line %d: a columns line names its section and its columns",
+				fail(err, errlen,
+				    "line %d: a columns line names its section and its columns",
 				    lineno);
 				return -1;
 			}
@@ -118,8 +120,8 @@ stmtfmt_check(const char *text, size_t len, char *err, size_t errlen)
 			return -1;
 		}
 		if (f.n != ncols + 1) {
-			fail(err, errlen, "line %d: section %s has %d columns, the row %d fields", lineno,
-			    name, ncols, f.n - 1);
+			fail(err, errlen, "line %d: section %s has %d columns, the row %d fields",
+			    lineno, name, ncols, f.n - 1);
 			return -1;
 		}
 	}
@@ -166,8 +168,8 @@ csv_field(struct strbuf *out, const char *s, size_t len)
 }
 
 int
-stmtfmt_to_csv(const char *text, size_t len, const char *sig, struct strbuf *out, char *err,
-    size_t errlen)
+stmtfmt_to_csv(
+    const char *text, size_t len, const char *sig, struct strbuf *out, char *err, size_t errlen)
 {
 	size_t pos = 0;
 	const char *line;
@@ -253,7 +255,8 @@ stmtfmt_to_json(const char *text, size_t len, const char *sig, char *err, size_t
 				cols.len[cols.n] = f.len[i];
 				cols.n++;
 				used += f.len[i] + 1;
-				if (json_array_append_new(names, json_field(f.at[i], f.len[i])) != 0)
+				if (json_array_append_new(names, json_field(f.at[i], f.len[i])) !=
+				    0)
 					goto oom;
 			}
 			continue;
@@ -263,7 +266,8 @@ stmtfmt_to_json(const char *text, size_t len, const char *sig, char *err, size_t
 		if (row == NULL || json_array_append_new(rows, row) != 0)
 			goto oom;
 		for (int i = 1; i < f.n; i++)
-			if (json_object_set_new(row, cols.at[i - 1], json_field(f.at[i], f.len[i])) != 0)
+			if (json_object_set_new(
+			        row, cols.at[i - 1], json_field(f.at[i], f.len[i])) != 0)
 				goto oom;
 	}
 	if (json_object_set_new(root, "statementHash", json_string(hash)) != 0 ||
@@ -288,7 +292,8 @@ csv_line(const char *line, size_t len, struct strbuf *out, int lineno, char *err
 			i++;
 			for (;;) {
 				if (i >= len) {
-					fail(err, errlen, "line %d: a quoted field is not closed", lineno);
+					fail(err, errlen, "line %d: a quoted field is not closed",
+					    lineno);
 					return -1;
 				}
 				if (line[i] == '"') {
@@ -311,7 +316,8 @@ csv_line(const char *line, size_t len, struct strbuf *out, int lineno, char *err
 
 			while (i < len && line[i] != ',') {
 				if (line[i] == '"') {
-					fail(err, errlen, "line %d: a quote inside an unquoted field", lineno);
+					fail(err, errlen,
+					    "line %d: a quote inside an unquoted field", lineno);
 					return -1;
 				}
 				i++;
@@ -328,8 +334,8 @@ csv_line(const char *line, size_t len, struct strbuf *out, int lineno, char *err
 }
 
 static int
-from_csv(const char *data, size_t len, struct strbuf *canonical, char *sig, char *err,
-    size_t errlen)
+from_csv(
+    const char *data, size_t len, struct strbuf *canonical, char *sig, char *err, size_t errlen)
 {
 	size_t pos = 0;
 	const char *line;
@@ -346,8 +352,8 @@ from_csv(const char *data, size_t len, struct strbuf *canonical, char *sig, char
 		}
 		if (linelen > strlen(prefix) && memcmp(line, prefix, strlen(prefix)) == 0) {
 			if (linelen - strlen(prefix) != STMTFMT_SIG_HEX) {
-				fail(err, errlen, "line %d: the signature is not %d hex digits", lineno,
-				    STMTFMT_SIG_HEX);
+				fail(err, errlen, "line %d: the signature is not %d hex digits",
+				    lineno, STMTFMT_SIG_HEX);
 				return -1;
 			}
 			memcpy(sig, line + strlen(prefix), STMTFMT_SIG_HEX);
@@ -366,8 +372,8 @@ from_csv(const char *data, size_t len, struct strbuf *canonical, char *sig, char
 }
 
 static int
-from_json(const char *data, size_t len, struct strbuf *canonical, char *sig, char *hash,
-    char *err, size_t errlen)
+from_json(const char *data, size_t len, struct strbuf *canonical, char *sig, char *hash, char *err,
+    size_t errlen)
 {
 	json_error_t je;
 	json_t *root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
@@ -394,7 +400,8 @@ from_json(const char *data, size_t len, struct strbuf *canonical, char *sig, cha
 	json_array_foreach(sections, si, sec)
 	{
 		const char *name = json_string_value(json_object_get(sec, "name"));
-		json_t *cols = json_object_get(sec, "columns"), *rows = json_object_get(sec, "rows");
+		json_t *cols = json_object_get(sec, "columns"),
+		       *rows = json_object_get(sec, "rows");
 		json_t *c, *row;
 		size_t ci, ri;
 
@@ -407,7 +414,8 @@ from_json(const char *data, size_t len, struct strbuf *canonical, char *sig, cha
 		json_array_foreach(cols, ci, c)
 		{
 			if (!json_is_string(c)) {
-				fail(err, errlen, "sections[%zu] (%s): columns[%zu] is not a string", si, name,
+				fail(err, errlen,
+				    "sections[%zu] (%s): columns[%zu] is not a string", si, name,
 				    ci);
 				goto out;
 			}
@@ -417,8 +425,10 @@ from_json(const char *data, size_t len, struct strbuf *canonical, char *sig, cha
 		strbuf_putc(canonical, '\n');
 		json_array_foreach(rows, ri, row)
 		{
-			if (!json_is_object(row) || json_object_size(row) != json_array_size(cols)) {
-				fail(err, errlen, "sections[%zu] (%s): rows[%zu] does not have its %zu columns",
+			if (!json_is_object(row) ||
+			    json_object_size(row) != json_array_size(cols)) {
+				fail(err, errlen,
+				    "sections[%zu] (%s): rows[%zu] does not have its %zu columns",
 				    si, name, ri, json_array_size(cols));
 				goto out;
 			}
@@ -428,12 +438,14 @@ from_json(const char *data, size_t len, struct strbuf *canonical, char *sig, cha
 				json_t *v = json_object_get(row, json_string_value(c));
 
 				if (!json_is_string(v)) {
-					fail(err, errlen, "sections[%zu] (%s): rows[%zu].%s is not a string", si,
+					fail(err, errlen,
+					    "sections[%zu] (%s): rows[%zu].%s is not a string", si,
 					    name, ri, json_string_value(c));
 					goto out;
 				}
 				strbuf_putc(canonical, '\t');
-				strbuf_append(canonical, json_string_value(v), json_string_length(v));
+				strbuf_append(
+				    canonical, json_string_value(v), json_string_length(v));
 			}
 			strbuf_putc(canonical, '\n');
 		}
@@ -461,8 +473,8 @@ out:
 }
 
 static int
-from_file(const char *data, size_t len, struct strbuf *canonical, char *sig, char *hash,
-    char *err, size_t errlen)
+from_file(const char *data, size_t len, struct strbuf *canonical, char *sig, char *hash, char *err,
+    size_t errlen)
 {
 	size_t i = 0;
 
@@ -506,8 +518,9 @@ stmtfmt_verify(EVP_PKEY *pub, const char *data, size_t len, char *err, size_t er
 	}
 	auditfmt_hex(h, sizeof(h), mine);
 	if (hash[0] != '\0' && strcmp(hash, mine) != 0) {
-		fail(err, errlen, "statementHash does not match the figures (changed, reordered, "
-		                  "removed or added)");
+		fail(err, errlen,
+		    "statementHash does not match the figures (changed, reordered, "
+		    "removed or added)");
 		goto out;
 	}
 	if (auditfmt_unhex(sig, STMTFMT_SIG_HEX, s, sizeof(s)) != 0) {
@@ -515,8 +528,9 @@ stmtfmt_verify(EVP_PKEY *pub, const char *data, size_t len, char *err, size_t er
 		goto out;
 	}
 	if (!auditfmt_signature_ok(pub, h, s)) {
-		fail(err, errlen, "the signature is not the audit key's over these figures (a byte "
-		                  "changed, or another key signed it)");
+		fail(err, errlen,
+		    "the signature is not the audit key's over these figures (a byte "
+		    "changed, or another key signed it)");
 		goto out;
 	}
 	rc = 0;

@@ -122,7 +122,8 @@ verify_main(int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		if (r == 0) {
 			if (file != NULL)
-				return cli_usage_error("statement", "unexpected argument \"%s\"", argv[i]);
+				return cli_usage_error(
+				    "statement", "unexpected argument \"%s\"", argv[i]);
 			file = argv[i++];
 			continue;
 		}
@@ -171,7 +172,8 @@ write_out(const char *path, const char *data, size_t len)
 		return -1;
 	}
 	if ((f = fopen(tmp, "wb")) == NULL) {
-		fprintf(stderr, "allot: statement: could not create %s: %s\n", tmp, strerror(errno));
+		fprintf(
+		    stderr, "allot: statement: could not create %s: %s\n", tmp, strerror(errno));
 		return -1;
 	}
 	if (fwrite(data, 1, len, f) != len) {
@@ -182,7 +184,8 @@ write_out(const char *path, const char *data, size_t len)
 	}
 	if (fclose(f) != 0 || rename(tmp, path) != 0) {
 		remove(tmp);
-		fprintf(stderr, "allot: statement: could not write %s: %s\n", path, strerror(errno));
+		fprintf(
+		    stderr, "allot: statement: could not write %s: %s\n", path, strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -193,13 +196,14 @@ static int
 add_by(char **by, size_t *n, char *list)
 {
 	for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok != NULL;
-	    tok = strtok_r(NULL, ",", &save)) {
-		if (strcmp(tok, "site") != 0 && strcmp(tok, "user") != 0 && strcmp(tok, "day") != 0 &&
-		    strcmp(tok, "job") != 0)
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (strcmp(tok, "site") != 0 && strcmp(tok, "user") != 0 &&
+		    strcmp(tok, "day") != 0 && strcmp(tok, "job") != 0)
 			return cli_usage_error(
 			    "statement", "--by: \"%s\" is not site, user, day or job", tok);
 		if (*n == STATEMENT_BY_MAX)
-			return cli_usage_error("statement", "--by: at most %d names", STATEMENT_BY_MAX);
+			return cli_usage_error(
+			    "statement", "--by: at most %d names", STATEMENT_BY_MAX);
 		by[(*n)++] = tok;
 	}
 	return 0;
@@ -255,8 +259,8 @@ statement_main(struct cli *cli, int argc, char **argv)
 			errno = 0;
 			n = strtol(value, &end, 10);
 			if (errno != 0 || end == value || *end != '\0' || n < 1 || n > 1000)
-				return cli_usage_error(
-				    "statement", "--job-limit: \"%s\" is not a number from 1 to 1000", value);
+				return cli_usage_error("statement",
+				    "--job-limit: \"%s\" is not a number from 1 to 1000", value);
 			req.job_limit = (int32_t)n;
 		} else if (strcmp(name, "by") == 0) {
 			size_t l = strlen(value);
@@ -299,7 +303,8 @@ statement_main(struct cli *cli, int argc, char **argv)
 
 		json_decref(doc);
 		if (text == NULL) {
-			fprintf(stderr, "allot: statement: %s\n", doc == NULL ? err : "out of memory");
+			fprintf(
+			    stderr, "allot: statement: %s\n", doc == NULL ? err : "out of memory");
 			goto done;
 		}
 		strbuf_puts(&out, text);

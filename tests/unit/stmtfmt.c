@@ -26,8 +26,7 @@ static const char canon[] = "allot statement\t1\n"
                             "site\tlumi\t\n"
                             "columns\tday\tday\tunits\n";
 
-static const char canon_hash[] =
-    "69480c54ca83104f8214996411d966302b4093818aedb6448fc3dd656d26a4eb";
+static const char canon_hash[] = "69480c54ca83104f8214996411d966302b4093818aedb6448fc3dd656d26a4eb";
 
 static EVP_PKEY *
 new_key(void)
@@ -63,7 +62,8 @@ test_check_refusals(void **state)
 	    {"allot statement\t1\nsite\tx\n", "line 2: a row outside its section"},
 	    {"allot statement\t1\ncolumns\tsite\ta\tb\nsite\tx\n", "line 3: section site has 2"},
 	    {"allot statement\t1\ncolumns\tsite\ta\nday\tx\n", "line 3: a row outside"},
-	    {"allot statement\t1\ncolumns\tsite\ta\nsite\tx\r\n", "line 3: empty, or holds a raw CR"},
+	    {"allot statement\t1\ncolumns\tsite\ta\nsite\tx\r\n",
+	        "line 3: empty, or holds a raw CR"},
 	    {"allot statement\t1\ncolumns\tsite\ta\n\n", "line 3: empty"},
 	    {"allot statement\t1\ncolumns\tsite\ta\nsite\tx", "not ended by LF"},
 	    {"allot statement\t1\ncolumns\tsite\n", "line 2: a columns line"},
@@ -73,7 +73,8 @@ test_check_refusals(void **state)
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = '\0';
-		assert_int_equal(stmtfmt_check(bad[i].text, strlen(bad[i].text), err, sizeof(err)), -1);
+		assert_int_equal(
+		    stmtfmt_check(bad[i].text, strlen(bad[i].text), err, sizeof(err)), -1);
 		if (strstr(err, bad[i].why) == NULL)
 			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, bad[i].why);
 	}
@@ -103,7 +104,8 @@ test_csv_round_trip(void **state)
 	    "signature,%s\n",
 	    sig);
 	assert_string_equal(csv.data, expect.data);
-	assert_int_equal(stmtfmt_from_file(csv.data, csv.len, &back, back_sig, err, sizeof(err)), 0);
+	assert_int_equal(
+	    stmtfmt_from_file(csv.data, csv.len, &back, back_sig, err, sizeof(err)), 0);
 	assert_string_equal(back.data, canon);
 	assert_string_equal(back_sig, sig);
 	assert_int_equal(stmtfmt_verify(key, csv.data, csv.len, err, sizeof(err)), 0);
@@ -134,7 +136,8 @@ test_json_round_trip(void **state)
 	json_decref(doc);
 	assert_non_null(text);
 	strbuf_init(&back);
-	assert_int_equal(stmtfmt_from_file(text, strlen(text), &back, back_sig, err, sizeof(err)), 0);
+	assert_int_equal(
+	    stmtfmt_from_file(text, strlen(text), &back, back_sig, err, sizeof(err)), 0);
 	assert_string_equal(back.data, canon);
 	assert_string_equal(back_sig, sig);
 	assert_int_equal(stmtfmt_verify(key, text, strlen(text), err, sizeof(err)), 0);
