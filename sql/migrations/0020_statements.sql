@@ -182,6 +182,8 @@ DECLARE
     unsealed bigint;
     status text;
     njobs integer;
+    breakdown jsonb;
+    section text;
 BEGIN
     IF from_ >= to_ THEN
         RAISE EXCEPTION 'from (%) must be before to (%)', allot.rfc3339(from_), allot.rfc3339(to_)
@@ -338,37 +340,28 @@ BEGIN
                                 coalesce(b_last.number::text, '-'),
                                 coalesce(encode(b_last.hash, 'hex'), '-'));
 
-    -- Breakdowns from the per-day rollups: a job counts on its start day.
-    IF 'site' = ANY (by_) THEN
-        out := out || allot.statement_line('columns', 'site', 'site', 'units', 'gpu_hours');
-        FOR r IN SELECT u.site, sum(u.units)::bigint AS units FROM allot.usage_days u
-                 WHERE u.project_id = project_ AND u.day >= (from_ AT TIME ZONE 'UTC')::date
-                   AND u.day < (to_ AT TIME ZONE 'UTC')::date
-                 GROUP BY u.site HAVING sum(u.units) > 0 ORDER BY u.site LOOP
-            out := out || allot.statement_line('site', r.site, r.units::text,
+    -- Breakdowns from the per-day rollups (a job counts on its start day): one scan
+    -- of the period's usage_days, grouped three ways.
+    SELECT coalesce(jsonb_agg(jsonb_build_array(g.section, g.key, g.units)
+                              ORDER BY g.section, g.key), '[]') INTO breakdown
+    FROM (SELECT CASE WHEN grouping(u.site) = 0 THEN 'site'
+                      WHEN grouping(u.user_name) = 0 THEN 'user' ELSE 'day' END AS section,
+                 coalesce(u.site, u.user_name, to_char(u.day, 'YYYY-MM-DD')) AS key,
+                 sum(u.units)::bigint AS units
+          FROM allot.usage_days u
+          WHERE u.project_id = project_ AND u.day >= from_d AND u.day < to_d
+          GROUP BY GROUPING SETS ((u.site), (u.user_name), (u.day))
+          HAVING sum(u.units) > 0) g;
+    FOREACH section IN ARRAY ARRAY['site', 'user', 'day'] LOOP
+        CONTINUE WHEN NOT section = ANY (by_);
+        out := out || allot.statement_line('columns', section, section, 'units', 'gpu_hours');
+        FOR r IN SELECT e ->> 1 AS key, (e ->> 2)::bigint AS units
+                 FROM jsonb_array_elements(breakdown) WITH ORDINALITY AS x(e, n)
+                 WHERE e ->> 0 = section ORDER BY n LOOP
+            out := out || allot.statement_line(section, r.key, r.units::text,
                                                allot.statement_hours(r.units));
         END LOOP;
-    END IF;
-    IF 'user' = ANY (by_) THEN
-        out := out || allot.statement_line('columns', 'user', 'user', 'units', 'gpu_hours');
-        FOR r IN SELECT u.user_name, sum(u.units)::bigint AS units FROM allot.usage_days u
-                 WHERE u.project_id = project_ AND u.day >= (from_ AT TIME ZONE 'UTC')::date
-                   AND u.day < (to_ AT TIME ZONE 'UTC')::date
-                 GROUP BY u.user_name HAVING sum(u.units) > 0 ORDER BY u.user_name LOOP
-            out := out || allot.statement_line('user', r.user_name, r.units::text,
-                                               allot.statement_hours(r.units));
-        END LOOP;
-    END IF;
-    IF 'day' = ANY (by_) THEN
-        out := out || allot.statement_line('columns', 'day', 'day', 'units', 'gpu_hours');
-        FOR r IN SELECT u.day, sum(u.units)::bigint AS units FROM allot.usage_days u
-                 WHERE u.project_id = project_ AND u.day >= (from_ AT TIME ZONE 'UTC')::date
-                   AND u.day < (to_ AT TIME ZONE 'UTC')::date
-                 GROUP BY u.day HAVING sum(u.units) > 0 ORDER BY u.day LOOP
-            out := out || allot.statement_line('day', to_char(r.day, 'YYYY-MM-DD'),
-                                               r.units::text, allot.statement_hours(r.units));
-        END LOOP;
-    END IF;
+    END LOOP;
 
     -- One page of jobs started in the period, oldest first by (start, site, job id).
     IF 'job' = ANY (by_) THEN
