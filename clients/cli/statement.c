@@ -18,7 +18,7 @@
 #include "stmtfmt.h"
 
 static const char statement_usage_text[] =
-    "usage: allot statement --project P --from T --to T [--format csv|json]\n"
+    "usage: allot statement --project P|--program P --from T --to T [--format csv|json]\n"
     "                       [--by site|user|day|job[,...]] [--job-limit N]\n"
     "                       [--job-cursor C] [-o FILE]\n"
     "       allot statement verify FILE --pubkey KEY\n"
@@ -35,7 +35,9 @@ static const char statement_usage_text[] =
     "key's public half (PEM, what `allotd --audit-pubkey` prints).\n"
     "\n"
     "options:\n"
-    "  --project P         the project (required)\n"
+    "  --project P         the project\n"
+    "  --program P         a funder's statement: every project of program P (admin,\n"
+    "                      auditors): grants, charges, use, GPU-hours at 0 %\n"
     "  --from T, --to T    the period, RFC 3339 or a date, UTC midnights (required)\n"
     "  --format csv|json   the file's format (default csv)\n"
     "  --by LIST           breakdowns: site, user, day, job (default all), repeatable\n"
@@ -245,6 +247,8 @@ statement_main(struct cli *cli, int argc, char **argv)
 			return CLI_EXIT_USAGE;
 		if (strcmp(name, "project") == 0) {
 			req.project = (char *)value;
+		} else if (strcmp(name, "program") == 0) {
+			req.program = (char *)value;
 		} else if (strcmp(name, "from") == 0) {
 			req.from = (char *)value;
 		} else if (strcmp(name, "to") == 0) {
@@ -283,8 +287,8 @@ statement_main(struct cli *cli, int argc, char **argv)
 			return cli_usage_error("statement", "unknown flag --%s", name);
 		}
 	}
-	if (req.project == NULL || req.project[0] == '\0')
-		return cli_usage_error("statement", "--project is required");
+	if ((req.project[0] == '\0') == (req.program[0] == '\0'))
+		return cli_usage_error("statement", "give --project P or --program P");
 	if (req.from[0] == '\0' || req.to[0] == '\0')
 		return cli_usage_error("statement", "--from and --to are required");
 	req.n_by = nby;

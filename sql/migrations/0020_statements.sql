@@ -145,10 +145,85 @@ BEGIN
     RETURN true;
 END $$;
 
+-- Refuses a period that is not [from, to) of whole UTC days, at most 3660.
+CREATE FUNCTION allot.statement_check_period(from_ timestamptz, to_ timestamptz) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+    IF from_ >= to_ THEN
+        RAISE EXCEPTION 'from (%) must be before to (%)', allot.rfc3339(from_), allot.rfc3339(to_)
+            USING ERRCODE = '22023';
+    END IF;
+    IF from_ <> date_trunc('day', from_ AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+       OR to_ <> date_trunc('day', to_ AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' THEN
+        RAISE EXCEPTION 'a statement covers whole UTC days: from and to must be midnights (UTC), not % and %',
+            allot.audit_time(from_), allot.audit_time(to_) USING ERRCODE = '22023';
+    END IF;
+    IF to_ - from_ > interval '3660 days' THEN
+        RAISE EXCEPTION 'a statement covers at most 3660 days' USING ERRCODE = '22023';
+    END IF;
+END $$;
+
+-- The provenance section of a statement of accounts accs for [t0, t1) made at now_:
+-- the blocks holding the period's lowest and highest entry, and how many of its
+-- entries are not sealed yet (the queue is short: what committed since the last
+-- block).
+CREATE FUNCTION allot.statement_provenance(accs bigint[], t0 timestamptz, t1 timestamptz,
+                                           now_ timestamptz) RETURNS text
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    nentries bigint;
+    first_id bigint;
+    last_id bigint;
+    unsealed bigint;
+    b_first record;
+    b_last record;
+    status text;
+BEGIN
+    SELECT coalesce(sum(d.entries), 0), min(d.first_entry), max(d.last_entry)
+    INTO nentries, first_id, last_id
+    FROM allot.account_days d
+    WHERE d.account_id = ANY (accs) AND d.day >= (t0 AT TIME ZONE 'UTC')::date
+      AND d.day < (t1 AT TIME ZONE 'UTC')::date;
+    SELECT count(*) INTO unsealed FROM allot.seal_queue q JOIN allot.transfers t ON t.id = q.entry
+    WHERE t.created_at >= t0 AND t.created_at < t1
+      AND (t.debit_account_id = ANY (accs) OR t.credit_account_id = ANY (accs))
+      AND t.kind NOT IN ('reserve', 'void');
+    SELECT b.number, b.hash INTO b_first FROM allot.blocks b
+    WHERE b.entries @> ARRAY[first_id] ORDER BY b.number LIMIT 1;
+    SELECT b.number, b.hash INTO b_last FROM allot.blocks b
+    WHERE b.entries @> ARRAY[last_id] ORDER BY b.number LIMIT 1;
+    status := CASE WHEN t1 > now_ THEN 'open'
+                   WHEN unsealed > 0 THEN 'unsealed'
+                   WHEN nentries = 0 THEN 'empty'
+                   ELSE 'sealed' END;
+    RETURN allot.statement_line('columns', 'provenance', 'status', 'entries',
+                                'unsealed_entries', 'first_block', 'first_block_hash',
+                                'last_block', 'last_block_hash')
+        || allot.statement_line('provenance', status, nentries::text, unsealed::text,
+                                coalesce(b_first.number::text, '-'),
+                                coalesce(encode(b_first.hash, 'hex'), '-'),
+                                coalesce(b_last.number::text, '-'),
+                                coalesce(encode(b_last.hash, 'hex'), '-'));
+END $$;
+
 -- Reports.GetStatement (a forecast past 100 years of 366 days is "never"): the canonical text of project's statement for [from, to)
 -- (whole UTC days) and the next page's cursor. Sections in a fixed order, each a
 -- "columns" line and its rows; breakdowns only those asked ("by"; none: all).
 CREATE FUNCTION allot.rpc_get_statement(req jsonb, principal text) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    IF allot.j_text(req, 'program') <> '' THEN
+        IF allot.j_text(req, 'project') <> '' THEN
+            RAISE EXCEPTION 'a statement is of a project or of a program, not both'
+                USING ERRCODE = '22023';
+        END IF;
+        RETURN allot.statement_of_program(req);
+    END IF;
+    RETURN allot.statement_of_project(req);
+END $$;
+
+-- A project's statement (the request's project).
+CREATE FUNCTION allot.statement_of_project(req jsonb) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 DECLARE
     project_ bigint := allot.project_id(allot.j_text(req, 'project'));
@@ -165,9 +240,6 @@ DECLARE
     from_d date;
     to_d date;
     accs bigint[];
-    nentries bigint;
-    first_id bigint;
-    last_id bigint;
     out text := '';
     next_ text := '';
     p record;
@@ -177,28 +249,13 @@ DECLARE
     burn bigint;
     plan bigint;
     forecast text;
-    b_first record;
-    b_last record;
-    unsealed bigint;
-    status text;
     njobs integer;
     breakdown jsonb;
     section text;
 BEGIN
-    IF from_ >= to_ THEN
-        RAISE EXCEPTION 'from (%) must be before to (%)', allot.rfc3339(from_), allot.rfc3339(to_)
-            USING ERRCODE = '22023';
-    END IF;
-    IF from_ <> date_trunc('day', from_ AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
-       OR to_ <> date_trunc('day', to_ AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' THEN
-        RAISE EXCEPTION 'a statement covers whole UTC days: from and to must be midnights (UTC), not % and %',
-            allot.audit_time(from_), allot.audit_time(to_) USING ERRCODE = '22023';
-    END IF;
+    PERFORM allot.statement_check_period(from_, to_);
     from_d := (from_ AT TIME ZONE 'UTC')::date;
     to_d := (to_ AT TIME ZONE 'UTC')::date;
-    IF to_ - from_ > interval '3660 days' THEN
-        RAISE EXCEPTION 'a statement covers at most 3660 days' USING ERRCODE = '22023';
-    END IF;
     IF EXISTS (SELECT 1 FROM unnest(by_) b WHERE b NOT IN ('site', 'user', 'day', 'job')) THEN
         RAISE EXCEPTION 'by must be site, user, day or job, not %', array_to_string(by_, ',')
             USING ERRCODE = '22023';
@@ -312,33 +369,7 @@ BEGIN
                                 CASE WHEN plan > 0 THEN (burn * 1000 / plan)::text ELSE '-' END,
                                 forecast);
 
-    -- Provenance: the blocks holding the period's first and last entries, and how
-    -- many of its entries are not sealed yet (the queue is short: what committed
-    -- since the last block).
-    SELECT coalesce(sum(d.entries), 0), min(d.first_entry), max(d.last_entry)
-    INTO nentries, first_id, last_id
-    FROM allot.account_days d
-    WHERE d.account_id = ANY (accs) AND d.day >= from_d AND d.day < to_d;
-    SELECT count(*) INTO unsealed FROM allot.seal_queue q JOIN allot.transfers t ON t.id = q.entry
-    WHERE t.created_at >= from_ AND t.created_at < to_
-      AND (t.debit_account_id = ANY (accs) OR t.credit_account_id = ANY (accs))
-      AND t.kind NOT IN ('reserve', 'void');
-    SELECT b.number, b.hash INTO b_first FROM allot.blocks b
-    WHERE b.entries @> ARRAY[first_id] ORDER BY b.number LIMIT 1;
-    SELECT b.number, b.hash INTO b_last FROM allot.blocks b
-    WHERE b.entries @> ARRAY[last_id] ORDER BY b.number LIMIT 1;
-    status := CASE WHEN to_ > now_ THEN 'open'
-                   WHEN unsealed > 0 THEN 'unsealed'
-                   WHEN nentries = 0 THEN 'empty'
-                   ELSE 'sealed' END;
-    out := out || allot.statement_line('columns', 'provenance', 'status', 'entries',
-                                       'unsealed_entries', 'first_block', 'first_block_hash',
-                                       'last_block', 'last_block_hash')
-        || allot.statement_line('provenance', status, nentries::text, unsealed::text,
-                                coalesce(b_first.number::text, '-'),
-                                coalesce(encode(b_first.hash, 'hex'), '-'),
-                                coalesce(b_last.number::text, '-'),
-                                coalesce(encode(b_last.hash, 'hex'), '-'));
+    out := out || allot.statement_provenance(accs, from_, to_, now_);
 
     -- Breakdowns from the per-day rollups (a job counts on its start day): one scan
     -- of the period's usage_days, grouped three ways.
@@ -410,4 +441,111 @@ BEGIN
             || allot.statement_line('jobs', least(njobs, lim)::text, next_);
     END IF;
     RETURN jsonb_build_object('statement', out, 'nextJobCursor', next_);
+END $$;
+
+-- A funder's statement: every project of the program, its movements in the period
+-- (from account_days), its use by the jobs that started in it (usage_days) and
+-- their efficiency (gpu_job_metrics of those jobs: GPU-hours at 0 %, their share
+-- per mille of the sampled GPU time, the mean utilization; this part costs the
+-- program's jobs in the period), then the provenance.
+CREATE FUNCTION allot.statement_of_program(req jsonb) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    program_ bigint := allot.found('program', allot.j_text(req, 'program'),
+                                   (SELECT id FROM allot.programs
+                                    WHERE name = allot.j_text(req, 'program')));
+    from_ timestamptz := allot.to_time('from', allot.j_text(req, 'from'));
+    to_ timestamptz := allot.to_time('to', allot.j_text(req, 'to'));
+    from_d date;
+    to_d date;
+    accs bigint[];
+    out text;
+    r record;
+BEGIN
+    PERFORM allot.statement_check_period(from_, to_);
+    IF allot.j_text(req, 'jobCursor') <> '' OR coalesce(jsonb_array_length(req -> 'by'), 0) > 0 THEN
+        RAISE EXCEPTION 'a program''s statement has no breakdowns nor job pages'
+            USING ERRCODE = '22023';
+    END IF;
+    from_d := (from_ AT TIME ZONE 'UTC')::date;
+    to_d := (to_ AT TIME ZONE 'UTC')::date;
+    SELECT coalesce(array_agg(ac.id ORDER BY ac.id), '{}') INTO accs
+    FROM allot.organizations o JOIN allot.projects pr ON pr.organization_id = o.id
+    JOIN allot.allocations al ON al.project_id = pr.id
+    JOIN allot.accounts ac ON ac.allocation_id = al.id
+    WHERE o.program_id = program_;
+
+    out := allot.statement_line('allot statement', '1')
+        || allot.statement_line('columns', 'statement', 'program', 'from', 'to', 'generated_at',
+                                'by')
+        || allot.statement_line('statement', allot.j_text(req, 'program'), allot.rfc3339(from_),
+                                allot.rfc3339(to_), allot.audit_time(now()), 'project')
+        || allot.statement_line('columns', 'project', 'project', 'organization',
+                                'opening_units', 'granted_units', 'charged_units',
+                                'returned_units', 'closing_units', 'used_units',
+                                'used_gpu_hours', 'zero_utilization_gpu_hours',
+                                'zero_utilization_permille', 'mean_utilization_pct');
+    FOR r IN
+        WITH prj AS (
+            SELECT pr.id, pr.name, o.name AS organization FROM allot.projects pr
+            JOIN allot.organizations o ON o.id = pr.organization_id
+            WHERE o.program_id = program_),
+        bal AS (
+            SELECT al.project_id,
+                   sum(ac.credits_posted - ac.debits_posted)::bigint AS now_units,
+                   coalesce(sum((SELECT sum(d.delta) FROM allot.account_days d
+                                 WHERE d.account_id = ac.id AND d.day >= from_d)), 0)::bigint
+                       AS since_from,
+                   coalesce(sum((SELECT sum(d.delta) FROM allot.account_days d
+                                 WHERE d.account_id = ac.id AND d.day >= to_d)), 0)::bigint
+                       AS since_to,
+                   coalesce(sum((SELECT sum(d.units) FROM allot.account_days d
+                                 WHERE d.account_id = ac.id AND d.day >= from_d AND d.day < to_d
+                                   AND d.movement IN ('grant', 'deposit', 'move_in',
+                                                      'adjust_in'))), 0)::bigint AS granted,
+                   coalesce(sum((SELECT sum(d.units) FROM allot.account_days d
+                                 WHERE d.account_id = ac.id AND d.day >= from_d AND d.day < to_d
+                                   AND d.movement = 'charge')), 0)::bigint AS charged,
+                   coalesce(sum((SELECT sum(d.units) FROM allot.account_days d
+                                 WHERE d.account_id = ac.id AND d.day >= from_d AND d.day < to_d
+                                   AND d.movement IN ('refund', 'credit'))), 0)::bigint
+                       AS returned
+            FROM allot.allocations al JOIN allot.accounts ac ON ac.allocation_id = al.id
+            WHERE al.project_id IN (SELECT id FROM prj)
+            GROUP BY al.project_id),
+        used AS (
+            SELECT u.project_id, sum(u.units)::bigint AS units FROM allot.usage_days u
+            WHERE u.project_id IN (SELECT id FROM prj) AND u.day >= from_d AND u.day < to_d
+            GROUP BY u.project_id),
+        eff AS (
+            SELECT j.project_id, sum(m.zero_utilization_ms)::bigint AS zero_ms,
+                   sum(m.interval_ms)::bigint AS sampled_ms,
+                   sum(m.utilization_sum) AS util_sum,
+                   sum(m.utilization_samples)::bigint AS util_n
+            FROM allot.job_usage j JOIN allot.gpu_job_metrics m
+              ON m.site = j.site AND m.job_id = j.job_id
+            WHERE j.project_id IN (SELECT id FROM prj) AND j.step = ''
+              AND j.start_time >= from_ AND j.start_time < to_
+            GROUP BY j.project_id)
+        SELECT prj.name, prj.organization,
+               coalesce(b.now_units - b.since_from, 0) AS opening,
+               coalesce(b.granted, 0) AS granted, coalesce(b.charged, 0) AS charged,
+               coalesce(b.returned, 0) AS returned,
+               coalesce(b.now_units - b.since_to, 0) AS closing,
+               coalesce(u.units, 0) AS used, coalesce(e.zero_ms, 0) AS zero_ms,
+               coalesce(e.sampled_ms, 0) AS sampled_ms,
+               e.util_sum, coalesce(e.util_n, 0) AS util_n
+        FROM prj LEFT JOIN bal b ON b.project_id = prj.id
+        LEFT JOIN used u ON u.project_id = prj.id LEFT JOIN eff e ON e.project_id = prj.id
+        ORDER BY prj.name
+    LOOP
+        out := out || allot.statement_line('project', r.name, r.organization, r.opening::text,
+            r.granted::text, r.charged::text, r.returned::text, r.closing::text, r.used::text,
+            allot.statement_hours(r.used), round(r.zero_ms / 3600000.0, 6)::text,
+            CASE WHEN r.sampled_ms > 0 THEN (r.zero_ms * 1000 / r.sampled_ms)::text ELSE '-' END,
+            CASE WHEN r.util_n > 0 THEN round((r.util_sum / r.util_n)::numeric, 2)::text
+                 ELSE '-' END);
+    END LOOP;
+    out := out || allot.statement_provenance(accs, from_, to_, now());
+    RETURN jsonb_build_object('statement', out, 'nextJobCursor', '');
 END $$;

@@ -348,6 +348,46 @@ class Statement(AllotTestCase):
             r = self.verify(bad)
             self.assertEqual(r.returncode, 1, f"byte {i} changed and it verified")
 
+    # -- the funder's statement
+
+    def test_program_statement(self):
+        path = os.path.join(self.workdir, "program.json")
+        r = self.cli("statement", "--program", "eurohpc-aif", "--from", iso(FROM), "--to",
+                     iso(TO), "--format", "json", "-o", path, cert="auditor")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(path) as f:
+            s, _ = self.json_sections(f.read())
+        self.assertEqual(s["statement"][0]["program"], "eurohpc-aif")
+        rows = {p["project"]: p for p in s["project"]}
+        self.assertEqual(sorted(rows), ["acme-llm", "acme-stmt", "acme-vision"])
+        self.assertEqual(rows["acme-stmt"], {
+            "project": "acme-stmt", "organization": "acme", "opening_units": str(OPENING),
+            "granted_units": str(GRANT_A + GRANT_X + DEPOSIT), "charged_units": str(CHARGE),
+            "returned_units": str(REFUND + CREDIT), "closing_units": str(CLOSING),
+            "used_units": str(CHARGE), "used_gpu_hours": "10.500000",
+            # L1 only: 60 GPU-seconds at 0 % of 240 sampled (2 GPUs, 2 intervals of 60 s).
+            "zero_utilization_gpu_hours": "0.016667", "zero_utilization_permille": "250",
+            "mean_utilization_pct": "41.67"})
+        self.assertEqual(rows["acme-vision"], {
+            "project": "acme-vision", "organization": "acme", "opening_units": "0",
+            "granted_units": str(1000 * U), "charged_units": "0", "returned_units": "0",
+            "closing_units": str(1000 * U), "used_units": "0", "used_gpu_hours": "0.000000",
+            "zero_utilization_gpu_hours": "0.000000", "zero_utilization_permille": "-",
+            "mean_utilization_pct": "-"})
+        self.assertEqual(s["provenance"][0]["status"], "open")
+        r = self.verify(path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.cli("statement", "--program", "eurohpc-aif", "--from", iso(FROM), "--to",
+                     iso(TO), cert="project-acme-vision")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("permission_denied", r.stderr)
+        self.assertTwirpError(self.twirp("Reports/GetStatement", {
+            "program": "eurohpc-aif", "project": "acme-stmt", "from": iso(FROM), "to": iso(TO)}),
+            "invalid_argument", "not both")
+        self.assertTwirpError(self.twirp("Reports/GetStatement", {
+            "program": "nope", "from": iso(FROM), "to": iso(TO)}),
+            "not_found", 'program "nope" does not exist')
+
     # -- roles and bad input
 
     def test_roles(self):
