@@ -89,26 +89,28 @@ CREATE VIEW allot.account_days_journal AS
     WHERE x.movement IS NOT NULL
     GROUP BY x.account, x.day, x.movement;
 
--- Adds a journal statement's rows to account_days, each key once, in key order.
+-- Adds a journal statement's rows to account_days, each key once, in key order. The
+-- rows are summed per (debit, credit, kind, day) first, so the two sides and their
+-- movements are worked out on a few groups, not on every row.
 CREATE FUNCTION allot.account_days_apply() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+    WITH g AS (
+        SELECT t.debit_account_id AS dr, t.credit_account_id AS cr, t.kind,
+               (t.created_at AT TIME ZONE 'UTC')::date AS day,
+               sum(allot.transfer_posted(t.kind, t.amount)) AS amount, count(*) AS n,
+               min(t.id) AS lo, max(t.id) AS hi
+        FROM added t
+        WHERE t.kind NOT IN ('reserve', 'void')
+        GROUP BY 1, 2, 3, 4)
     INSERT INTO allot.account_days AS d
-    SELECT x.account, x.day, x.movement, sum(abs(x.delta)), sum(x.delta), count(*), min(x.id),
-           max(x.id)
-    FROM (SELECT t.id, t.debit_account_id AS account,
-                 (t.created_at AT TIME ZONE 'UTC')::date AS day,
-                 allot.statement_movement(t.kind, t.debit_account_id, t.debit_account_id)
-                     AS movement,
-                 -allot.transfer_posted(t.kind, t.amount) AS delta
-          FROM added t
+    SELECT x.account, x.day, x.movement, sum(abs(x.delta)), sum(x.delta), sum(x.n), min(x.lo),
+           max(x.hi)
+    FROM (SELECT dr AS account, day, allot.statement_movement(kind, dr, dr) AS movement,
+                 -amount AS delta, n, lo, hi FROM g
           UNION ALL
-          SELECT t.id, t.credit_account_id, (t.created_at AT TIME ZONE 'UTC')::date,
-                 allot.statement_movement(t.kind, t.debit_account_id, t.credit_account_id),
-                 allot.transfer_posted(t.kind, t.amount)
-          FROM added t) x
+          SELECT cr, day, allot.statement_movement(kind, dr, cr), amount, n, lo, hi FROM g) x
     JOIN allot.accounts a ON a.id = x.account AND a.kind = 'allocation'
-    WHERE x.movement IS NOT NULL
     GROUP BY x.account, x.day, x.movement
     ORDER BY x.account, x.day, x.movement
     ON CONFLICT (account_id, day, movement) DO UPDATE
