@@ -9,9 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/err.h>
-#include <openssl/pem.h>
-
 #include "allot/v1/reports.pb-c.h"
 #include "cli.h"
 #include "render.h"
@@ -48,27 +45,6 @@ static const char statement_usage_text[] =
     "  --help              show this help\n";
 
 #define STATEMENT_BY_MAX 4
-
-static EVP_PKEY *
-read_pubkey(const char *path)
-{
-	EVP_PKEY *key;
-	FILE *f = fopen(path, "r");
-
-	if (f == NULL) {
-		fprintf(stderr, "allot: statement: could not open %s: %s\n", path, strerror(errno));
-		return NULL;
-	}
-	key = PEM_read_PUBKEY(f, NULL, NULL, NULL);
-	fclose(f);
-	if (key == NULL || EVP_PKEY_id(key) != EVP_PKEY_ED25519) {
-		fprintf(stderr, "allot: statement: %s is not an Ed25519 public key (PEM)\n", path);
-		EVP_PKEY_free(key);
-		ERR_clear_error();
-		return NULL;
-	}
-	return key;
-}
 
 /* Reads all of path into a new NUL-terminated buffer; NULL after printing why. */
 static char *
@@ -143,7 +119,7 @@ verify_main(int argc, char **argv)
 		return cli_usage_error("statement", "verify: FILE is required");
 	if (pubkey == NULL)
 		return cli_usage_error("statement", "verify: --pubkey KEY is required");
-	if ((key = read_pubkey(pubkey)) == NULL)
+	if ((key = cli_read_pubkey(pubkey, "statement")) == NULL)
 		return CLI_EXIT_USAGE;
 	if ((data = read_file(file, &len)) == NULL) {
 		EVP_PKEY_free(key);
