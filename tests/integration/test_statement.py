@@ -6,8 +6,9 @@ Project acme-stmt (organization acme) has, in the standard world:
   - allocation X, LUMI only, 10 GPU-hours, 2026-11-01 to 2026-12-01: it ended at the
     start of December, nothing charged it, and allotd expires its 10 GPU-hours.
 Both grants, the expiry, a deposit, a refund, an incident credit and the usage are
-journaled now (today, 2026-12-03 on the test machine's clock, or whenever the test
-runs: the period is the current month), so the December statement is "open". One
+journaled now, so the period is the current month (from the month before when today
+is one of the month's first three days) and its statement is "open". "December" and
+"November" below are the period and the month before it, as on 2026-12-03. One
 deposit of 100 GPU-hours is written into the journal backdated to 2026-11-15 (psql),
 so November holds one entry, which allotd seals: November's statement is "sealed"
 and its opening balance December's.
@@ -40,9 +41,14 @@ WAIT_S = 60
 
 
 def month_bounds():
+    """The month before the scenario's, its first day, and the first day of the month
+    after now: the scenario's days 1 and 2 are at least three days old (on the first
+    days of a month the period is the previous month and this one)."""
     now = datetime.now(timezone.utc)
-    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    nxt = (first + timedelta(days=32)).replace(day=1)
+    first = (now - timedelta(days=3)).replace(day=1, hour=0, minute=0, second=0,
+                                              microsecond=0)
+    nxt = (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) +
+           timedelta(days=32)).replace(day=1)
     prev = (first - timedelta(days=1)).replace(day=1)
     return prev, first, nxt
 
