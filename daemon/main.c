@@ -14,6 +14,7 @@
 #include <openssl/ssl.h>
 
 #include "audit.h"
+#include "statement.h"
 #include "auth.h"
 #include "config.h"
 #include "db.h"
@@ -239,6 +240,8 @@ serve(struct allotd *d)
 
 		if (key == NULL)
 			log_fatal("%s", err);
+		if (statement_set_key(key) != 0)
+			log_fatal("could not keep the audit key for statements");
 		if ((d->audit = audit_new(
 		         d->base, d->db, twirp_metrics(d->tw), key, d->cfg->audit_seal_s)) == NULL)
 			log_fatal("could not create the journal's sealer");
@@ -299,6 +302,7 @@ serve(struct allotd *d)
 	twirp_free(d->tw);
 	ledger_free(d->ledger);
 	audit_free(d->audit);
+	statement_clear_key();
 	expiry_free(d->expiry);
 	share_free(d->share);
 	/* Before the pool, whose loop and settings its listening connection shares. */

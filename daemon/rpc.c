@@ -12,12 +12,14 @@
 #include "allot/v1/fairshare.pb-c.h"
 #include "allot/v1/incidents.pb-c.h"
 #include "allot/v1/ledger.pb-c.h"
+#include "allot/v1/reports.pb-c.h"
 #include "allot/v1/usage.pb-c.h"
 
 #include "ingest.h"
 #include "ledger.h"
 #include "rpc.h"
 #include "share.h"
+#include "statement.h"
 #include "telemetry.h"
 
 #define ADMIN ROLE_BIT(ROLE_ADMIN)
@@ -119,6 +121,9 @@ static const struct twirp_route routes[] = {
     {&allot__v1__fair_share__descriptor, "WhatIf", SHARE_READERS, NULL, "project", NULL,
         share_what_if},
     {&allot__v1__fair_share__descriptor, "SetShares", ADMIN, NULL, NULL, "rpc_set_shares", NULL},
+    /* A signed statement: a project's own, or any for admin and auditors (daemon/statement.c). */
+    {&allot__v1__reports__descriptor, "GetStatement", READERS | ROLE_BIT(ROLE_PROJECT), NULL,
+        "project", NULL, statement_get},
 };
 
 const struct twirp_route *

@@ -40,6 +40,8 @@ static const char usage_text[] =
     "  reconcile --site S [--tolerance PCT] BOOKS_FILE\n"
     "                                     the site's own budget tool against Allot\n"
     "  audit export|verify|balance ...    the sealed journal, offline (allot audit --help)\n"
+    "  statement --project P --from T --to T [--format csv|json]\n"
+    "                                     a signed statement; statement verify FILE --pubkey KEY\n"
     "  incident declare|list|show [--FIELD VALUE ...]\n"
     "                                     credit the jobs of an outage (allot incident --help)\n"
     "  events --project P                 a project's events: thresholds of its grant crossed\n"
@@ -342,6 +344,8 @@ main(int argc, char **argv)
 		status = reconcile_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "audit") == 0)
 		status = audit_main(&cli, argc - i, argv + i);
+	else if (strcmp(cmd, "statement") == 0)
+		status = statement_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "incident") == 0)
 		status = incident_main(&cli, argc - i, argv + i);
 	else if (strcmp(cmd, "events") == 0)

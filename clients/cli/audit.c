@@ -273,20 +273,20 @@ done:
 
 /* ---------------------------------------------------------------- verify and balance */
 
-static EVP_PKEY *
-read_pubkey(const char *path)
+EVP_PKEY *
+cli_read_pubkey(const char *path, const char *cmd)
 {
 	EVP_PKEY *key;
 	FILE *f = fopen(path, "r");
 
 	if (f == NULL) {
-		fprintf(stderr, "allot: audit: could not open %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "allot: %s: could not open %s: %s\n", cmd, path, strerror(errno));
 		return NULL;
 	}
 	key = PEM_read_PUBKEY(f, NULL, NULL, NULL);
 	fclose(f);
 	if (key == NULL || EVP_PKEY_id(key) != EVP_PKEY_ED25519) {
-		fprintf(stderr, "allot: audit: %s is not an Ed25519 public key (PEM)\n", path);
+		fprintf(stderr, "allot: %s: %s is not an Ed25519 public key (PEM)\n", cmd, path);
 		EVP_PKEY_free(key);
 		ERR_clear_error();
 		return NULL;
@@ -358,7 +358,7 @@ verify_main(const struct audit_flags *fl)
 
 	if (fl->pubkey == NULL)
 		return cli_usage_error("audit", "verify: --pubkey KEY is required");
-	if ((key = read_pubkey(fl->pubkey)) == NULL)
+	if ((key = cli_read_pubkey(fl->pubkey, "audit")) == NULL)
 		return CLI_EXIT_USAGE;
 	status = verify_file(fl->dir, key, 0, "", &s, path, sizeof(path));
 	EVP_PKEY_free(key);
@@ -411,7 +411,7 @@ balance_main_audit(const struct audit_flags *fl)
 	    frac > strchr(fl->at, 'T'))
 		for (int k = 0; k < 6 && frac[k + 1] >= '0' && frac[k + 1] <= '9'; k++)
 			at[20 + k] = frac[k + 1];
-	if (fl->pubkey != NULL && (key = read_pubkey(fl->pubkey)) == NULL)
+	if (fl->pubkey != NULL && (key = cli_read_pubkey(fl->pubkey, "audit")) == NULL)
 		return CLI_EXIT_USAGE;
 	status = verify_file(fl->dir, key, account, at, &s, path, sizeof(path));
 	EVP_PKEY_free(key);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <openssl/evp.h>
 #include <protobuf-c/protobuf-c.h>
 
 #include "allot.h"
@@ -105,5 +106,12 @@ int completeness_main(struct cli *cli, int argc, char **argv);
 int reconcile_main(struct cli *cli, int argc, char **argv);
 /* `allot audit export|verify|balance ...`: the sealed journal. */
 int audit_main(struct cli *cli, int argc, char **argv);
+/*
+ * Reads an Ed25519 public key (PEM) at path; NULL after printing why as
+ * "allot: <cmd>: ..." (audit.c). The caller frees it with EVP_PKEY_free.
+ */
+EVP_PKEY *cli_read_pubkey(const char *path, const char *cmd);
+/* `allot statement ...` and `allot statement verify` (statement.c). */
+int statement_main(struct cli *cli, int argc, char **argv);
 
 #endif
