@@ -154,7 +154,7 @@ replay_entry(const struct slurm_conf *c, struct allot_client *client, const stru
 		req.job_id = (char *)x->job_id;
 		req.partition = (char *)x->partition;
 		req.account = (char *)x->project;
-		req.user = (char *)x->user;
+		req.user = strcmp(x->user, "-") == 0 ? (char *)"" : (char *)x->user;
 		req.gpus = x->gpus;
 		req.cpus = x->cpus;
 		req.nodes = x->nodes;
@@ -614,7 +614,9 @@ cmd_prolog(const struct slurm_conf *c)
 			start.cpus = job.cpus;
 			start.nodes = job.nodes;
 			start.limit_s = job.time_limit_s;
-			int r = lease_word(job.account) && lease_word(job.partition)
+			/* Every field goes into a journal line: only safe words do. */
+			int r = lease_word(job.account) && lease_word(job.partition) &&
+			        lease_word(start.user)
 			    ? on_lease(c, job.account, job.partition, job.gpus, job.time_limit_s,
 			          &start, why, sizeof(why))
 			    : 0;
