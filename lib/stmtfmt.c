@@ -4,6 +4,8 @@
  */
 #include "stmtfmt.h"
 
+#include "stmthtml.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -483,6 +485,8 @@ from_file(const char *data, size_t len, struct strbuf *canonical, char *sig, cha
 	hash[0] = '\0';
 	if (i < len && data[i] == '{')
 		return from_json(data, len, canonical, sig, hash, err, errlen);
+	if (i < len && data[i] == '<')
+		return stmthtml_from_file(data, len, canonical, sig, err, errlen);
 	return from_csv(data, len, canonical, sig, err, errlen);
 }
 

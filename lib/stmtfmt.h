@@ -54,8 +54,9 @@ json_t *stmtfmt_to_json(const char *text, size_t len, const char *sig, char *err
     __attribute__((warn_unused_result));
 
 /*
- * Rebuilds the canonical text of a CSV or JSON statement file (JSON when its
- * first non-blank byte is '{') into canonical, and its signature's hex into sig.
+ * Rebuilds the canonical text of a CSV, JSON or HTML statement file (JSON when
+ * its first non-blank byte is '{', HTML when it is '<': lib/stmthtml) into
+ * canonical, and its signature's hex into sig.
  * Returns 0, or -1 with what is wrong in err.
  */
 int stmtfmt_from_file(const char *data, size_t len, struct strbuf *canonical,
