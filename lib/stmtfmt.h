@@ -28,6 +28,10 @@
 #define STMTFMT_SIG_HEX (2 * AUDITFMT_SIG_LEN)
 #define STMTFMT_HASH_HEX (2 * AUDITFMT_HASH_LEN)
 
+/* Writes the printf-formatted message into err[0..errlen) (nothing when err is NULL). */
+void stmtfmt_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /*
  * Checks that text[0..len) is canonical: the header, then sections as above (a
  * row's name is its section's and it has one field per column; no raw CR, no

@@ -6,7 +6,6 @@
 #include "stmthtml.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -34,21 +33,6 @@ struct doc {
 	struct row *rows;
 	size_t n;
 };
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Splits checked canonical text (after its header) into doc. 0, or -1 out of memory. */
 static int
@@ -467,15 +451,15 @@ stmthtml_render(
 	if (stmtfmt_check(text, len, err, errlen) != 0)
 		return -1;
 	if (strlen(sig) != STMTFMT_SIG_HEX || strspn(sig, "0123456789abcdef") != STMTFMT_SIG_HEX) {
-		errf(err, errlen, "the signature is not %d hex digits", STMTFMT_SIG_HEX);
+		stmtfmt_errf(err, errlen, "the signature is not %d hex digits", STMTFMT_SIG_HEX);
 		return -1;
 	}
 	if (stmtfmt_hash_hex(text, len, hash) != 0) {
-		errf(err, errlen, "SHA-256 failed");
+		stmtfmt_errf(err, errlen, "SHA-256 failed");
 		return -1;
 	}
 	if (doc_parse(text, len, &d) != 0) {
-		errf(err, errlen, "out of memory");
+		stmtfmt_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	name = doc_value(&d, "statement", "project", &nl);
@@ -496,7 +480,7 @@ stmthtml_render(
 	stmthtml_escape(out, to, tl);
 	strbuf_puts(out, "</h1>\n<h2>Charts</h2>\n");
 	if (chart_burn(&d, out) != 0) {
-		errf(err, errlen, "out of memory");
+		stmtfmt_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	chart_bars(&d, "site", out);
@@ -514,7 +498,7 @@ stmthtml_render(
 	strbuf_printf(out, "<p>Ed25519 signature by the audit key: %s%s%s</p>\n</body></html>\n",
 	    sig_open, sig, sig_close);
 	if (strbuf_failed(out)) {
-		errf(err, errlen, "out of memory");
+		stmtfmt_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	rc = 0;
@@ -579,31 +563,32 @@ stmthtml_from_file(const char *data, size_t len, struct strbuf *canonical,
 	int rc = -1;
 
 	if ((text = between(data, len, pre_open, pre_close, &tl)) == NULL) {
-		errf(err, errlen, "no <pre id=\"allot-canonical\"> with the statement's text");
+		stmtfmt_errf(
+		    err, errlen, "no <pre id=\"allot-canonical\"> with the statement's text");
 		return -1;
 	}
 	if ((s = between(data, len, sig_open, sig_close, &sl)) == NULL || sl != STMTFMT_SIG_HEX) {
-		errf(err, errlen, "no <code id=\"allot-signature\"> with %d hex digits",
+		stmtfmt_errf(err, errlen, "no <code id=\"allot-signature\"> with %d hex digits",
 		    STMTFMT_SIG_HEX);
 		return -1;
 	}
 	memcpy(sig, s, STMTFMT_SIG_HEX);
 	sig[STMTFMT_SIG_HEX] = '\0';
 	if (unescape(text, tl, canonical) != 0) {
-		errf(err, errlen,
+		stmtfmt_errf(err, errlen,
 		    "the embedded text holds an `&` that is not one of "
 		    "&amp; &lt; &gt; &quot; &#39;");
 		return -1;
 	}
 	if (strbuf_failed(canonical) || canonical->data == NULL) {
-		errf(err, errlen, "out of memory");
+		stmtfmt_errf(err, errlen, "out of memory");
 		return -1;
 	}
 	strbuf_init(&again);
 	if (stmthtml_render(canonical->data, canonical->len, sig, &again, err, errlen) != 0)
 		goto out;
 	if (again.len != len || memcmp(again.data, data, len) != 0) {
-		errf(err, errlen,
+		stmtfmt_errf(err, errlen,
 		    "the file is not what its embedded statement renders to (a byte changed "
 		    "in its tables, charts or text)");
 		goto out;

@@ -254,6 +254,24 @@ class Statement(AllotTestCase):
         return self.cli("statement", "verify", path, "--pubkey",
                         os.path.join(certs_dir(), key + ".pub"), cert=None)
 
+    def assert_verifies_with_the_audit_key_only(self, path):
+        r = self.verify(path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("signature verifies", r.stdout)
+        r = self.verify(path, key="other-audit")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("not the audit key's", r.stderr)
+
+    def assert_changed_fails(self, path, text, changed, why):
+        """Writes changed (not text) beside path: verify fails saying why."""
+        self.assertNotEqual(changed, text)
+        bad = path + ".changed"
+        with open(bad, "w") as f:
+            f.write(changed)
+        r = self.verify(bad)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn(why, r.stderr)
+
     # -- the figures
 
     def test_december_figures(self):
@@ -378,21 +396,10 @@ class Statement(AllotTestCase):
     def test_signature_verifies_and_fails_on_a_changed_byte(self):
         for fmt in ("csv", "json"):
             path, text = self.statement(fmt=fmt)
-            r = self.verify(path)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("signature verifies", r.stdout)
-            r = self.verify(path, key="other-audit")
-            self.assertEqual(r.returncode, 1, r.stdout)
-            self.assertIn("not the audit key's", r.stderr)
-            changed = text.replace(str(CHARGE), str(CHARGE + 1), 1)
-            self.assertNotEqual(changed, text)
-            bad = path + ".changed"
-            with open(bad, "w") as f:
-                f.write(changed)
-            r = self.verify(bad)
-            self.assertEqual(r.returncode, 1, r.stdout)
-            self.assertIn("statementHash does not match" if fmt == "json"
-                          else "not the audit key's", r.stderr)
+            self.assert_verifies_with_the_audit_key_only(path)
+            self.assert_changed_fails(path, text, text.replace(str(CHARGE), str(CHARGE + 1), 1),
+                                      "statementHash does not match" if fmt == "json"
+                                      else "not the audit key's")
         # Every single byte of a CSV statement's figures matters.
         path, text = self.statement(fmt="csv", *("--by", "site"))
         body = text[:text.rindex("signature,")]
@@ -436,24 +443,14 @@ class Statement(AllotTestCase):
         # The embedded text is the canonical text; the file verifies, a changed byte not.
         self.assertTrue(h.ids["allot-canonical"].startswith("allot statement\t1\n"))
         self.assertEqual(len(h.ids["allot-signature"]), 128)
-        r = self.verify(path)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("signature verifies", r.stdout)
-        r = self.verify(path, key="other-audit")
-        self.assertEqual(r.returncode, 1, r.stdout)
-        self.assertIn("not the audit key's", r.stderr)
+        self.assert_verifies_with_the_audit_key_only(path)
         cell = f"<td>{CHARGE}</td>"
         self.assertIn(cell, text)
         for changed in (text.replace(cell, f"<td>{CHARGE + 1}</td>", 1),
                         text.replace('width="400"', 'width="399"', 1),
                         text.replace(f"\t{CHARGE}\t", f"\t{CHARGE + 1}\t", 1)):
-            self.assertNotEqual(changed, text)
-            bad = path + ".changed"
-            with open(bad, "w") as f:
-                f.write(changed)
-            r = self.verify(bad)
-            self.assertEqual(r.returncode, 1, r.stdout)
-            self.assertIn("not what its embedded statement renders to", r.stderr)
+            self.assert_changed_fails(path, text, changed,
+                                      "not what its embedded statement renders to")
 
     # -- the funder's statement
 
@@ -483,6 +480,17 @@ class Statement(AllotTestCase):
             "mean_utilization_pct": "-"})
         self.assertEqual(s["provenance"][0]["status"], "open")
         r = self.verify(path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # In HTML: the projects' table, the (empty) charts, and it verifies.
+        r = self.cli("statement", "--program", "eurohpc-aif", "--from", iso(FROM), "--to",
+                     iso(TO), "--format", "html", "-o", path + ".html", cert="auditor")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(path + ".html") as f:
+            h = HtmlStatement(f.read())
+        self.assertEqual(sorted(p["project"] for p in h.tables["project"]["rows"]),
+                         ["acme-llm", "acme-stmt", "acme-vision"])
+        self.assertEqual(len(h.svgs), 4)
+        r = self.verify(path + ".html")
         self.assertEqual(r.returncode, 0, r.stderr)
         r = self.cli("statement", "--program", "eurohpc-aif", "--from", iso(FROM), "--to",
                      iso(TO), cert="project-acme-vision")
