@@ -3,7 +3,8 @@
  * byte), its signature by the audit key, and its two files: CSV (the canonical
  * lines as CSV records, then a `signature` record) and JSON (its sections, their
  * columns and rows, the hash and the signature). Either file gives back the exact
- * canonical bytes, so `allot statement verify` checks one signature for both.
+ * canonical bytes, so `allot statement verify` checks one signature for both (and
+ * for the HTML file of lib/stmthtml, which embeds the text).
  *
  * The canonical text: UTF-8, LF-ended lines of TAB-separated fields escaped as in
  * the audit journal (\\ \t \n \r). Line 1 is `allot statement`, TAB, `1`. Then
