@@ -4,6 +4,8 @@
  */
 #include "stmtfmt.h"
 
+#include "stmthtml.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -17,11 +19,8 @@ struct fields {
 	int n;
 };
 
-static void fail(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-fail(char *err, size_t errlen, const char *fmt, ...)
+void
+stmtfmt_errf(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -84,27 +83,29 @@ stmtfmt_check(const char *text, size_t len, char *err, size_t errlen)
 	int ncols = -1, lineno = 1;
 
 	if (len < hl || memcmp(text, STMTFMT_HEADER, hl) != 0) {
-		fail(err, errlen, "line 1: not \"allot statement<TAB>1\"");
+		stmtfmt_errf(err, errlen, "line 1: not \"allot statement<TAB>1\"");
 		return -1;
 	}
 	if (text[len - 1] != '\n') {
-		fail(err, errlen, "the last line is not ended by LF");
+		stmtfmt_errf(err, errlen, "the last line is not ended by LF");
 		return -1;
 	}
 	while (next_line(text, len, &pos, &line, &linelen)) {
 		lineno++;
 		if (linelen == 0 || memchr(line, '\r', linelen) != NULL ||
 		    memchr(line, '\0', linelen)) {
-			fail(err, errlen, "line %d: empty, or holds a raw CR or NUL", lineno);
+			stmtfmt_errf(
+			    err, errlen, "line %d: empty, or holds a raw CR or NUL", lineno);
 			return -1;
 		}
 		if (split_tabs(line, linelen, &f) != 0) {
-			fail(err, errlen, "line %d: more than %d fields", lineno, MAX_FIELDS);
+			stmtfmt_errf(
+			    err, errlen, "line %d: more than %d fields", lineno, MAX_FIELDS);
 			return -1;
 		}
 		if (field_is(&f, 0, "columns")) {
 			if (f.n < 3 || f.len[1] == 0 || f.len[1] >= sizeof(name)) {
-				fail(err, errlen,
+				stmtfmt_errf(err, errlen,
 				    "line %d: a columns line names its section and its columns",
 				    lineno);
 				return -1;
@@ -115,13 +116,14 @@ stmtfmt_check(const char *text, size_t len, char *err, size_t errlen)
 			continue;
 		}
 		if (ncols < 0 || !field_is(&f, 0, name)) {
-			fail(err, errlen, "line %d: a row outside its section (\"%.*s\")", lineno,
-			    (int)(f.len[0] > 40 ? 40 : f.len[0]), f.at[0]);
+			stmtfmt_errf(err, errlen, "line %d: a row outside its section (\"%.*s\")",
+			    lineno, (int)(f.len[0] > 40 ? 40 : f.len[0]), f.at[0]);
 			return -1;
 		}
 		if (f.n != ncols + 1) {
-			fail(err, errlen, "line %d: section %s has %d columns, the row %d fields",
-			    lineno, name, ncols, f.n - 1);
+			stmtfmt_errf(err, errlen,
+			    "line %d: section %s has %d columns, the row %d fields", lineno, name,
+			    ncols, f.n - 1);
 			return -1;
 		}
 	}
@@ -190,7 +192,7 @@ stmtfmt_to_csv(
 	}
 	strbuf_printf(out, "signature,%s\n", sig);
 	if (strbuf_failed(out)) {
-		fail(err, errlen, "out of memory");
+		stmtfmt_errf(err, errlen, "out of memory");
 		return -1;
 	}
 	return 0;
@@ -216,7 +218,7 @@ stmtfmt_to_json(const char *text, size_t len, const char *sig, char *err, size_t
 	if (stmtfmt_check(text, len, err, errlen) != 0)
 		return NULL;
 	if (stmtfmt_hash_hex(text, len, hash) != 0) {
-		fail(err, errlen, "SHA-256 failed");
+		stmtfmt_errf(err, errlen, "SHA-256 failed");
 		return NULL;
 	}
 	root = json_object();
@@ -246,7 +248,7 @@ stmtfmt_to_json(const char *text, size_t len, const char *sig, char *err, size_t
 			cols.n = 0;
 			for (int i = 2; i < f.n; i++) {
 				if (used + f.len[i] + 1 > sizeof(colbuf)) {
-					fail(err, errlen, "column names too long");
+					stmtfmt_errf(err, errlen, "column names too long");
 					goto fail;
 				}
 				memcpy(colbuf + used, f.at[i], f.len[i]);
@@ -275,7 +277,7 @@ stmtfmt_to_json(const char *text, size_t len, const char *sig, char *err, size_t
 		goto oom;
 	return root;
 oom:
-	fail(err, errlen, "out of memory");
+	stmtfmt_errf(err, errlen, "out of memory");
 fail:
 	json_decref(root);
 	return NULL;
@@ -292,8 +294,8 @@ csv_line(const char *line, size_t len, struct strbuf *out, int lineno, char *err
 			i++;
 			for (;;) {
 				if (i >= len) {
-					fail(err, errlen, "line %d: a quoted field is not closed",
-					    lineno);
+					stmtfmt_errf(err, errlen,
+					    "line %d: a quoted field is not closed", lineno);
 					return -1;
 				}
 				if (line[i] == '"') {
@@ -308,7 +310,8 @@ csv_line(const char *line, size_t len, struct strbuf *out, int lineno, char *err
 				strbuf_putc(out, line[i++]);
 			}
 			if (i < len && line[i] != ',') {
-				fail(err, errlen, "line %d: text after a quoted field", lineno);
+				stmtfmt_errf(
+				    err, errlen, "line %d: text after a quoted field", lineno);
 				return -1;
 			}
 		} else {
@@ -316,7 +319,7 @@ csv_line(const char *line, size_t len, struct strbuf *out, int lineno, char *err
 
 			while (i < len && line[i] != ',') {
 				if (line[i] == '"') {
-					fail(err, errlen,
+					stmtfmt_errf(err, errlen,
 					    "line %d: a quote inside an unquoted field", lineno);
 					return -1;
 				}
@@ -347,13 +350,14 @@ from_csv(
 	while (next_line(data, len, &pos, &line, &linelen)) {
 		lineno++;
 		if (signed_) {
-			fail(err, errlen, "line %d: text after the signature line", lineno);
+			stmtfmt_errf(err, errlen, "line %d: text after the signature line", lineno);
 			return -1;
 		}
 		if (linelen > strlen(prefix) && memcmp(line, prefix, strlen(prefix)) == 0) {
 			if (linelen - strlen(prefix) != STMTFMT_SIG_HEX) {
-				fail(err, errlen, "line %d: the signature is not %d hex digits",
-				    lineno, STMTFMT_SIG_HEX);
+				stmtfmt_errf(err, errlen,
+				    "line %d: the signature is not %d hex digits", lineno,
+				    STMTFMT_SIG_HEX);
 				return -1;
 			}
 			memcpy(sig, line + strlen(prefix), STMTFMT_SIG_HEX);
@@ -365,7 +369,8 @@ from_csv(
 			return -1;
 	}
 	if (!signed_) {
-		fail(err, errlen, "no signature line (\"signature,<128 hex digits>\") at the end");
+		stmtfmt_errf(
+		    err, errlen, "no signature line (\"signature,<128 hex digits>\") at the end");
 		return -1;
 	}
 	return 0;
@@ -383,17 +388,17 @@ from_json(const char *data, size_t len, struct strbuf *canonical, char *sig, cha
 	int rc = -1;
 
 	if (root == NULL) {
-		fail(err, errlen, "not JSON: line %d: %s", je.line, je.text);
+		stmtfmt_errf(err, errlen, "not JSON: line %d: %s", je.line, je.text);
 		return -1;
 	}
 	s = json_string_value(json_object_get(root, "format"));
 	if (s == NULL || strcmp(s, STMTFMT_FORMAT) != 0) {
-		fail(err, errlen, "format is not \"%s\"", STMTFMT_FORMAT);
+		stmtfmt_errf(err, errlen, "format is not \"%s\"", STMTFMT_FORMAT);
 		goto out;
 	}
 	sections = json_object_get(root, "sections");
 	if (!json_is_array(sections)) {
-		fail(err, errlen, "no sections");
+		stmtfmt_errf(err, errlen, "no sections");
 		goto out;
 	}
 	strbuf_puts(canonical, STMTFMT_HEADER);
@@ -407,14 +412,14 @@ from_json(const char *data, size_t len, struct strbuf *canonical, char *sig, cha
 
 		if (name == NULL || !json_is_array(cols) || !json_is_array(rows) ||
 		    json_object_size(sec) != 3) {
-			fail(err, errlen, "sections[%zu]: not {name, columns, rows}", si);
+			stmtfmt_errf(err, errlen, "sections[%zu]: not {name, columns, rows}", si);
 			goto out;
 		}
 		strbuf_printf(canonical, "columns\t%s", name);
 		json_array_foreach(cols, ci, c)
 		{
 			if (!json_is_string(c)) {
-				fail(err, errlen,
+				stmtfmt_errf(err, errlen,
 				    "sections[%zu] (%s): columns[%zu] is not a string", si, name,
 				    ci);
 				goto out;
@@ -427,7 +432,7 @@ from_json(const char *data, size_t len, struct strbuf *canonical, char *sig, cha
 		{
 			if (!json_is_object(row) ||
 			    json_object_size(row) != json_array_size(cols)) {
-				fail(err, errlen,
+				stmtfmt_errf(err, errlen,
 				    "sections[%zu] (%s): rows[%zu] does not have its %zu columns",
 				    si, name, ri, json_array_size(cols));
 				goto out;
@@ -438,7 +443,7 @@ from_json(const char *data, size_t len, struct strbuf *canonical, char *sig, cha
 				json_t *v = json_object_get(row, json_string_value(c));
 
 				if (!json_is_string(v)) {
-					fail(err, errlen,
+					stmtfmt_errf(err, errlen,
 					    "sections[%zu] (%s): rows[%zu].%s is not a string", si,
 					    name, ri, json_string_value(c));
 					goto out;
@@ -452,18 +457,19 @@ from_json(const char *data, size_t len, struct strbuf *canonical, char *sig, cha
 	}
 	s = json_string_value(json_object_get(root, "signature"));
 	if (s == NULL || strlen(s) != STMTFMT_SIG_HEX) {
-		fail(err, errlen, "signature is not %d hex digits", STMTFMT_SIG_HEX);
+		stmtfmt_errf(err, errlen, "signature is not %d hex digits", STMTFMT_SIG_HEX);
 		goto out;
 	}
 	memcpy(sig, s, STMTFMT_SIG_HEX + 1);
 	s = json_string_value(json_object_get(root, "statementHash"));
 	if (s == NULL || strlen(s) != STMTFMT_HASH_HEX) {
-		fail(err, errlen, "statementHash is not %d hex digits", STMTFMT_HASH_HEX);
+		stmtfmt_errf(err, errlen, "statementHash is not %d hex digits", STMTFMT_HASH_HEX);
 		goto out;
 	}
 	memcpy(hash, s, STMTFMT_HASH_HEX + 1);
 	if (json_object_size(root) != 4) {
-		fail(err, errlen, "fields other than format, sections, statementHash, signature");
+		stmtfmt_errf(
+		    err, errlen, "fields other than format, sections, statementHash, signature");
 		goto out;
 	}
 	rc = 0;
@@ -483,6 +489,8 @@ from_file(const char *data, size_t len, struct strbuf *canonical, char *sig, cha
 	hash[0] = '\0';
 	if (i < len && data[i] == '{')
 		return from_json(data, len, canonical, sig, hash, err, errlen);
+	if (i < len && data[i] == '<')
+		return stmthtml_from_file(data, len, canonical, sig, err, errlen);
 	return from_csv(data, len, canonical, sig, err, errlen);
 }
 
@@ -507,28 +515,28 @@ stmtfmt_verify(EVP_PKEY *pub, const char *data, size_t len, char *err, size_t er
 	if (from_file(data, len, &canonical, sig, hash, err, errlen) != 0)
 		goto out;
 	if (strbuf_failed(&canonical) || canonical.data == NULL) {
-		fail(err, errlen, "out of memory");
+		stmtfmt_errf(err, errlen, "out of memory");
 		goto out;
 	}
 	if (stmtfmt_check(canonical.data, canonical.len, err, errlen) != 0)
 		goto out;
 	if (auditfmt_sha256(canonical.data, canonical.len, h) != 0) {
-		fail(err, errlen, "SHA-256 failed");
+		stmtfmt_errf(err, errlen, "SHA-256 failed");
 		goto out;
 	}
 	auditfmt_hex(h, sizeof(h), mine);
 	if (hash[0] != '\0' && strcmp(hash, mine) != 0) {
-		fail(err, errlen,
+		stmtfmt_errf(err, errlen,
 		    "statementHash does not match the figures (changed, reordered, "
 		    "removed or added)");
 		goto out;
 	}
 	if (auditfmt_unhex(sig, STMTFMT_SIG_HEX, s, sizeof(s)) != 0) {
-		fail(err, errlen, "the signature is not hex");
+		stmtfmt_errf(err, errlen, "the signature is not hex");
 		goto out;
 	}
 	if (!auditfmt_signature_ok(pub, h, s)) {
-		fail(err, errlen,
+		stmtfmt_errf(err, errlen,
 		    "the signature is not the audit key's over these figures (a byte "
 		    "changed, or another key signed it)");
 		goto out;

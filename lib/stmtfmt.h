@@ -3,7 +3,8 @@
  * byte), its signature by the audit key, and its two files: CSV (the canonical
  * lines as CSV records, then a `signature` record) and JSON (its sections, their
  * columns and rows, the hash and the signature). Either file gives back the exact
- * canonical bytes, so `allot statement verify` checks one signature for both.
+ * canonical bytes, so `allot statement verify` checks one signature for both (and
+ * for the HTML file of lib/stmthtml, which embeds the text).
  *
  * The canonical text: UTF-8, LF-ended lines of TAB-separated fields escaped as in
  * the audit journal (\\ \t \n \r). Line 1 is `allot statement`, TAB, `1`. Then
@@ -27,6 +28,10 @@
 #define STMTFMT_FORMAT "allot statement 1"
 #define STMTFMT_SIG_HEX (2 * AUDITFMT_SIG_LEN)
 #define STMTFMT_HASH_HEX (2 * AUDITFMT_HASH_LEN)
+
+/* Writes the printf-formatted message into err[0..errlen) (nothing when err is NULL). */
+void stmtfmt_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * Checks that text[0..len) is canonical: the header, then sections as above (a
@@ -54,8 +59,9 @@ json_t *stmtfmt_to_json(const char *text, size_t len, const char *sig, char *err
     __attribute__((warn_unused_result));
 
 /*
- * Rebuilds the canonical text of a CSV or JSON statement file (JSON when its
- * first non-blank byte is '{') into canonical, and its signature's hex into sig.
+ * Rebuilds the canonical text of a CSV, JSON or HTML statement file (JSON when
+ * its first non-blank byte is '{', HTML when it is '<': lib/stmthtml) into
+ * canonical, and its signature's hex into sig.
  * Returns 0, or -1 with what is wrong in err.
  */
 int stmtfmt_from_file(const char *data, size_t len, struct strbuf *canonical,

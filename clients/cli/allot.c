@@ -40,7 +40,7 @@ static const char usage_text[] =
     "  reconcile --site S [--tolerance PCT] BOOKS_FILE\n"
     "                                     the site's own budget tool against Allot\n"
     "  audit export|verify|balance ...    the sealed journal, offline (allot audit --help)\n"
-    "  statement --project P --from T --to T [--format csv|json]\n"
+    "  statement --project P --from T --to T [--format csv|json|html]\n"
     "                                     a signed statement; statement verify FILE --pubkey KEY\n"
     "  incident declare|list|show [--FIELD VALUE ...]\n"
     "                                     credit the jobs of an outage (allot incident --help)\n"

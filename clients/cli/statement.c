@@ -1,8 +1,9 @@
 /*
- * statement: `allot statement --project P --from T --to T --format csv|json`, a
- * project's signed statement for a period (Reports.GetStatement), written as CSV
- * or JSON (lib/stmtfmt), and `allot statement verify FILE --pubkey KEY`, which
- * checks either file offline: no database, no network.
+ * statement: `allot statement --project P --from T --to T --format csv|json|html`,
+ * a project's signed statement for a period (Reports.GetStatement), written as
+ * CSV or JSON (lib/stmtfmt) or HTML with charts (lib/stmthtml), and `allot
+ * statement verify FILE --pubkey KEY`, which checks any of them offline: no
+ * database, no network.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,11 +14,12 @@
 #include "cli.h"
 #include "render.h"
 #include "stmtfmt.h"
+#include "stmthtml.h"
 
 static const char statement_usage_text[] =
-    "usage: allot statement --project P|--program P --from T --to T [--format csv|json]\n"
-    "                       [--by site|user|day|job[,...]] [--job-limit N]\n"
-    "                       [--job-cursor C] [-o FILE]\n"
+    "usage: allot statement --project P|--program P --from T --to T\n"
+    "                       [--format csv|json|html] [--by site|user|day|job[,...]]\n"
+    "                       [--job-limit N] [--job-cursor C] [-o FILE]\n"
     "       allot statement verify FILE --pubkey KEY\n"
     "\n"
     "Writes project P's statement for [T, T) (UTC midnights): opening and closing\n"
@@ -26,17 +28,19 @@ static const char statement_usage_text[] =
     "daily rollups; one page of jobs with their efficiency and energy; the burn\n"
     "against the plan and the forecast exhaustion; the sealed blocks it covers; and\n"
     "the audit key's signature (README \"Statements\"). CSV ends with a line\n"
-    "\"signature,<hex>\"; JSON carries \"statementHash\" and \"signature\".\n"
+    "\"signature,<hex>\"; JSON carries \"statementHash\" and \"signature\"; HTML\n"
+    "is one self-contained page (tables, inline SVG charts, no script) that embeds\n"
+    "the signed text and the signature.\n"
     "\n"
-    "verify reads FILE (CSV or JSON) alone and checks its signature with the audit\n"
-    "key's public half (PEM, what `allotd --audit-pubkey` prints).\n"
+    "verify reads FILE (CSV, JSON or HTML) alone and checks its signature with the\n"
+    "audit key's public half (PEM, what `allotd --audit-pubkey` prints).\n"
     "\n"
     "options:\n"
     "  --project P         the project\n"
     "  --program P         a funder's statement: every project of program P (admin,\n"
     "                      auditors): grants, charges, use, GPU-hours at 0 %\n"
     "  --from T, --to T    the period, RFC 3339 or a date, UTC midnights (required)\n"
-    "  --format csv|json   the file's format (default csv)\n"
+    "  --format csv|json|html  the file's format (default csv)\n"
     "  --by LIST           breakdowns: site, user, day, job (default all), repeatable\n"
     "  --job-limit N       jobs in the page (default 100, at most 1000)\n"
     "  --job-cursor C      the page after the one whose next_job_cursor is C\n"
@@ -196,7 +200,11 @@ statement_main(struct cli *cli, int argc, char **argv)
 	const char *output = NULL, *value;
 	char *by[STATEMENT_BY_MAX], bybuf[256] = "", name[64], err[512], *end;
 	size_t nby = 0, bylen = 0;
-	bool json = cli->format == CLI_FORMAT_JSON;
+	enum {
+		FMT_CSV,
+		FMT_JSON,
+		FMT_HTML
+	} fmt = cli->format == CLI_FORMAT_JSON ? FMT_JSON : FMT_CSV;
 	int i = 1, r, status = CLI_EXIT_FAIL;
 	struct strbuf out;
 
@@ -253,12 +261,14 @@ statement_main(struct cli *cli, int argc, char **argv)
 			bylen += l + 1;
 		} else if (strcmp(name, "format") == 0) {
 			if (strcmp(value, "csv") == 0)
-				json = false;
+				fmt = FMT_CSV;
 			else if (strcmp(value, "json") == 0)
-				json = true;
+				fmt = FMT_JSON;
+			else if (strcmp(value, "html") == 0)
+				fmt = FMT_HTML;
 			else
-				return cli_usage_error(
-				    "statement", "--format: \"%s\" is not csv or json", value);
+				return cli_usage_error("statement",
+				    "--format: \"%s\" is not csv, json or html", value);
 		} else {
 			return cli_usage_error("statement", "unknown flag --%s", name);
 		}
@@ -276,7 +286,13 @@ statement_main(struct cli *cli, int argc, char **argv)
 		return CLI_EXIT_FAIL;
 	resp = (const void *)msg;
 	strbuf_init(&out);
-	if (json) {
+	if (fmt == FMT_HTML) {
+		if (stmthtml_render(resp->statement, strlen(resp->statement), resp->signature, &out,
+		        err, sizeof(err)) != 0) {
+			fprintf(stderr, "allot: statement: %s\n", err);
+			goto done;
+		}
+	} else if (fmt == FMT_JSON) {
 		json_t *doc = stmtfmt_to_json(
 		    resp->statement, strlen(resp->statement), resp->signature, err, sizeof(err));
 		char *text = doc != NULL ? json_dumps(doc, JSON_INDENT(2)) : NULL;

@@ -26,6 +26,7 @@ An incident at LEONARDO 08:30-09:00 on 12-01 credits L1 1800 of its 3600 s:
 """
 
 import csv
+import html.parser
 import io
 import json
 import os
@@ -86,6 +87,58 @@ REFUND, CREDIT = 1_800_000, 3_600_000
 EXPIRE = GRANT_X
 OPENING = DEPOSIT_NOV
 CLOSING = OPENING + GRANT_A + GRANT_X + DEPOSIT - CHARGE + REFUND + CREDIT - EXPIRE
+
+
+class HtmlStatement(html.parser.HTMLParser):
+    """The tables (id section-NAME: columns, rows), the <svg> charts, their bars'
+    attributes, the embedded canonical text and signature of an HTML statement."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.tables, self.svgs, self.rects, self.ids, self.tags = {}, [], [], {}, set()
+        self._table = self._row = self._cell = self._id = None
+        self._svg = None
+        self.feed(text)
+        self.close()
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.add(tag)
+        if tag == "table" and a.get("id", "").startswith("section-"):
+            self._table = {"columns": [], "rows": []}
+            self.tables[a["id"][len("section-"):]] = self._table
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+        elif tag in ("th", "td") and self._row is not None:
+            self._cell = []
+        elif tag == "svg":
+            self._svg = a.get("aria-label")
+            self.svgs.append(self._svg)
+        elif tag == "rect":
+            self.rects.append((self._svg, a))
+        if "id" in a and tag in ("pre", "code", "span"):
+            self._id, self.ids[a["id"]] = a["id"], ""
+
+    def handle_endtag(self, tag):
+        if tag in ("th", "td") and self._cell is not None:
+            self._row.append("".join(self._cell))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            if self._table["columns"]:
+                self._table["rows"].append(dict(zip(self._table["columns"], self._row)))
+            else:
+                self._table["columns"] = self._row
+            self._row = None
+        elif tag == "table":
+            self._table = None
+        elif tag in ("pre", "code", "span"):
+            self._id = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._id is not None:
+            self.ids[self._id] += data
 
 
 class Statement(AllotTestCase):
@@ -200,6 +253,24 @@ class Statement(AllotTestCase):
     def verify(self, path, key="audit"):
         return self.cli("statement", "verify", path, "--pubkey",
                         os.path.join(certs_dir(), key + ".pub"), cert=None)
+
+    def assert_verifies_with_the_audit_key_only(self, path):
+        r = self.verify(path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("signature verifies", r.stdout)
+        r = self.verify(path, key="other-audit")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("not the audit key's", r.stderr)
+
+    def assert_changed_fails(self, path, text, changed, why):
+        """Writes changed (not text) beside path: verify fails saying why."""
+        self.assertNotEqual(changed, text)
+        bad = path + ".changed"
+        with open(bad, "w") as f:
+            f.write(changed)
+        r = self.verify(bad)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn(why, r.stderr)
 
     # -- the figures
 
@@ -325,21 +396,10 @@ class Statement(AllotTestCase):
     def test_signature_verifies_and_fails_on_a_changed_byte(self):
         for fmt in ("csv", "json"):
             path, text = self.statement(fmt=fmt)
-            r = self.verify(path)
-            self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertIn("signature verifies", r.stdout)
-            r = self.verify(path, key="other-audit")
-            self.assertEqual(r.returncode, 1, r.stdout)
-            self.assertIn("not the audit key's", r.stderr)
-            changed = text.replace(str(CHARGE), str(CHARGE + 1), 1)
-            self.assertNotEqual(changed, text)
-            bad = path + ".changed"
-            with open(bad, "w") as f:
-                f.write(changed)
-            r = self.verify(bad)
-            self.assertEqual(r.returncode, 1, r.stdout)
-            self.assertIn("statementHash does not match" if fmt == "json"
-                          else "not the audit key's", r.stderr)
+            self.assert_verifies_with_the_audit_key_only(path)
+            self.assert_changed_fails(path, text, text.replace(str(CHARGE), str(CHARGE + 1), 1),
+                                      "statementHash does not match" if fmt == "json"
+                                      else "not the audit key's")
         # Every single byte of a CSV statement's figures matters.
         path, text = self.statement(fmt="csv", *("--by", "site"))
         body = text[:text.rindex("signature,")]
@@ -353,6 +413,44 @@ class Statement(AllotTestCase):
                 f.write(flipped)
             r = self.verify(bad)
             self.assertEqual(r.returncode, 1, f"byte {i} changed and it verified")
+
+    def test_html_shows_the_csv_figures_charts_and_verifies(self):
+        path, text = self.statement(fmt="html")
+        h = HtmlStatement(text)
+        self.assertNotIn("script", h.tags)
+        self.assertNotIn("http://", text.replace('xmlns="http://www.w3.org/2000/svg"', ""))
+        self.assertNotIn("https://", text)
+        _, ctext = self.statement(fmt="csv")
+        c, _ = self.csv_sections(ctext)
+        tables = {name: t["rows"] for name, t in h.tables.items()}
+        for s in (tables, c):
+            s.pop("statement")  # generated_at differs between the two calls
+        self.assertEqual(tables, c)
+        # The charts: the burn curve, use by site and by user, the efficiency histogram.
+        self.assertEqual(h.svgs, ["burn curve", "use by site", "use by user",
+                                  "efficiency histogram"])
+        for chart, section in (("use by site", "site"), ("use by user", "user")):
+            bars = [(int(a["data-units"]), int(a["width"])) for svg, a in h.rects
+                    if svg == chart]
+            self.assertEqual([u for u, _ in bars], [int(r["units"]) for r in c[section]])
+            top = max(u for u, _ in bars)
+            self.assertEqual([w for _, w in bars], [round(u * 400 / top) for u, _ in bars])
+        # L1 (41.67 %) in the 40-50 % bin; the three jobs without samples counted apart.
+        hist = [int(a["data-jobs"]) for svg, a in h.rects if svg == "efficiency histogram"]
+        self.assertEqual(hist, [0, 0, 0, 0, 1, 0, 0, 0, 0, 0])
+        self.assertEqual(h.ids["jobs-without-metrics"],
+                         str(sum(j["mean_utilization_pct"] == "-" for j in c["job"])))
+        # The embedded text is the canonical text; the file verifies, a changed byte not.
+        self.assertTrue(h.ids["allot-canonical"].startswith("allot statement\t1\n"))
+        self.assertEqual(len(h.ids["allot-signature"]), 128)
+        self.assert_verifies_with_the_audit_key_only(path)
+        cell = f"<td>{CHARGE}</td>"
+        self.assertIn(cell, text)
+        for changed in (text.replace(cell, f"<td>{CHARGE + 1}</td>", 1),
+                        text.replace('width="400"', 'width="399"', 1),
+                        text.replace(f"\t{CHARGE}\t", f"\t{CHARGE + 1}\t", 1)):
+            self.assert_changed_fails(path, text, changed,
+                                      "not what its embedded statement renders to")
 
     # -- the funder's statement
 
@@ -382,6 +480,17 @@ class Statement(AllotTestCase):
             "mean_utilization_pct": "-"})
         self.assertEqual(s["provenance"][0]["status"], "open")
         r = self.verify(path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # In HTML: the projects' table, the (empty) charts, and it verifies.
+        r = self.cli("statement", "--program", "eurohpc-aif", "--from", iso(FROM), "--to",
+                     iso(TO), "--format", "html", "-o", path + ".html", cert="auditor")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(path + ".html") as f:
+            h = HtmlStatement(f.read())
+        self.assertEqual(sorted(p["project"] for p in h.tables["project"]["rows"]),
+                         ["acme-llm", "acme-stmt", "acme-vision"])
+        self.assertEqual(len(h.svgs), 4)
+        r = self.verify(path + ".html")
         self.assertEqual(r.returncode, 0, r.stderr)
         r = self.cli("statement", "--program", "eurohpc-aif", "--from", iso(FROM), "--to",
                      iso(TO), cert="project-acme-vision")
