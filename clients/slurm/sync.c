@@ -204,14 +204,29 @@ update(const char *ids, long long factor)
 	return rc == 0 ? 0 : -1;
 }
 
-/* The factor set on job_id by an earlier round, or -1 when there is none. */
+static int
+cmp_job_id(const void *a, const void *b)
+{
+	const struct pending *x = a, *y = b;
+
+	return strcmp(x->job.job_id, y->job.job_id);
+}
+
+/*
+ * The factor set on job_id by an earlier round, or -1 when there is none; prev is
+ * sorted by job id (sync_round keeps it so), so the lookup is a binary search.
+ */
 static long long
 previous(const struct pending *prev, size_t nprev, const char *job_id)
 {
-	for (size_t i = 0; i < nprev; i++)
-		if (strcmp(prev[i].job.job_id, job_id) == 0)
-			return prev[i].factor;
-	return -1;
+	struct pending key;
+	const struct pending *hit;
+
+	if (prev == NULL || nprev == 0)
+		return -1;
+	snprintf(key.job.job_id, sizeof(key.job.job_id), "%s", job_id);
+	hit = bsearch(&key, prev, nprev, sizeof(*prev), cmp_job_id);
+	return hit != NULL ? hit->factor : -1;
 }
 
 /*
@@ -225,7 +240,8 @@ sync_round(
 {
 	struct pending *jobs = NULL;
 	long n = read_pending(c, &jobs), updated = 0;
-	char ids[IDS_PER_UPDATE * 24];
+	/* Room for IDS_PER_UPDATE ids of the longest length and their commas. */
+	char ids[IDS_PER_UPDATE * sizeof(((struct slurm_pending *)0)->job_id)];
 	int failed = 0;
 
 	if (n < 0)
@@ -258,6 +274,7 @@ sync_round(
 		free(jobs);
 		return -1;
 	}
+	qsort(jobs, (size_t)n, sizeof(*jobs), cmp_job_id);
 	free(*prev);
 	*prev = jobs;
 	*nprev = (size_t)n;
