@@ -230,8 +230,10 @@ class SlurmCluster:
         return "\n".join(out)
 
     def run(self, *argv, check=True, timeout=20):
+        # The cluster's folder is the working directory, so that the jobs' output
+        # files land there and not in the directory the tests were started from.
         r = subprocess.run(list(argv), capture_output=True, text=True, env=self.env,
-                           timeout=timeout)
+                           cwd=self.dir, timeout=timeout)
         if check and r.returncode != 0:
             raise RuntimeError(f"{' '.join(argv)}: {r.returncode}: {r.stderr}")
         return r
