@@ -11,6 +11,13 @@
  * it was away are lost. While the listener is down, or after a load failed, the
  * table is read again every AUTH_RETRY_MS, so that a removed principal is not
  * honoured for long even then. A load that fails keeps the table in use.
+ *
+ * A subject the table does not hold is not refused at once: the principal may
+ * have been created a moment ago, its notification not in yet (or answered by
+ * another allotd). Such a lookup waits for a load that starts after it, and is
+ * answered from that table: a principal is known from the moment its creation
+ * committed, on every allotd. Those lookups fold into one load at a time, so
+ * clients the table does not know cost at most one read of it in flight.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,8 +73,9 @@ struct auth {
 	bool dirty;          /* a change was notified after the running load began */
 	bool failing;        /* the last load failed */
 	bool error_logged;   /* an error of this run of failures was logged */
-	struct waiter *waiters, *waiters_tail;
-	int nwaiters;
+	struct waiter *waiters, *waiters_tail; /* answered when the running load ends */
+	struct waiter *later, *later_tail;     /* lookups that missed: for the next load */
+	int nwaiters;                          /* in both lists */
 };
 
 const char *
@@ -173,7 +181,10 @@ table_lookup(const struct table *t, const char *subject, struct principal *p)
 	return AUTH_FOUND;
 }
 
-/* Answers the requests that waited for the first load: from the table, or with failure. */
+/*
+ * Answers the lookups that waited for the load that just ended (or could not
+ * start): from the table, or with failure when there is none yet.
+ */
 static void
 auth_answer_waiters(struct auth *a, enum auth_status failure)
 {
@@ -181,7 +192,8 @@ auth_answer_waiters(struct auth *a, enum auth_status failure)
 
 	/* Detached first: an answer may start requests that look up again. */
 	a->waiters = a->waiters_tail = NULL;
-	a->nwaiters = 0;
+	for (struct waiter *c = w; c != NULL; c = c->next)
+		a->nwaiters--;
 	while (w != NULL) {
 		struct waiter *next = w->next;
 		struct principal p;
@@ -205,6 +217,20 @@ auth_schedule_retry(struct auth *a)
 
 static void auth_loaded_cb(const struct db_result *r, void *arg);
 
+/* Moves the lookups that wait for the next load to those that the running one answers. */
+static void
+auth_take_later(struct auth *a)
+{
+	if (a->later == NULL)
+		return;
+	if (a->waiters_tail != NULL)
+		a->waiters_tail->next = a->later;
+	else
+		a->waiters = a->later;
+	a->waiters_tail = a->later_tail;
+	a->later = a->later_tail = NULL;
+}
+
 /* Starts a load, or when one is running, asks for another after it. */
 static void
 auth_reload(struct auth *a)
@@ -216,13 +242,17 @@ auth_reload(struct auth *a)
 	a->dirty = false;
 	evtimer_del(a->retry);
 	if (db_query(a->db, PRINCIPALS_SQL, 0, NULL, auth_loaded_cb, a) != 0) {
-		/* No waiter to answer: requests wait only while a load runs. */
 		log_debug("could not read the principals: the database is unavailable");
 		a->failing = true;
+		/* The lookups that missed get the table's answer: it is all there is. */
+		auth_take_later(a);
+		auth_answer_waiters(a, AUTH_UNAVAILABLE);
 		auth_schedule_retry(a);
 		return;
 	}
 	a->loading = true;
+	/* This load began after they missed: its table answers them. */
+	auth_take_later(a);
 }
 
 static void
@@ -316,6 +346,7 @@ auth_free(struct auth *a)
 	if (a->retry != NULL)
 		event_free(a->retry);
 	table_free(a->table);
+	auth_take_later(a);
 	while (a->waiters != NULL) {
 		struct waiter *w = a->waiters;
 
@@ -336,23 +367,51 @@ auth_start(struct auth *a)
 	return db_listener_start(a->listener);
 }
 
+/* A new waiter for subject, or NULL when too many wait or memory is exhausted. */
+static struct waiter *
+waiter_new(struct auth *a, const char *subject, auth_cb cb, void *arg)
+{
+	struct waiter *w;
+
+	if (a->nwaiters >= AUTH_WAIT_MAX || (w = calloc(1, sizeof(*w))) == NULL)
+		return NULL;
+	w->cb = cb;
+	w->arg = arg;
+	snprintf(w->subject, sizeof(w->subject), "%s", subject);
+	a->nwaiters++;
+	return w;
+}
+
 enum auth_status
 auth_lookup(struct auth *a, const char *subject, struct principal *p, auth_cb cb, void *arg)
 {
 	struct waiter *w;
+	enum auth_status st;
 
-	if (a->table != NULL)
-		return table_lookup(a->table, subject, p);
-	if (!a->loading || a->nwaiters >= AUTH_WAIT_MAX || (w = calloc(1, sizeof(*w))) == NULL)
-		return AUTH_UNAVAILABLE;
-	w->cb = cb;
-	w->arg = arg;
-	snprintf(w->subject, sizeof(w->subject), "%s", subject);
-	if (a->waiters_tail != NULL)
-		a->waiters_tail->next = w;
+	if (a->table == NULL) {
+		/* Before the first load: any load that is on its way answers. */
+		if (!a->loading || (w = waiter_new(a, subject, cb, arg)) == NULL)
+			return AUTH_UNAVAILABLE;
+		if (a->waiters_tail != NULL)
+			a->waiters_tail->next = w;
+		else
+			a->waiters = w;
+		a->waiters_tail = w;
+		return AUTH_PENDING;
+	}
+	if ((st = table_lookup(a->table, subject, p)) != AUTH_UNKNOWN)
+		return st;
+	/* Unknown to this table: perhaps not yet. A load that starts from now on tells. */
+	if ((w = waiter_new(a, subject, cb, arg)) == NULL)
+		return AUTH_UNKNOWN;
+	if (a->later_tail != NULL)
+		a->later_tail->next = w;
 	else
-		a->waiters = w;
-	a->waiters_tail = w;
-	a->nwaiters++;
+		a->later = w;
+	a->later_tail = w;
+	if (a->loading)
+		a->dirty = true; /* the running load may have begun before: one more after it */
+	else
+		auth_reload(a);
 	return AUTH_PENDING;
 }

@@ -1,8 +1,10 @@
 """Principals in memory: every allotd reads allot.principals at start, again when the
 table's trigger notifies allot_principals, and again after reconnecting. A principal
 added or removed, through either allotd or straight in SQL, takes effect on both
-within a second, without a restart; while PostgreSQL restarts, allotd keeps the
-principals it read, and reads them again once it is back."""
+within a second, without a restart (and one that the table lacks is looked up again
+before it is refused, so a new principal is known from its commit on); while
+PostgreSQL restarts, allotd keeps the principals it read, and reads them again once
+it is back."""
 
 import json
 import os
@@ -86,6 +88,25 @@ class TwoDaemons(Waiting, TwoDaemonCase):
                                body={"name": f"demoted-{port}"})
         self.await_outcome(self.ports, cert, "ok")
         self.psql(f"DELETE FROM allot.principals WHERE subject = '{subj}'")
+        self.await_outcome(self.ports, cert, "unauthenticated")
+
+    def test_known_at_once_without_a_notification(self):
+        # Inserted with triggers off (session_replication_role = replica), so that no
+        # notification is sent: neither allotd has read it, and yet the first call on
+        # each is served, since a subject the table lacks waits for a fresh read.
+        cert = make_cert("notify-silent")
+        subj = subject(cert).replace("'", "''")
+        self.await_outcome(self.ports, cert, "unauthenticated", within=0)
+        self.psql("SET session_replication_role = replica; "
+                  f"INSERT INTO allot.principals (subject, role) VALUES ('{subj}', 'auditor')")
+        self.await_outcome(self.ports, cert, "ok", within=0)
+        # Created through one allotd, it is known on the other at its first call.
+        other = make_cert("notify-at-once")
+        principal = {"subject": subject(other), "role": "ROLE_AUDITOR", "scope": ""}
+        self.assertEqual(self.call("Admin/CreatePrincipal", principal), principal)
+        self.await_outcome([self.other.port], other, "ok", within=0)
+        self.psql(f"DELETE FROM allot.principals WHERE subject IN ('{subj}', "
+                  f"'{subject(other)}')")
         self.await_outcome(self.ports, cert, "unauthenticated")
 
     def test_many_changes_in_a_burst(self):
